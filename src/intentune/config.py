@@ -1,0 +1,269 @@
+"""One typed, sectioned config (``data`` / ``model`` / ``train``), saved with every model and run.
+
+Configs are TOML files. Unknown keys are an error that names the key path; ``--set section.key=value``
+overrides any value; :func:`render_config` writes a complete, commented file (``intentune config init``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its documentation (written as a comment by ``config init``)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how its text is preprocessed."""
+
+    train_file: str | None = _opt(None, "Training data: CSV or JSONL with a text and an intent field.")
+    validation_file: str | None = _opt(
+        None, "Validation data for early stopping; if unset, validation_fraction of train_file is split off."
+    )
+    test_file: str | None = _opt(None, "Test data, evaluated once after training; optional.")
+    text_field: str = _opt("text", "Name of the column or JSON field holding the utterance.")
+    label_field: str = _opt("intent", "Name of the column or JSON field holding the intent label.")
+    validation_fraction: float = _opt(
+        0.1, "Share of the training data split off (stratified) as validation when no validation_file is given."
+    )
+    test_fraction: float = _opt(0.1, "Share of the data put into the test split by `intentune data split`.")
+    split_seed: int = _opt(13, "Seed of every stratified split, so splits are reproducible.")
+    lowercase: bool = _opt(False, "Lower-case every text before tokenizing (uncased encoders do this anyway).")
+    remove_special_chars: bool = _opt(
+        False, "Replace characters other than letters, digits, spaces and apostrophes with spaces."
+    )
+
+
+@dataclass
+class ModelConfig:
+    """The pretrained backbone and the classification head on top of it."""
+
+    backbone: str = _opt(
+        "smollm2-135m",
+        "Bundled name (smollm2-135m: GPT-style decoder; minilm-l6: encoder), a local Hugging Face folder, or a hub id.",
+    )
+    kind: str = _opt("auto", "Backbone kind; auto detects it from the backbone's config.", ("auto", "decoder", "encoder"))
+    pooling: str = _opt(
+        "auto",
+        "How token states become one vector: auto = last real token for decoders, mean for encoders.",
+        ("auto", "last", "mean", "cls"),
+    )
+    max_length: int = _opt(64, "Texts are truncated to this many tokens.")
+    dropout: float = _opt(0.1, "Dropout on the pooled vector before the dense classification layer.")
+
+
+@dataclass
+class TrainConfig:
+    """The fine-tuning loop: optimizer, schedule, early stopping."""
+
+    seed: int = _opt(42, "Seed for weight initialisation, shuffling and dropout.")
+    epochs: int = _opt(5, "Maximum passes over the training data (early stopping may end sooner).")
+    batch_size: int = _opt(16, "Training examples per step.")
+    eval_batch_size: int = _opt(64, "Examples per forward pass when evaluating and predicting.")
+    learning_rate: float | None = _opt(
+        None, "Learning rate of the pretrained backbone; unset = 5e-5 for decoders, 1e-4 for encoders."
+    )
+    head_learning_rate: float = _opt(
+        2e-3, "Learning rate of the freshly initialised classification layer (it needs a larger one)."
+    )
+    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norms).")
+    warmup_ratio: float = _opt(0.1, "Share of the steps over which the learning rate rises from 0.")
+    schedule: str = _opt("linear", "Decay after warmup.", ("linear", "cosine", "constant"))
+    max_grad_norm: float = _opt(1.0, "Gradient clipping norm; 0 disables clipping.")
+    eval_every_steps: int | None = _opt(None, "Evaluate on validation every N steps; unset = once per epoch.")
+    early_stopping_patience: int = _opt(
+        2, "Stop after this many evaluations without a better validation score; 0 disables early stopping."
+    )
+    device: str = _opt("auto", "auto, cpu or cuda.", ("auto", "cpu", "cuda"))
+
+
+@dataclass
+class Config:
+    """The whole config. ``Config()`` gives the defaults."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The config as nested plain dicts (None values kept)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> Config:
+        """Build and validate a config from nested dicts; missing keys keep their defaults.
+
+        Raises:
+            ConfigError: on an unknown section or key, or a value of the wrong type.
+        """
+        config = cls()
+        for section_name, values in raw.items():
+            section = _section(config, section_name, source)
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{section_name}] must be a table of keys, found {values!r}")
+            for key, value in values.items():
+                _set_field(section, section_name, key, value, source)
+        config.validate()
+        return config
+
+    def override(self, assignments: list[str]) -> Config:
+        """Apply ``section.key=value`` strings (values parsed as TOML, else taken as text) in place.
+
+        Raises:
+            ConfigError: on a malformed assignment, an unknown key or a bad value.
+        """
+        for assignment in assignments:
+            path, sep, text = assignment.partition("=")
+            section_name, dot, key = path.strip().partition(".")
+            if not sep or not dot or not key:
+                raise ConfigError(
+                    f"--set {assignment!r}: expected section.key=value, for example train.learning_rate=3e-5"
+                )
+            section = _section(self, section_name, "--set")
+            _set_field(section, section_name, key, _parse_value(text.strip()), "--set")
+        self.validate()
+        return self
+
+    def validate(self) -> None:
+        """Check value ranges that types alone do not catch.
+
+        Raises:
+            ConfigError: naming the key and the allowed range.
+        """
+        checks = [
+            ("data.validation_fraction", 0.0 < self.data.validation_fraction < 0.5, "between 0 and 0.5"),
+            ("data.test_fraction", 0.0 <= self.data.test_fraction < 0.5, "between 0 and 0.5"),
+            ("model.max_length", self.model.max_length >= 2, "at least 2"),
+            ("model.dropout", 0.0 <= self.model.dropout < 1.0, "in [0, 1)"),
+            ("train.epochs", self.train.epochs >= 1, "at least 1"),
+            ("train.batch_size", self.train.batch_size >= 1, "at least 1"),
+            ("train.eval_batch_size", self.train.eval_batch_size >= 1, "at least 1"),
+            ("train.warmup_ratio", 0.0 <= self.train.warmup_ratio < 1.0, "in [0, 1)"),
+            ("train.head_learning_rate", self.train.head_learning_rate > 0, "positive"),
+            ("train.learning_rate", (self.train.learning_rate or 1.0) > 0, "positive"),
+            ("train.early_stopping_patience", self.train.early_stopping_patience >= 0, "0 or more"),
+            ("train.eval_every_steps", (self.train.eval_every_steps or 1) >= 1, "at least 1"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"{name} must be {allowed}")
+        if self.data.validation_fraction + self.data.test_fraction > 0.4:
+            raise ConfigError(
+                "data.validation_fraction + data.test_fraction must leave at least 60% for training "
+                f"(found {self.data.validation_fraction} + {self.data.test_fraction})"
+            )
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML config file.
+
+    Raises:
+        ConfigError: if the file is missing, is not valid TOML, or has unknown keys or bad values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found; write one with `intentune config init {path}`")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return Config.from_dict(raw, source=str(path))
+
+
+def render_config(config: Config | None = None) -> str:
+    """The config as a complete TOML file with a comment above every key.
+
+    Unset (None) values are written as commented-out lines, so the file still shows every key.
+    """
+    config = config or Config()
+    lines = ["# intentune config. Every key is shown; override any with --set section.key=value.", ""]
+    for section_field in dataclasses.fields(config):
+        section = getattr(config, section_field.name)
+        lines.append(f"[{section_field.name}]")
+        for f in dataclasses.fields(section):
+            help_text = f.metadata.get("help", "")
+            choices = f.metadata.get("choices")
+            lines.append(f"# {help_text}" + (f" One of: {', '.join(choices)}." if choices else ""))
+            value = getattr(section, f.name)
+            lines.append(f"# {f.name} = " if value is None else f"{f.name} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the fully resolved config as commented TOML."""
+    Path(path).write_text(render_config(config), encoding="utf-8")
+
+
+def _section(config: Config, name: str, source: str) -> Any:
+    names = [f.name for f in dataclasses.fields(config)]
+    if name not in names:
+        raise ConfigError(f"{source}: unknown config section {name!r}; sections are {', '.join(names)}")
+    return getattr(config, name)
+
+
+def _set_field(section: Any, section_name: str, key: str, value: Any, source: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if key not in fields:
+        raise ConfigError(
+            f"{source}: unknown key {section_name}.{key}; keys of [{section_name}] are {', '.join(fields)}"
+        )
+    hint = typing.get_type_hints(type(section))[key]
+    checked = _coerce(value, hint, f"{section_name}.{key}", source)
+    choices = fields[key].metadata.get("choices")
+    if choices and checked not in choices:
+        raise ConfigError(f"{source}: {section_name}.{key} must be one of {', '.join(choices)}, found {checked!r}")
+    setattr(section, key, checked)
+
+
+def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
+    """Check ``value`` against a field's type hint; ints are accepted for floats."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null") and type(None) in options):
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{source}: {name} cannot be unset")
+    for option in options:
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if typing.get_origin(option) is Literal and value in typing.get_args(option):
+            return value
+    expected = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
+    raise ConfigError(f"{source}: {name} must be {expected}, found {value!r}")
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override value as TOML (numbers, booleans, quoted strings, lists), else keep the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {value!r} as TOML")

@@ -1,0 +1,331 @@
+"""The intent classifier: a pretrained backbone, a pooled hidden state, and a dense layer with one unit per
+intent followed by softmax. Shaped like a scikit-learn estimator; saved as a self-contained folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .backbones import DECODER, load_backbone, prepare_tokenizer
+from .config import Config
+from .errors import DataError, IntentuneError, ModelError
+from .preprocess import clean_text, pad_batch, tokenize
+
+FORMAT_VERSION = 1
+META_FILE = "intentune.json"
+HEAD_FILE = "head.safetensors"
+
+
+def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """Pool token states into one vector per text.
+
+    Args:
+        hidden: ``(batch, seq, hidden)`` token states.
+        mask: ``(batch, seq)`` attention mask, 1 for real tokens.
+        how: ``last`` (last real token, whatever side the padding is on), ``mean`` or ``cls``.
+
+    Returns:
+        ``(batch, hidden)``.
+    """
+    if how == "last":
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = (mask * positions).argmax(dim=1)  # (batch,) index of the last real token
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    if how == "cls":
+        return hidden[:, 0]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class IntentNet(nn.Module):
+    """Backbone -> pooled hidden state -> dropout -> dense layer (one logit per intent)."""
+
+    def __init__(self, backbone: nn.Module, num_labels: int, *, kind: str, pooling: str, dropout: float) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.kind = kind
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(backbone.config.hidden_size, num_labels)
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(batch, num_labels)`` for token ids and mask of shape ``(batch, seq)``."""
+        extra = {}
+        if self.kind == DECODER:
+            # Positions count real tokens only, so left and right padding give the same result.
+            extra["position_ids"] = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
+        pooled = pool_hidden(out.last_hidden_state, attention_mask, self.pooling)  # (batch, hidden)
+        return self.head(self.dropout(pooled))
+
+
+class IntentClassifier:
+    """Fine-tunes a pretrained language model into an intent classifier.
+
+    Args:
+        config: the full config; ``Config()`` (the bundled GPT-style decoder) if omitted.
+
+    Attributes (after ``fit`` or ``load``):
+        classes_: the intents, sorted; column order of :meth:`predict_proba`.
+        kind_: ``decoder`` or ``encoder``.
+        history_: one dict per validation evaluation during training.
+
+    Example:
+        >>> clf = IntentClassifier(Config()).fit(texts, labels)
+        >>> clf.predict(["where is my parcel"])
+        ['order_status']
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+
+    # ---------------------------------------------------------------- fitting
+    def fit(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        validation: tuple[Sequence[str], Sequence[str]] | None = None,
+        callbacks: Sequence[Any] = (),
+    ) -> IntentClassifier:
+        """Fine-tune on labelled texts.
+
+        Args:
+            texts: training utterances.
+            labels: their intents.
+            validation: ``(texts, labels)`` for evaluation, early stopping and choosing the best weights;
+                without it the model trains for ``train.epochs`` and keeps the last weights.
+            callbacks: extra :class:`intentune.train.Callback` objects (progress bars, loggers).
+
+        Returns:
+            ``self``.
+
+        Raises:
+            DataError: if there are fewer than two intents, or validation has intents not in training.
+        """
+        from .data import Examples, check_trainable
+        from .train import train_net
+
+        check_trainable(Examples(list(texts), list(labels), source="training data"))
+        self.classes_ = sorted(set(labels))
+        if validation is not None:
+            unknown = sorted(set(validation[1]) - set(self.classes_))
+            if unknown:
+                raise DataError(f"validation data has intents not in the training data: {', '.join(unknown)}")
+        mcfg = self.config.model
+        backbone, self.tokenizer_, self.kind_ = load_backbone(mcfg.backbone, kind=mcfg.kind)
+        self._attach_labels(backbone)
+        pooling = mcfg.pooling if mcfg.pooling != "auto" else ("last" if self.kind_ == DECODER else "mean")
+        self.net_ = IntentNet(backbone, len(self.classes_), kind=self.kind_, pooling=pooling, dropout=mcfg.dropout)
+        train_ids = self._token_ids(texts)
+        val = None
+        if validation is not None:
+            val = (self._token_ids(validation[0]), self._label_ids(validation[1]))
+        result = train_net(
+            self.net_, (train_ids, self._label_ids(labels)), val, self.config.train, self._pad_id(), callbacks
+        )
+        self.history_ = result.history
+        self.train_summary_ = result.summary()
+        self.net_.eval()
+        return self
+
+    # ------------------------------------------------------------- predicting
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Intent probabilities, shape ``(len(texts), len(classes_))``, columns in ``classes_`` order."""
+        logits = self.decision_function(texts, batch_size=batch_size)
+        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+
+    def predict(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[str]:
+        """The most probable intent of each text."""
+        probs = self.predict_proba(texts, batch_size=batch_size)
+        return [self.classes_[i] for i in probs.argmax(axis=1)]
+
+    def decision_function(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Raw logits, shape ``(len(texts), len(classes_))``."""
+        self._check_fitted()
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings, not one string; wrap it: [text]")
+        if len(texts) == 0:
+            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+        size = batch_size or self.config.train.eval_batch_size
+        ids = self._token_ids(texts)
+        # Sort by length so each batch pads little; restore the order at the end.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        device = next(self.net_.parameters()).device
+        out = np.zeros((len(ids), len(self.classes_)), dtype=np.float32)
+        self.net_.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), size):
+                chunk = order[start : start + size]
+                batch = pad_batch([ids[i] for i in chunk], self._pad_id(), side=self.tokenizer_.padding_side)
+                logits = self.net_(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                out[chunk] = logits.float().cpu().numpy()
+        return out
+
+    # ---------------------------------------------------------- save and load
+    def save(self, directory: str | Path) -> Path:
+        """Write the model folder atomically: a temporary sibling folder, then a rename.
+
+        The folder holds the backbone (``model.safetensors`` + ``config.json`` with ``id2label``), the
+        tokenizer files, ``head.safetensors`` and ``intentune.json`` (format version, labels, settings).
+        No pickles; loading runs no code from the folder.
+
+        Returns:
+            The folder.
+        """
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+        try:
+            self.net_.backbone.save_pretrained(tmp)
+            self.tokenizer_.save_pretrained(tmp)
+            head = {k: v.detach().cpu().contiguous() for k, v in self.net_.head.state_dict().items()}
+            save_file(head, str(tmp / HEAD_FILE))
+            (tmp / META_FILE).write_text(json.dumps(self._metadata(), indent=2), encoding="utf-8")
+            _replace_folder(tmp, directory)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, device: str = "cpu") -> IntentClassifier:
+        """Load a folder written by :meth:`save`.
+
+        Raises:
+            ModelError: if the folder is missing, is not an intentune model, or has a newer format.
+        """
+        from safetensors.torch import load_file
+        from transformers import AutoModel, AutoTokenizer
+
+        directory = resolve_model_dir(directory)
+        meta = _read_metadata(directory)
+        self = cls(Config.from_dict(meta["config"], source=str(directory / META_FILE)))
+        self.classes_ = list(meta["labels"])
+        self.kind_ = meta["kind"]
+        self.history_ = meta.get("history", [])
+        self.train_summary_ = meta.get("train_summary", {})
+        try:
+            backbone = AutoModel.from_pretrained(directory, dtype=torch.float32)
+            self.tokenizer_ = AutoTokenizer.from_pretrained(directory)
+            head = load_file(str(directory / HEAD_FILE))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model folder {directory} is incomplete or damaged: {exc}") from None
+        prepare_tokenizer(self.tokenizer_, backbone, self.kind_)
+        self.net_ = IntentNet(backbone, len(self.classes_), kind=self.kind_, pooling=meta["pooling"], dropout=0.0)
+        self.net_.head.load_state_dict(head)
+        self.net_.to(device).eval()
+        return self
+
+    # -------------------------------------------------------------- internals
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "intentune_version": __version__,
+            "labels": self.classes_,
+            "backbone": self.config.model.backbone,
+            "kind": self.kind_,
+            "pooling": self.net_.pooling,
+            "max_length": self.config.model.max_length,
+            "lowercase": self.config.data.lowercase,
+            "remove_special_chars": self.config.data.remove_special_chars,
+            "config": _without_none(self.config.to_dict()),
+            "train_summary": getattr(self, "train_summary_", {}),
+            "history": getattr(self, "history_", []),
+        }
+
+    def _attach_labels(self, backbone: nn.Module) -> None:
+        backbone.config.id2label = dict(enumerate(self.classes_))
+        backbone.config.label2id = {label: i for i, label in enumerate(self.classes_)}
+
+    def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        dcfg = self.config.data
+        cleaned = [clean_text(t, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars) for t in texts]
+        ids = tokenize(self.tokenizer_, cleaned, self.config.model.max_length)
+        empty = [i for i, seq in enumerate(ids) if not seq]
+        if empty:
+            raise IntentuneError(f"text at position {empty[0]} is empty after preprocessing; give non-empty texts")
+        return ids
+
+    def _label_ids(self, labels: Sequence[str]) -> list[int]:
+        index = {label: i for i, label in enumerate(self.classes_)}
+        return [index[label] for label in labels]
+
+    def _pad_id(self) -> int:
+        return int(self.tokenizer_.pad_token_id)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "net_"):
+            raise ModelError("this IntentClassifier is not fitted yet; call fit(...) or IntentClassifier.load(dir)")
+
+
+def resolve_model_dir(directory: str | Path) -> Path:
+    """Accept a model folder, or a run folder that holds one in ``model/``.
+
+    Raises:
+        ModelError: if neither holds an ``intentune.json``.
+    """
+    directory = Path(directory)
+    if (directory / META_FILE).is_file():
+        return directory
+    if (directory / "model" / META_FILE).is_file():
+        return directory / "model"
+    if not directory.exists():
+        raise ModelError(f"model folder {directory} does not exist; train one with `intentune train`")
+    raise ModelError(
+        f"{directory} is not an intentune model folder (no {META_FILE}); "
+        "pass the folder that `intentune train` wrote, or its model/ sub-folder"
+    )
+
+
+def _read_metadata(directory: Path) -> dict[str, Any]:
+    path = directory / META_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc.msg}); the model folder is damaged") from None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int):
+        raise ModelError(f"{path}: no format_version; the model folder is damaged")
+    if version > FORMAT_VERSION:
+        raise ModelError(f"{path}: model format {version} is newer than this intentune reads ({FORMAT_VERSION}); upgrade")
+    missing = [k for k in ("labels", "kind", "pooling", "config") if k not in meta]
+    if missing:
+        raise ModelError(f"{path}: missing {', '.join(missing)}; the model folder is damaged")
+    return meta
+
+
+def _replace_folder(tmp: Path, target: Path) -> None:
+    """Move ``tmp`` to ``target``; an existing ``target`` is swapped out first and removed only afterwards."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+    try:
+        tmp.rename(target)
+    except OSError:
+        if old is not None:
+            old.rename(target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _without_none(raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {section: {k: v for k, v in values.items() if v is not None} for section, values in raw.items()}
+
