@@ -1,0 +1,162 @@
+"""Shared fixtures: tiny random backbones (a Llama-style decoder and a BERT encoder, hidden 32, 2 layers) with
+tokenizers trained locally, so tests need no download and run in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from intentune import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+# A small, clearly separable training set: each intent has its own words.
+TOY = {
+    "greeting": ["hello there", "hi friend", "good morning", "hey hello", "hi there hello", "morning hi"],
+    "goodbye": ["bye now", "see you later", "goodbye friend", "bye bye", "see you soon", "farewell bye"],
+    "order_status": [
+        "where is my order",
+        "track my parcel",
+        "order not arrived",
+        "parcel tracking number",
+        "when will my order arrive",
+        "my order is late",
+    ],
+    "product_info": [
+        "price of the shoes",
+        "do you have this in red",
+        "shoes size chart",
+        "what colours does it come in",
+        "is the jacket waterproof",
+        "price of the red jacket",
+    ],
+}
+
+
+def toy_data() -> tuple[list[str], list[str]]:
+    texts = [t for intent in TOY for t in TOY[intent]]
+    labels = [intent for intent in TOY for _ in TOY[intent]]
+    return texts, labels
+
+
+def _corpus() -> list[str]:
+    corpus = [t for ts in TOY.values() for t in ts]
+    corpus += (EXAMPLES / "shop_assistant.csv").read_text(encoding="utf-8").splitlines()
+    return corpus
+
+
+def _bpe_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    # No pad token on purpose: loading must fall back to the end-of-text token, as for GPT-2.
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+
+
+def _wordpiece_tokenizer():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a random Llama-style causal LM (hidden 32, 2 layers) and a byte-level BPE tokenizer."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-decoder")
+    tokenizer = _bpe_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a random BERT encoder (hidden 32, 2 layers) and a WordPiece tokenizer."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    folder = tmp_path_factory.mktemp("tiny-encoder")
+    tokenizer = _wordpiece_tokenizer()
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    BertForMaskedLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_config(backbone: Path, **train: object) -> Config:
+    """Settings that let a tiny random backbone overfit the toy set quickly."""
+    config = Config()
+    config.model.backbone = str(backbone)
+    config.model.dropout = 0.0
+    config.train.learning_rate = 3e-3
+    config.train.head_learning_rate = 3e-2
+    config.train.batch_size = 8
+    config.train.epochs = 30
+    config.train.warmup_ratio = 0.0
+    config.train.early_stopping_patience = 0
+    config.train.device = "cpu"
+    for key, value in train.items():
+        setattr(config.train, key, value)
+    return config
+
+
+@pytest.fixture(scope="session")
+def fitted_decoder(tiny_decoder: Path):
+    """The tiny decoder fine-tuned on the toy set (shared by tests that only predict)."""
+    from intentune import IntentClassifier
+
+    texts, labels = toy_data()
+    return IntentClassifier(tiny_config(tiny_decoder)).fit(texts, labels)
+
+
+@pytest.fixture(scope="session")
+def fitted_encoder(tiny_encoder: Path):
+    from intentune import IntentClassifier
+
+    texts, labels = toy_data()
+    return IntentClassifier(tiny_config(tiny_encoder)).fit(texts, labels)

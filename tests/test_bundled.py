@@ -1,0 +1,54 @@
+"""The real bundled backbones: inspect them and fine-tune each briefly on the example data.
+
+Marked ``bundled`` (slower: the decoder has 135M parameters); CI runs them. Deselect with ``-m "not bundled"``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import EXAMPLES
+
+from intentune import Config, IntentClassifier, evaluate_classifier, load_examples
+from intentune.backbones import describe_backbone
+
+pytestmark = pytest.mark.bundled
+
+
+def test_inspect_decoder() -> None:
+    info = describe_backbone("smollm2-135m")
+    assert (info.kind, info.model_type, info.layers, info.hidden_size) == ("decoder", "llama", 30, 576)
+    assert (info.attention_heads, info.key_value_heads, info.vocab_size) == (9, 3, 49152)
+    assert 134_000_000 < info.parameters < 135_000_000
+    assert "<|im_end|>" in info.pad_token and "right" in info.pad_token
+
+
+def test_inspect_encoder() -> None:
+    info = describe_backbone("minilm-l6")
+    assert (info.kind, info.model_type, info.layers, info.hidden_size, info.vocab_size) == ("encoder", "bert", 6, 384, 30522)
+
+
+def _fit(backbone: str, epochs: int) -> tuple[IntentClassifier, float]:
+    train = load_examples(EXAMPLES / "train.csv")
+    validation = load_examples(EXAMPLES / "validation.csv")
+    test = load_examples(EXAMPLES / "test.csv")
+    config = Config().override([f"model.backbone={backbone}", f"train.epochs={epochs}", "train.device=cpu"])
+    clf = IntentClassifier(config).fit(train.texts, train.labels, validation=(validation.texts, validation.labels))
+    return clf, evaluate_classifier(clf, test.texts, test.labels).accuracy
+
+
+def test_fine_tune_decoder_briefly(tmp_path: Path) -> None:
+    clf, accuracy = _fit("smollm2-135m", epochs=2)
+    assert clf.kind_ == "decoder"
+    assert accuracy >= 0.75, accuracy  # chance is 0.25; two epochs of the full run (which reaches >= 0.9)
+    texts = ["hiya", "is the AeroBrew dishwasher safe?", "where's order 4411"]
+    loaded = IntentClassifier.load(clf.save(tmp_path / "model"))
+    np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+
+
+def test_fine_tune_encoder_briefly() -> None:
+    clf, accuracy = _fit("minilm-l6", epochs=4)
+    assert clf.kind_ == "encoder"
+    assert accuracy >= 0.85, accuracy

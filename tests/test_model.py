@@ -1,0 +1,155 @@
+"""The classifier's golden tests: overfit, save -> load, padding and batching invariance, bad folders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_config, toy_data
+
+from intentune import DataError, IntentClassifier, ModelError
+from intentune.model import pool_hidden
+
+
+@pytest.mark.parametrize("fixture", ["fitted_decoder", "fitted_encoder"])
+def test_overfits_toy_set_to_accuracy_one(fixture: str, request: pytest.FixtureRequest) -> None:
+    clf = request.getfixturevalue(fixture)
+    texts, labels = toy_data()
+    assert clf.predict(texts) == labels
+    assert clf.classes_ == sorted(set(labels))
+    probs = clf.predict_proba(texts)
+    assert probs.shape == (len(texts), 4)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("fixture", ["fitted_decoder", "fitted_encoder"])
+def test_save_load_gives_identical_probabilities(fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    clf = request.getfixturevalue(fixture)
+    texts, _ = toy_data()
+    folder = clf.save(tmp_path / "model")
+    loaded = IntentClassifier.load(folder)
+    np.testing.assert_array_equal(loaded.predict_proba(texts), clf.predict_proba(texts))
+    assert loaded.classes_ == clf.classes_
+    meta = json.loads((folder / "intentune.json").read_text())
+    assert meta["format_version"] == 1
+    assert meta["labels"] == clf.classes_
+    assert meta["kind"] == clf.kind_
+    hf_config = json.loads((folder / "config.json").read_text())
+    assert hf_config["id2label"] == {str(i): label for i, label in enumerate(clf.classes_)}
+    assert not list(tmp_path.glob(".model*")), "temporary folders must not be left behind"
+    assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pkl")), "no pickles"
+
+
+def test_decoder_left_and_right_padding_agree(fitted_decoder: IntentClassifier) -> None:
+    texts = ["hi", "where is my order please tell me now", "price of the red jacket"]
+    right = fitted_decoder.predict_proba(texts)
+    fitted_decoder.tokenizer_.padding_side = "left"
+    try:
+        left = fitted_decoder.predict_proba(texts)
+    finally:
+        fitted_decoder.tokenizer_.padding_side = "right"
+    np.testing.assert_allclose(left, right, atol=1e-5)
+
+
+@pytest.mark.parametrize("fixture", ["fitted_decoder", "fitted_encoder"])
+def test_batch_and_single_predictions_agree(fixture: str, request: pytest.FixtureRequest) -> None:
+    clf = request.getfixturevalue(fixture)
+    texts = ["hi", "where is my order please tell me now", "price of the red jacket", "bye"]
+    batched = clf.predict_proba(texts)
+    single = np.vstack([clf.predict_proba([t]) for t in texts])
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+
+
+def test_pool_last_token_finds_last_real_token_on_either_side() -> None:
+    import torch
+
+    hidden = torch.arange(2 * 4 * 1, dtype=torch.float32).reshape(2, 4, 1)
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert pool_hidden(hidden, right, "last").flatten().tolist() == [1.0, 7.0]
+    assert pool_hidden(hidden, left, "last").flatten().tolist() == [3.0, 7.0]
+    assert pool_hidden(hidden, right, "mean").flatten().tolist() == [0.5, 5.5]
+
+
+def test_training_logs_evaluations_and_restores_best(tiny_encoder: Path) -> None:
+    texts, labels = toy_data()
+    clf = IntentClassifier(tiny_config(tiny_encoder, epochs=6, eval_every_steps=2, early_stopping_patience=2))
+    clf.fit(texts, labels, validation=(texts, labels))
+    steps = [h["step"] for h in clf.history_]
+    assert steps[:3] == [2, 4, 6]
+    best = max(clf.history_, key=lambda h: (h["val_accuracy"], -h["val_loss"]))
+    assert clf.train_summary_["best_step"] == best["step"]
+    # The restored weights are the best evaluation's: their validation accuracy is reproduced.
+    assert np.mean(np.array(clf.predict(texts)) == np.array(labels)) == pytest.approx(best["val_accuracy"])
+
+
+def test_early_stopping_stops_before_the_last_epoch(tiny_encoder: Path) -> None:
+    texts, labels = toy_data()
+    config = tiny_config(tiny_encoder, epochs=40, early_stopping_patience=1, learning_rate=1e-9, head_learning_rate=1e-9)
+    clf = IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
+    assert clf.train_summary_["stopped_early"] is True
+    assert clf.train_summary_["steps"] < 40 * 3
+
+
+def test_fit_rejects_a_single_intent(tiny_encoder: Path) -> None:
+    with pytest.raises(DataError, match=r"only one intent \('greeting'\) in 3 rows"):
+        IntentClassifier(tiny_config(tiny_encoder)).fit(["hi", "hello", "hey"], ["greeting"] * 3)
+
+
+def test_fit_rejects_validation_intents_unknown_to_training(tiny_encoder: Path) -> None:
+    texts, labels = toy_data()
+    with pytest.raises(DataError, match="validation data has intents not in the training data: refund"):
+        IntentClassifier(tiny_config(tiny_encoder)).fit(texts, labels, validation=(["money back"], ["refund"]))
+
+
+def test_predict_before_fit_says_what_to_do() -> None:
+    with pytest.raises(ModelError, match=r"not fitted yet; call fit\(...\) or IntentClassifier.load"):
+        IntentClassifier().predict(["hi"])
+
+
+def test_load_rejects_folder_that_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="is not an intentune model folder \\(no intentune.json\\)"):
+        IntentClassifier.load(tmp_path)
+    with pytest.raises(ModelError, match="does not exist; train one with `intentune train`"):
+        IntentClassifier.load(tmp_path / "missing")
+
+
+def test_load_rejects_damaged_and_newer_metadata(fitted_encoder: IntentClassifier, tmp_path: Path) -> None:
+    folder = fitted_encoder.save(tmp_path / "m")
+    meta_path = folder / "intentune.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(ModelError, match="model format 99 is newer than this intentune reads"):
+        IntentClassifier.load(folder)
+    meta_path.write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        IntentClassifier.load(folder)
+
+
+def test_interrupted_save_keeps_the_previous_model(
+    fitted_encoder: IntentClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = fitted_encoder.save(tmp_path / "m")
+    before = IntentClassifier.load(folder).predict_proba(["hi"])
+
+    def broken_save(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("safetensors.torch.save_file", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        fitted_encoder.save(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"], "no temporary folder is left behind"
+    np.testing.assert_array_equal(IntentClassifier.load(folder).predict_proba(["hi"]), before)
+
+
+def test_preprocessing_switches_are_saved_and_applied(tiny_encoder: Path, tmp_path: Path) -> None:
+    texts, labels = toy_data()
+    config = tiny_config(tiny_encoder, epochs=2)
+    config.data.lowercase = True
+    config.data.remove_special_chars = True
+    clf = IntentClassifier(config).fit(texts, labels)
+    loaded = IntentClassifier.load(clf.save(tmp_path / "m"))
+    assert loaded.config.data.lowercase and loaded.config.data.remove_special_chars
+    np.testing.assert_allclose(loaded.predict_proba(["HELLO!!! there?"]), loaded.predict_proba(["hello there"]))
