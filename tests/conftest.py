@@ -4,6 +4,7 @@ tokenizers trained locally, so tests need no download and run in seconds.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from intentune import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
+# Where the tiny models train and predict: cpu (CI), or cuda to run the same suite on a GPU machine.
+DEVICE = os.environ.get("INTENTUNE_TEST_DEVICE", "cpu")
 
 # A small, clearly separable training set: each intent has its own words.
 TOY = {
@@ -74,7 +77,8 @@ def _wordpiece_tokenizer():
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.train_from_iterator(_corpus(), trainers.WordPieceTrainer(vocab_size=600, special_tokens=specials))
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))]
+        single="[CLS] $A [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]"
@@ -139,7 +143,7 @@ def tiny_config(backbone: Path, **train: object) -> Config:
     config.train.epochs = 30
     config.train.warmup_ratio = 0.0
     config.train.early_stopping_patience = 0
-    config.train.device = "cpu"
+    config.train.device = DEVICE
     for key, value in train.items():
         setattr(config.train, key, value)
     return config

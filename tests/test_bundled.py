@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLES
 
 from intentune import Config, IntentClassifier, evaluate_classifier, load_examples
 from intentune.backbones import describe_backbone
+
+from conftest import EXAMPLES
 
 pytestmark = pytest.mark.bundled
 
@@ -27,7 +28,13 @@ def test_inspect_decoder() -> None:
 
 def test_inspect_encoder() -> None:
     info = describe_backbone("minilm-l6")
-    assert (info.kind, info.model_type, info.layers, info.hidden_size, info.vocab_size) == ("encoder", "bert", 6, 384, 30522)
+    assert (info.kind, info.model_type, info.layers, info.hidden_size, info.vocab_size) == (
+        "encoder",
+        "bert",
+        6,
+        384,
+        30522,
+    )
 
 
 def _fit(backbone: str, epochs: int) -> tuple[IntentClassifier, float]:

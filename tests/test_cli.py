@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, toy_data
 from typer.testing import CliRunner
 
 from intentune import Examples, write_examples
 from intentune.cli import app
+
+from conftest import EXAMPLES, toy_data
 
 runner = CliRunner()
 
@@ -119,7 +120,9 @@ def _one_line_error(args: list[str], expected: str) -> None:
 
 def test_error_missing_column(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("utterance,intent\nhi,greeting\n")
-    _one_line_error(["train", str(tmp_path / "d.csv")], "d.csv:2: missing field 'text' (fields found: utterance, intent)")
+    _one_line_error(
+        ["train", str(tmp_path / "d.csv")], "d.csv:2: missing field 'text' (fields found: utterance, intent)"
+    )
 
 
 def test_error_empty_file(tmp_path: Path) -> None:

@@ -75,3 +75,9 @@ def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
 def test_fractions_must_leave_sixty_percent_for_training() -> None:
     with pytest.raises(ConfigError, match="must leave at least 60% for training"):
         Config().override(["data.validation_fraction=0.25", "data.test_fraction=0.2"])
+
+
+def test_example_config_is_complete_and_current() -> None:
+    path = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
+    assert load_config(path) == Config()
+    assert path.read_text() == render_config(), "regenerate with: intentune config init configs/default.toml --force"

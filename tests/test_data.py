@@ -36,7 +36,9 @@ def test_reads_jsonl_with_custom_fields(tmp_path: Path) -> None:
 
 def test_missing_column_names_line_fields_and_setting(tmp_path: Path) -> None:
     path = write(tmp_path / "d.csv", "text,label\nhi,greeting\n")
-    with pytest.raises(DataError, match=r"d.csv:2: missing field 'intent' \(fields found: text, label\); set data.label_field"):
+    with pytest.raises(
+        DataError, match=r"d.csv:2: missing field 'intent' \(fields found: text, label\); set data.label_field"
+    ):
         load_examples(path)
 
 
@@ -109,13 +111,17 @@ def test_split_refuses_a_single_intent() -> None:
 
 
 def test_split_data_writes_files_and_checks_shares(tmp_path: Path) -> None:
-    parts = split_data(EXAMPLES / "shop_assistant.csv", tmp_path, fractions={"train": 0.8, "validation": 0.1, "test": 0.1})
+    parts = split_data(
+        EXAMPLES / "shop_assistant.csv", tmp_path, fractions={"train": 0.8, "validation": 0.1, "test": 0.1}
+    )
     for name, part in parts.items():
         assert load_examples(tmp_path / f"{name}.csv").texts == part.texts
     from intentune import ConfigError
 
     with pytest.raises(ConfigError, match="train share must be between 0.6 and 0.8, found 0.9"):
-        split_data(EXAMPLES / "shop_assistant.csv", tmp_path, fractions={"train": 0.9, "validation": 0.05, "test": 0.05})
+        split_data(
+            EXAMPLES / "shop_assistant.csv", tmp_path, fractions={"train": 0.9, "validation": 0.05, "test": 0.05}
+        )
 
 
 def test_bundled_example_splits_match_the_split_command(tmp_path: Path) -> None:

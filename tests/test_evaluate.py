@@ -32,14 +32,20 @@ most confused (true -> predicted: count):
 
 @pytest.fixture
 def report():
-    return evaluate_predictions(TRUE, PRED, LABELS, texts=[f"t{i}" for i in range(6)], confidences=[0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    return evaluate_predictions(
+        TRUE, PRED, LABELS, texts=[f"t{i}" for i in range(6)], confidences=[0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    )
 
 
 def test_metric_values(report) -> None:
     r = report.report
     assert report.accuracy == pytest.approx(4 / 6)
-    assert r["a"] == {"precision": pytest.approx(2 / 3, abs=1e-6), "recall": pytest.approx(2 / 3, abs=1e-6),
-                      "f1-score": pytest.approx(2 / 3, abs=1e-6), "support": 3}
+    assert r["a"] == {
+        "precision": pytest.approx(2 / 3, abs=1e-6),
+        "recall": pytest.approx(2 / 3, abs=1e-6),
+        "f1-score": pytest.approx(2 / 3, abs=1e-6),
+        "support": 3,
+    }
     assert r["b"]["precision"] == pytest.approx(2 / 3, abs=1e-6) and r["b"]["recall"] == 1.0
     assert r["b"]["f1-score"] == pytest.approx(0.8)
     assert r["d"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0}  # unseen intent keeps its row

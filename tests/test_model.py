@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tiny_config, toy_data
 
 from intentune import DataError, IntentClassifier, ModelError
 from intentune.model import pool_hidden
+
+from conftest import DEVICE, tiny_config, toy_data
 
 
 @pytest.mark.parametrize("fixture", ["fitted_decoder", "fitted_encoder"])
@@ -29,7 +30,7 @@ def test_save_load_gives_identical_probabilities(fixture: str, request: pytest.F
     clf = request.getfixturevalue(fixture)
     texts, _ = toy_data()
     folder = clf.save(tmp_path / "model")
-    loaded = IntentClassifier.load(folder)
+    loaded = IntentClassifier.load(folder, device=DEVICE)
     np.testing.assert_array_equal(loaded.predict_proba(texts), clf.predict_proba(texts))
     assert loaded.classes_ == clf.classes_
     meta = json.loads((folder / "intentune.json").read_text())
@@ -87,7 +88,9 @@ def test_training_logs_evaluations_and_restores_best(tiny_encoder: Path) -> None
 
 def test_early_stopping_stops_before_the_last_epoch(tiny_encoder: Path) -> None:
     texts, labels = toy_data()
-    config = tiny_config(tiny_encoder, epochs=40, early_stopping_patience=1, learning_rate=1e-9, head_learning_rate=1e-9)
+    config = tiny_config(
+        tiny_encoder, epochs=40, early_stopping_patience=1, learning_rate=1e-9, head_learning_rate=1e-9
+    )
     clf = IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
     assert clf.train_summary_["stopped_early"] is True
     assert clf.train_summary_["steps"] < 40 * 3
@@ -113,7 +116,7 @@ def test_load_rejects_folder_that_is_not_a_model(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="is not an intentune model folder \\(no intentune.json\\)"):
         IntentClassifier.load(tmp_path)
     with pytest.raises(ModelError, match="does not exist; train one with `intentune train`"):
-        IntentClassifier.load(tmp_path / "missing")
+        IntentClassifier.load(tmp_path / "missing", device=DEVICE)
 
 
 def test_load_rejects_damaged_and_newer_metadata(fitted_encoder: IntentClassifier, tmp_path: Path) -> None:
@@ -122,17 +125,17 @@ def test_load_rejects_damaged_and_newer_metadata(fitted_encoder: IntentClassifie
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**meta, "format_version": 99}))
     with pytest.raises(ModelError, match="model format 99 is newer than this intentune reads"):
-        IntentClassifier.load(folder)
+        IntentClassifier.load(folder, device=DEVICE)
     meta_path.write_text("{not json")
     with pytest.raises(ModelError, match="not valid JSON"):
-        IntentClassifier.load(folder)
+        IntentClassifier.load(folder, device=DEVICE)
 
 
 def test_interrupted_save_keeps_the_previous_model(
     fitted_encoder: IntentClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = fitted_encoder.save(tmp_path / "m")
-    before = IntentClassifier.load(folder).predict_proba(["hi"])
+    before = IntentClassifier.load(folder, device=DEVICE).predict_proba(["hi"])
 
     def broken_save(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
@@ -141,7 +144,7 @@ def test_interrupted_save_keeps_the_previous_model(
     with pytest.raises(OSError, match="disk full"):
         fitted_encoder.save(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"], "no temporary folder is left behind"
-    np.testing.assert_array_equal(IntentClassifier.load(folder).predict_proba(["hi"]), before)
+    np.testing.assert_array_equal(IntentClassifier.load(folder, device=DEVICE).predict_proba(["hi"]), before)
 
 
 def test_preprocessing_switches_are_saved_and_applied(tiny_encoder: Path, tmp_path: Path) -> None:
@@ -150,6 +153,6 @@ def test_preprocessing_switches_are_saved_and_applied(tiny_encoder: Path, tmp_pa
     config.data.lowercase = True
     config.data.remove_special_chars = True
     clf = IntentClassifier(config).fit(texts, labels)
-    loaded = IntentClassifier.load(clf.save(tmp_path / "m"))
+    loaded = IntentClassifier.load(clf.save(tmp_path / "m"), device=DEVICE)
     assert loaded.config.data.lowercase and loaded.config.data.remove_special_chars
     np.testing.assert_allclose(loaded.predict_proba(["HELLO!!! there?"]), loaded.predict_proba(["hello there"]))

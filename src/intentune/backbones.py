@@ -236,8 +236,12 @@ class BackboneInfo:
             ("parameters", f"{self.parameters:,} total, {self.trainable_parameters:,} trainable"),
             ("layers", self.layers),
             ("hidden size", self.hidden_size),
-            ("attention heads", self.attention_heads if self.key_value_heads in (None, self.attention_heads)
-             else f"{self.attention_heads} ({self.key_value_heads} key/value)"),
+            (
+                "attention heads",
+                self.attention_heads
+                if self.key_value_heads in (None, self.attention_heads)
+                else f"{self.attention_heads} ({self.key_value_heads} key/value)",
+            ),
             ("vocabulary", self.vocab_size),
             ("max positions", self.max_positions),
             ("tokenizer", self.tokenizer),

@@ -69,7 +69,9 @@ def _run(fn: Callable[[], T]) -> T:
 @app.command()
 def train(
     data: Annotated[Path | None, typer.Argument(help="Training data (CSV or JSONL); or set data.train_file.")] = None,
-    validation: Annotated[Path | None, typer.Option(help="Validation data; default: split off the training data.")] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation data; default: split off the training data.")
+    ] = None,
     test: Annotated[Path | None, typer.Option(help="Test data, evaluated after training.")] = None,
     backbone: Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, a model folder or a hub id.")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")] = Path("runs/latest"),

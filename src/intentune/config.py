@@ -17,20 +17,27 @@ from typing import Any, Literal
 from .errors import ConfigError
 
 
-def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """A dataclass field with its documentation (written as a comment by ``config init``)."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, example: Any = None) -> Any:
+    """A dataclass field with its documentation (written as a comment by ``config init``).
+
+    ``example`` is shown, commented out, for keys that are unset by default.
+    """
+    return field(default=default, metadata={"help": help, "choices": choices, "example": example})
 
 
 @dataclass
 class DataConfig:
     """Where the data is and how its text is preprocessed."""
 
-    train_file: str | None = _opt(None, "Training data: CSV or JSONL with a text and an intent field.")
-    validation_file: str | None = _opt(
-        None, "Validation data for early stopping; if unset, validation_fraction of train_file is split off."
+    train_file: str | None = _opt(
+        None, "Training data: CSV or JSONL with a text and an intent field.", example="data/train.csv"
     )
-    test_file: str | None = _opt(None, "Test data, evaluated once after training; optional.")
+    validation_file: str | None = _opt(
+        None,
+        "Validation data for early stopping; if unset, validation_fraction of train_file is split off.",
+        example="data/validation.csv",
+    )
+    test_file: str | None = _opt(None, "Test data, evaluated once after training; optional.", example="data/test.csv")
     text_field: str = _opt("text", "Name of the column or JSON field holding the utterance.")
     label_field: str = _opt("intent", "Name of the column or JSON field holding the intent label.")
     validation_fraction: float = _opt(
@@ -52,7 +59,9 @@ class ModelConfig:
         "smollm2-135m",
         "Bundled name (smollm2-135m: GPT-style decoder; minilm-l6: encoder), a local Hugging Face folder, or a hub id.",
     )
-    kind: str = _opt("auto", "Backbone kind; auto detects it from the backbone's config.", ("auto", "decoder", "encoder"))
+    kind: str = _opt(
+        "auto", "Backbone kind; auto detects it from the backbone's config.", ("auto", "decoder", "encoder")
+    )
     pooling: str = _opt(
         "auto",
         "How token states become one vector: auto = last real token for decoders, mean for encoders.",
@@ -71,7 +80,7 @@ class TrainConfig:
     batch_size: int = _opt(16, "Training examples per step.")
     eval_batch_size: int = _opt(64, "Examples per forward pass when evaluating and predicting.")
     learning_rate: float | None = _opt(
-        None, "Learning rate of the pretrained backbone; unset = 5e-5 for decoders, 1e-4 for encoders."
+        None, "Learning rate of the pretrained backbone; unset = 5e-5 for decoders, 1e-4 for encoders.", example=3e-5
     )
     head_learning_rate: float = _opt(
         2e-3, "Learning rate of the freshly initialised classification layer (it needs a larger one)."
@@ -80,7 +89,9 @@ class TrainConfig:
     warmup_ratio: float = _opt(0.1, "Share of the steps over which the learning rate rises from 0.")
     schedule: str = _opt("linear", "Decay after warmup.", ("linear", "cosine", "constant"))
     max_grad_norm: float = _opt(1.0, "Gradient clipping norm; 0 disables clipping.")
-    eval_every_steps: int | None = _opt(None, "Evaluate on validation every N steps; unset = once per epoch.")
+    eval_every_steps: int | None = _opt(
+        None, "Evaluate on validation every N steps; unset = once per epoch.", example=50
+    )
     early_stopping_patience: int = _opt(
         2, "Stop after this many evaluations without a better validation score; 0 disables early stopping."
     )
@@ -195,7 +206,10 @@ def render_config(config: Config | None = None) -> str:
             choices = f.metadata.get("choices")
             lines.append(f"# {help_text}" + (f" One of: {', '.join(choices)}." if choices else ""))
             value = getattr(section, f.name)
-            lines.append(f"# {f.name} = " if value is None else f"{f.name} = {_toml_value(value)}")
+            if value is None:
+                lines.append(f"# {f.name} = {_toml_value(f.metadata['example'])}")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
 

@@ -92,7 +92,9 @@ def load_examples(path: str | Path, *, text_field: str = "text", label_field: st
     return examples
 
 
-def write_examples(examples: Examples, path: str | Path, *, text_field: str = "text", label_field: str = "intent") -> None:
+def write_examples(
+    examples: Examples, path: str | Path, *, text_field: str = "text", label_field: str = "intent"
+) -> None:
     """Write rows as CSV or JSONL (by the file's extension), creating parent folders."""
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())

@@ -57,6 +57,7 @@ class EvalReport:
         """A fixed-width table like scikit-learn's, then the accuracy and the most confused pairs."""
         width = max(len(x) for x in [*self.labels, *AVERAGES])
         head = f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1-score':>9}  {'support':>9}"
+
         def row(name: str) -> str:
             r = self.report[name]
             return (
@@ -164,7 +165,10 @@ def evaluate_predictions(
             "remove those rows or retrain with them"
         )
     report = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
-    report = {k: ({m: _plain(m, v) for m, v in row.items()} if isinstance(row, dict) else float(row)) for k, row in report.items()}
+    report = {
+        k: ({m: _plain(m, v) for m, v in row.items()} if isinstance(row, dict) else float(row))
+        for k, row in report.items()
+    }
     confusion = confusion_matrix(y_true, y_pred, labels=labels)
     errors = []
     for i, (t, p) in enumerate(zip(y_true, y_pred)):

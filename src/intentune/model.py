@@ -255,7 +255,9 @@ class IntentClassifier:
 
     def _token_ids(self, texts: Sequence[str]) -> list[list[int]]:
         dcfg = self.config.data
-        cleaned = [clean_text(t, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars) for t in texts]
+        cleaned = [
+            clean_text(t, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars) for t in texts
+        ]
         ids = tokenize(self.tokenizer_, cleaned, self.config.model.max_length)
         empty = [i for i, seq in enumerate(ids) if not seq]
         if empty:
@@ -303,7 +305,9 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
     if not isinstance(version, int):
         raise ModelError(f"{path}: no format_version; the model folder is damaged")
     if version > FORMAT_VERSION:
-        raise ModelError(f"{path}: model format {version} is newer than this intentune reads ({FORMAT_VERSION}); upgrade")
+        raise ModelError(
+            f"{path}: model format {version} is newer than this intentune reads ({FORMAT_VERSION}); upgrade"
+        )
     missing = [k for k in ("labels", "kind", "pooling", "config") if k not in meta]
     if missing:
         raise ModelError(f"{path}: missing {', '.join(missing)}; the model folder is damaged")
@@ -328,4 +332,3 @@ def _replace_folder(tmp: Path, target: Path) -> None:
 
 def _without_none(raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {section: {k: v for k, v in values.items() if v is not None} for section, values in raw.items()}
-

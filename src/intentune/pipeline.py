@@ -97,7 +97,9 @@ def evaluate_model(
     """
     classifier = IntentClassifier.load(model_dir)
     dcfg = classifier.config.data
-    data = load_examples(data_file, text_field=text_field or dcfg.text_field, label_field=label_field or dcfg.label_field)
+    data = load_examples(
+        data_file, text_field=text_field or dcfg.text_field, label_field=label_field or dcfg.label_field
+    )
     report = evaluate_classifier(classifier, data.texts, data.labels)
     if output_dir is not None:
         report.save(output_dir, extra={"model": str(model_dir), "eval_file": str(data_file)})
@@ -174,4 +176,3 @@ def environment() -> dict[str, str]:
 
 def _load(path: str, config: Config) -> Examples:
     return load_examples(path, text_field=config.data.text_field, label_field=config.data.label_field)
-

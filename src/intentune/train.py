@@ -229,7 +229,7 @@ def iter_training(
         val_loader = accelerator.prepare(val_loader)
     loss_fn = nn.CrossEntropyLoss()
     step, seen, smoothed, started = 0, 0, None, time.perf_counter()
-    for epoch in range(cfg.epochs):
+    for _ in range(cfg.epochs):
         net.train()
         for batch in loader:
             logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
@@ -312,7 +312,12 @@ def train_net(
     started = time.perf_counter()
     _emit(all_callbacks, "on_train_begin", state, control)
     for info in iter_training(net, train, validation, cfg, pad_id, accelerator):
-        state.step, state.epoch, state.loss, state.examples_per_s = info.step, info.epoch, info.loss, info.examples_per_s
+        state.step, state.epoch, state.loss, state.examples_per_s = (
+            info.step,
+            info.epoch,
+            info.loss,
+            info.examples_per_s,
+        )
         _emit(all_callbacks, "on_step_end", state, control)
         if info.eval is not None:
             state.history.append(info.eval)
