@@ -78,6 +78,9 @@ class TrainConfig:
     seed: int = _opt(42, "Seed for weight initialisation, shuffling and dropout.")
     epochs: int = _opt(5, "Maximum passes over the training data (early stopping may end sooner).")
     batch_size: int = _opt(16, "Training examples per step.")
+    group_by_length: bool = _opt(
+        True, "Batch texts of similar token length together (shuffled), so batches need little padding."
+    )
     eval_batch_size: int = _opt(64, "Examples per forward pass when evaluating and predicting.")
     learning_rate: float | None = _opt(
         None, "Learning rate of the pretrained backbone; unset = 5e-5 for decoders, 1e-4 for encoders.", example=3e-5

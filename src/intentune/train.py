@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from .config import TrainConfig
 from .preprocess import Collator
@@ -165,6 +165,33 @@ class ProgressBar(Callback):
         self.bar.close()
 
 
+class LengthGroupedBatches(Sampler[list[int]]):
+    """Shuffled batches of similar length, so short utterances are not padded to long ones.
+
+    Each epoch shuffles the rows, cuts them into chunks of ``batch_size * group_batches`` rows, sorts each chunk
+    by length, cuts it into batches and shuffles the batches. Every row is used once per epoch, and there are
+    ``ceil(len(lengths) / batch_size)`` batches, as with plain shuffling.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator, group_batches: int = 50):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.generator = generator
+        self.chunk = batch_size * group_batches
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        batches = []
+        for start in range(0, len(order), self.chunk):
+            chunk = sorted(order[start : start + self.chunk], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for index in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[index]
+
+
 def build_optimizer(net: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.Optimizer:
     """AdamW with two learning rates: a low one for the pretrained body, a larger one for the new head.
 
@@ -213,9 +240,13 @@ def iter_training(
     Evaluates on ``validation`` every ``cfg.eval_every_steps`` steps (default: once per epoch) and at the end.
     """
     generator = torch.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(
-        list(zip(*train)), batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(pad_id), generator=generator
-    )
+    if cfg.group_by_length:
+        sampler = LengthGroupedBatches([len(ids) for ids in train[0]], cfg.batch_size, generator)
+        loader = DataLoader(list(zip(*train)), batch_sampler=sampler, collate_fn=Collator(pad_id))
+    else:
+        loader = DataLoader(
+            list(zip(*train)), batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(pad_id), generator=generator
+        )
     val_loader = None
     if validation is not None:
         val_loader = DataLoader(list(zip(*validation)), batch_size=cfg.eval_batch_size, collate_fn=Collator(pad_id))
