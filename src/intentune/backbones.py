@@ -139,6 +139,25 @@ def load_backbone(name: str, *, kind: str = "auto") -> tuple[Any, Any, str]:
     return model, tokenizer, kind
 
 
+def load_tokenizer(name: str) -> Any:
+    """Load only a backbone's tokenizer (for data checks); a bundled GGUF decoder is not converted for this.
+
+    Raises:
+        BackboneError: if the backbone cannot be found or its tokenizer loaded.
+    """
+    from transformers import AutoTokenizer
+
+    bundled = BUNDLED.get(name)
+    try:
+        if bundled is not None and bundled.gguf_file and not (cache_dir() / "backbones" / name).is_dir():
+            folder = package_folder(bundled.package)
+            if folder is not None:
+                return AutoTokenizer.from_pretrained(folder, gguf_file=bundled.gguf_file)
+        return AutoTokenizer.from_pretrained(resolve_backbone(name))
+    except (OSError, ValueError) as exc:
+        raise BackboneError(f"cannot load the tokenizer of {name!r}: {str(exc).strip().splitlines()[0]}") from None
+
+
 def prepare_tokenizer(tokenizer: Any, model: Any, kind: str) -> None:
     """Right padding and a pad token that the model's config knows (transformers #9785, #35909)."""
     tokenizer.padding_side = "right"

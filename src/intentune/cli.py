@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Work with data files: split.", no_args_is_help=True)
+data_app = typer.Typer(help="Work with data files: split, convert, validate.", no_args_is_help=True)
 config_app = typer.Typer(help="Write and check config files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
@@ -179,6 +179,74 @@ def data_split(
     for name, part in parts.items():
         typer.echo(f"{name}: {len(part)} rows, {len(part.counts())} intents")
     typer.echo(f"written to {output_dir}")
+
+
+@data_app.command("convert")
+def data_convert(
+    source: Annotated[Path, typer.Argument(help="Input file: .csv, .jsonl, .yml (Rasa NLU), .json (CLINC150).")],
+    target: Annotated[Path, typer.Argument(help="Output file: .csv, .jsonl or .yml.")],
+    source_format: Annotated[
+        str | None, typer.Option("--from", help="Input format, if not from the extension.")
+    ] = None,
+    target_format: Annotated[
+        str | None, typer.Option("--to", help="Output format: csv, jsonl, rasa, openai (OpenAI chat JSONL).")
+    ] = None,
+    text_field: Annotated[str, typer.Option(help="Text field name (CSV/JSONL).")] = "text",
+    label_field: Annotated[str, typer.Option(help="Intent field name (CSV/JSONL).")] = "intent",
+    split: Annotated[str, typer.Option(help="CLINC150 JSON: which split to read.")] = "train",
+) -> None:
+    """Convert labelled utterances between CSV, JSONL, Rasa NLU YAML and OpenAI chat JSONL."""
+    from .pipeline import convert_data
+
+    data = _run(
+        lambda: convert_data(
+            source,
+            target,
+            source_format=source_format,
+            target_format=target_format,
+            text_field=text_field,
+            label_field=label_field,
+            split=split,
+        )  # fmt: skip
+    )
+    typer.echo(f"wrote {len(data)} rows, {len(data.counts())} intents to {target}")
+
+
+@data_app.command("validate")
+def data_validate(
+    train_file: Annotated[Path, typer.Argument(help="Training data.")],
+    validation: Annotated[Path | None, typer.Option(help="Validation data, checked and compared for leakage.")] = None,
+    test: Annotated[Path | None, typer.Option(help="Test data, checked and compared for leakage.")] = None,
+    min_examples: Annotated[int, typer.Option(help="Warn about intents with fewer training examples.")] = 5,
+    backbone: Annotated[
+        str | None, typer.Option(help="Measure token lengths with this backbone's tokenizer (none: skip).")
+    ] = "smollm2-135m",
+    max_length: Annotated[int, typer.Option(help="The model's max_length in tokens.")] = 64,
+    text_field: Annotated[str, typer.Option(help="Text field name (CSV/JSONL).")] = "text",
+    label_field: Annotated[str, typer.Option(help="Intent field name (CSV/JSONL).")] = "intent",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Find data problems before training: empty texts, duplicates, conflicts, leakage, small intents, length.
+
+    Exits 1 when there are errors (conflicting labels, empty texts, too few examples), 0 with only warnings.
+    """
+    from .pipeline import validate_data
+
+    report = _run(
+        lambda: validate_data(
+            train_file,
+            validation_file=validation,
+            test_file=test,
+            text_field=text_field,
+            label_field=label_field,
+            min_per_intent=min_examples,
+            backbone=None if backbone in (None, "", "none") else backbone,
+            max_length=max_length,
+        )  # fmt: skip
+    )
+    typer.echo(report.to_json() if as_json else report.to_text())
+    if report.errors:
+        raise typer.Exit(1)
 
 
 @config_app.command("init")

@@ -1,20 +1,17 @@
-"""Read, check, split and write labelled utterances (CSV and JSONL).
+"""Read, check, split and write labelled utterances (formats: :mod:`intentune.formats`).
 
 Every problem found in a file is reported with the file, the line and the field, and what to change.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DataError
-
-FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+from .formats import detect_format, read_rows, write_rows
 
 
 @dataclass
@@ -56,59 +53,67 @@ class Examples:
         return dict(sorted(Counter(self.labels).items()))
 
 
-def load_examples(path: str | Path, *, text_field: str = "text", label_field: str = "intent") -> Examples:
-    """Read a CSV (with a header row) or JSONL file of labelled utterances.
+def load_examples(
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    label_field: str = "intent",
+    fmt: str | None = None,
+    split: str = "train",
+    strict: bool = True,
+) -> Examples:
+    """Read labelled utterances from any supported format (see :mod:`intentune.formats`).
 
     Args:
-        path: a ``.csv``, ``.jsonl`` or ``.ndjson`` file.
-        text_field: the column or JSON key holding the utterance.
-        label_field: the column or JSON key holding the intent.
+        path: a ``.csv``, ``.jsonl`` (plain or OpenAI chat), ``.yml`` (Rasa NLU) or ``.json`` (CLINC150) file.
+        text_field: the column or JSON key holding the utterance (CSV and JSONL).
+        label_field: the column or JSON key holding the intent (CSV and JSONL).
+        fmt: the format; detected from the file if omitted.
+        split: for the CLINC150 layout, which list to read (``train`` also reads ``oos_train``).
+        strict: raise on an empty text or intent; with ``strict=False`` such rows are kept (for validation).
 
     Returns:
-        The rows, with their line numbers.
+        The rows (texts stripped of surrounding white space), with their line numbers.
 
     Raises:
-        DataError: if the file is missing, empty, malformed, lacks a field, or has an empty text or label.
+        DataError: if the file is missing, empty, malformed, lacks a field, or (strict) has an empty text or label.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}; use .csv (with a header row) or .jsonl")
-    rows = _read_csv(path) if fmt == "csv" else _read_jsonl(path)
-    examples = Examples([], [], [], str(path))
-    for line, row in rows:
-        text, label = _field(row, text_field, "text", path, line), _field(row, label_field, "label", path, line)
-        if not text.strip():
-            raise DataError(f"{path}:{line}: empty text in field {text_field!r}; remove the row or fill it in")
-        if not label.strip():
-            raise DataError(f"{path}:{line}: empty intent in field {label_field!r}; label the row or remove it")
+    fmt = fmt or detect_format(path)
+    rows = read_rows(path, fmt, text_field=text_field, label_field=label_field, split=split)
+    source = f"{path}#{split}" if fmt == "clinc" else str(path)
+    examples = Examples([], [], [], source)
+    for line, text, label in rows:
+        if strict and not text.strip():
+            raise DataError(f"{source}:{line}: empty text in field {text_field!r}; remove the row or fill it in")
+        if strict and not label.strip():
+            raise DataError(f"{source}:{line}: empty intent in field {label_field!r}; label the row or remove it")
         examples.texts.append(text.strip())
         examples.labels.append(label.strip())
         examples.lines.append(line)
     if not examples.texts:
-        raise DataError(f"{path}: no examples found; expected rows with fields {text_field!r} and {label_field!r}")
+        raise DataError(f"{path}: no examples found; expected rows with a text and an intent")
     return examples
 
 
 def write_examples(
-    examples: Examples, path: str | Path, *, text_field: str = "text", label_field: str = "intent"
+    examples: Examples,
+    path: str | Path,
+    *,
+    text_field: str = "text",
+    label_field: str = "intent",
+    fmt: str | None = None,
 ) -> None:
-    """Write rows as CSV or JSONL (by the file's extension), creating parent folders."""
+    """Write rows as CSV, JSONL, Rasa NLU YAML or OpenAI chat JSONL, creating parent folders.
+
+    The format comes from ``fmt`` or the extension (``.jsonl`` means plain JSONL unless ``fmt="openai"``).
+    """
     path = Path(path)
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unknown file type {path.suffix!r}; use .csv or .jsonl")
+    fmt = fmt or detect_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        if fmt == "csv":
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow([text_field, label_field])
-            writer.writerows(zip(examples.texts, examples.labels))
-        else:
-            for text, label in zip(examples.texts, examples.labels):
-                handle.write(json.dumps({text_field: text, label_field: label}, ensure_ascii=False) + "\n")
+    write_rows(path, fmt, examples.texts, examples.labels, text_field=text_field, label_field=label_field)
 
 
 def check_trainable(examples: Examples, *, min_per_intent: int = 1) -> None:
@@ -179,58 +184,3 @@ def split_examples(examples: Examples, fractions: dict[str, float], *, seed: int
 
 def _lines_of(examples: Examples, label: str) -> list[int]:
     return [line for line, lab in zip(examples.lines, examples.labels) if lab == label][:5]
-
-
-def _field(row: dict[str, object], name: str, what: str, path: Path, line: int) -> str:
-    if name not in row:
-        found = ", ".join(map(str, row)) or "none"
-        setting = "data.text_field" if what == "text" else "data.label_field"
-        raise DataError(f"{path}:{line}: missing field {name!r} (fields found: {found}); set {setting}")
-    value = row[name]
-    if value is None:
-        return ""
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise DataError(f"{path}:{line}: field {name!r} must be text, found {type(value).__name__}")
-    return str(value)
-
-
-def _read_csv(path: Path) -> list[tuple[int, dict[str, object]]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise DataError(f"{path}: empty file; expected a header row such as 'text,intent' and data rows")
-        rows = []
-        try:
-            for row in reader:
-                if None in row:
-                    raise DataError(
-                        f"{path}:{reader.line_num}: more values than header columns; quote texts that contain commas"
-                    )
-                if any(v for v in row.values()):  # skip blank lines
-                    rows.append((reader.line_num, row))
-        except csv.Error as exc:
-            raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
-        except UnicodeDecodeError:
-            raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
-    return rows
-
-
-def _read_jsonl(path: Path) -> list[tuple[int, dict[str, object]]]:
-    rows = []
-    try:
-        with path.open(encoding="utf-8-sig") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg}); one JSON object per line") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{line_no}: expected a JSON object, found {type(row).__name__}")
-                rows.append((line_no, row))
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
-    if not rows:
-        raise DataError(f"{path}: empty file; expected one JSON object per line with a text and an intent")
-    return rows

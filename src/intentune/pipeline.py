@@ -18,6 +18,7 @@ from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_classifier
 from .model import IntentClassifier
 from .train import Callback, JsonlLogger
+from .validate import ValidationReport, validate_examples
 
 
 @dataclass
@@ -137,6 +138,57 @@ def split_data(
     for name, part in parts.items():
         write_examples(part, Path(output_dir) / f"{name}{suffix}", text_field=text_field, label_field=label_field)
     return parts
+
+
+def convert_data(
+    source: str | Path,
+    target: str | Path,
+    *,
+    source_format: str | None = None,
+    target_format: str | None = None,
+    text_field: str = "text",
+    label_field: str = "intent",
+    split: str = "train",
+) -> Examples:
+    """Convert a data file between formats (CSV, JSONL, Rasa NLU YAML, OpenAI chat JSONL; CLINC150 JSON in).
+
+    Formats come from the file extensions unless given (``.jsonl`` is written as plain JSONL unless
+    ``target_format="openai"``). ``text_field``/``label_field`` name the CSV/JSONL fields on both sides.
+    """
+    data = load_examples(source, text_field=text_field, label_field=label_field, fmt=source_format, split=split)
+    write_examples(data, target, text_field=text_field, label_field=label_field, fmt=target_format)
+    return data
+
+
+def validate_data(
+    train_file: str | Path,
+    *,
+    validation_file: str | Path | None = None,
+    test_file: str | Path | None = None,
+    text_field: str = "text",
+    label_field: str = "intent",
+    min_per_intent: int = 5,
+    backbone: str | None = None,
+    max_length: int = 64,
+) -> ValidationReport:
+    """Check data files before training (see :func:`intentune.validate.validate_examples`).
+
+    Args:
+        backbone: whose tokenizer measures token lengths against ``max_length``; None skips that check.
+    """
+    from .backbones import load_tokenizer
+
+    def read(path: str | Path) -> Examples:
+        return load_examples(path, text_field=text_field, label_field=label_field, strict=False)
+
+    return validate_examples(
+        read(train_file),
+        validation=read(validation_file) if validation_file else None,
+        test=read(test_file) if test_file else None,
+        min_per_intent=min_per_intent,
+        tokenizer=load_tokenizer(backbone) if backbone else None,
+        max_length=max_length,
+    )
 
 
 def predict_texts(model_dir: str | Path, texts: Sequence[str], *, top_k: int = 1) -> list[dict[str, Any]]:

@@ -1,0 +1,268 @@
+"""File formats of labelled utterances, in and out.
+
+| format | extension | layout |
+|---|---|---|
+| ``csv`` | ``.csv`` | header row, one utterance per row, text and intent columns (any names) |
+| ``jsonl`` | ``.jsonl``, ``.ndjson`` | one JSON object per line with a text and an intent field (any names) |
+| ``rasa`` | ``.yml``, ``.yaml`` | Rasa NLU: ``nlu:`` / ``- intent: NAME`` / ``examples: |`` with ``- text`` lines;
+  entity annotations (``[Paris](city)``, ``[Paris]{"entity": "city"}``) are reduced to their text |
+| ``openai`` | ``.jsonl`` whose rows have ``messages`` | OpenAI chat fine-tuning: user message = text,
+  assistant message = intent |
+| ``clinc`` | ``.json`` (read only) | the CLINC150 layout: ``{"train": [[text, intent], ...], "oos_train": ...}`` |
+
+Readers return ``(line, text, intent)`` rows; the line is 1-based (for ``clinc``, the item's position in its list).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import DataError
+
+Row = tuple[int, str, str]  # (line, text, intent)
+
+READ_FORMATS = ("csv", "jsonl", "rasa", "openai", "clinc")
+WRITE_FORMATS = ("csv", "jsonl", "rasa", "openai")
+_ENTITY = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
+
+
+def detect_format(path: str | Path) -> str:
+    """The format of a file, from its extension (and, for ``.jsonl``, its first row).
+
+    Raises:
+        DataError: for an unknown extension.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".yml", ".yaml"):
+        return "rasa"
+    if suffix == ".json":
+        return "clinc"
+    if suffix in (".jsonl", ".ndjson"):
+        return "openai" if path.is_file() and _first_row_has_messages(path) else "jsonl"
+    raise DataError(
+        f"{path}: unknown file type {suffix!r}; use .csv, .jsonl, .yml (Rasa NLU) or .json (CLINC150 layout)"
+    )
+
+
+def read_rows(path: Path, fmt: str, *, text_field: str, label_field: str, split: str = "train") -> list[Row]:
+    """Read ``(line, text, intent)`` rows; texts and intents are returned as found (possibly empty).
+
+    Raises:
+        DataError: for a malformed file or a missing field, naming the line.
+    """
+    if fmt == "csv":
+        return [(line, *_fields(row, text_field, label_field, path, line)) for line, row in _read_csv(path)]
+    if fmt == "jsonl":
+        return [(line, *_fields(row, text_field, label_field, path, line)) for line, row in _read_jsonl(path)]
+    if fmt == "openai":
+        return [(line, *_openai_row(row, path, line)) for line, row in _read_jsonl(path)]
+    if fmt == "rasa":
+        return _read_rasa(path)
+    if fmt == "clinc":
+        return _read_clinc(path, split)
+    raise DataError(f"unknown format {fmt!r}; formats are {', '.join(READ_FORMATS)}")
+
+
+def write_rows(
+    path: Path, fmt: str, texts: Sequence[str], labels: Sequence[str], *, text_field: str, label_field: str
+) -> None:
+    """Write utterances in ``fmt`` (one of ``WRITE_FORMATS``)."""
+    if fmt not in WRITE_FORMATS:
+        raise DataError(f"cannot write format {fmt!r}; formats that can be written are {', '.join(WRITE_FORMATS)}")
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        if fmt == "csv":
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow([text_field, label_field])
+            writer.writerows(zip(texts, labels))
+        elif fmt == "jsonl":
+            for text, label in zip(texts, labels):
+                handle.write(json.dumps({text_field: text, label_field: label}, ensure_ascii=False) + "\n")
+        elif fmt == "openai":
+            system = openai_system_prompt(sorted(set(labels)))
+            for text, label in zip(texts, labels):
+                messages = [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": text},
+                    {"role": "assistant", "content": label},
+                ]
+                handle.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+        else:
+            handle.write(_rasa_text(texts, labels))
+
+
+def openai_system_prompt(intents: Sequence[str]) -> str:
+    """The system message written into OpenAI chat fine-tuning files."""
+    listed = ", ".join(intents)
+    return f"Classify the user's message as one of these intents: {listed}. Answer with the intent only."
+
+
+def strip_entities(text: str) -> str:
+    """Reduce Rasa entity annotations to their text: ``fly to [Paris](city)`` -> ``fly to Paris``."""
+    return _ENTITY.sub(r"\1", text)
+
+
+def _rasa_text(texts: Sequence[str], labels: Sequence[str]) -> str:
+    by_intent: dict[str, list[str]] = {}
+    for text, label in zip(texts, labels):
+        by_intent.setdefault(label, []).append(" ".join(text.split()))  # one line per example
+    lines = ['version: "3.1"', "nlu:"]
+    for intent, examples in by_intent.items():
+        lines += [f"- intent: {json.dumps(intent) if _needs_quotes(intent) else intent}", "  examples: |"]
+        lines += [f"    - {example}" for example in examples]
+    return "\n".join(lines) + "\n"
+
+
+def _needs_quotes(value: str) -> bool:
+    return not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*", value)
+
+
+def _read_rasa(path: Path) -> list[Row]:
+    import yaml
+
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise DataError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    nlu = _mapping(root).get("nlu") if isinstance(root, yaml.MappingNode) else None
+    if not isinstance(nlu, yaml.SequenceNode):
+        raise DataError(f"{path}: expected a Rasa NLU file with a top-level 'nlu:' list of '- intent:' entries")
+    rows: list[Row] = []
+    for item in nlu.value:
+        entry = _mapping(item) if isinstance(item, yaml.MappingNode) else {}
+        if "intent" not in entry:
+            continue  # synonym, regex and lookup entries carry no labelled examples
+        line = entry["intent"].start_mark.line + 1
+        examples = entry.get("examples")
+        if not isinstance(examples, yaml.ScalarNode):
+            raise DataError(f"{path}:{line}: intent {entry['intent'].value!r} has no 'examples: |' block")
+        first = examples.start_mark.line + 2  # the block's first line, just below 'examples: |'
+        for offset, raw in enumerate(examples.value.splitlines()):
+            stripped = raw.strip()
+            if not stripped:
+                continue
+            if not stripped.startswith("-"):
+                raise DataError(f"{path}:{first + offset}: example lines must start with '- ', found {stripped!r}")
+            rows.append((first + offset, strip_entities(stripped[1:].strip()), str(entry["intent"].value)))
+    return rows
+
+
+def _mapping(node: Any) -> dict[str, Any]:
+    return {key.value: value for key, value in node.value}
+
+
+def _read_clinc(path: Path, split: str) -> list[Row]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict) or split not in data:
+        found = ", ".join(data) if isinstance(data, dict) else type(data).__name__
+        raise DataError(f"{path}: expected the CLINC150 layout with a {split!r} list (found: {found})")
+    rows: list[Row] = []
+    for key in (split, f"oos_{split}"):
+        for index, item in enumerate(data.get(key, []), start=1):
+            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
+                raise DataError(f"{path}: item {index} of {key!r} must be [text, intent], found {item!r}")
+            rows.append((index, item[0], item[1]))
+    return rows
+
+
+def _openai_row(row: dict[str, Any], path: Path, line: int) -> tuple[str, str]:
+    messages = row.get("messages")
+    if not isinstance(messages, list):
+        raise DataError(f"{path}:{line}: expected a 'messages' list (OpenAI chat format)")
+    by_role: dict[str, str] = {}
+    for message in messages:
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            by_role[str(message.get("role"))] = message["content"]  # the last message of each role counts
+    missing = [role for role in ("user", "assistant") if role not in by_role]
+    if missing:
+        raise DataError(
+            f"{path}:{line}: no {' or '.join(missing)} message; the user's is the text, the assistant's the intent"
+        )
+    return by_role["user"], by_role["assistant"]
+
+
+def _fields(row: dict[str, object], text_field: str, label_field: str, path: Path, line: int) -> tuple[str, str]:
+    return _field(row, text_field, "text", path, line), _field(row, label_field, "label", path, line)
+
+
+def _field(row: dict[str, object], name: str, what: str, path: Path, line: int) -> str:
+    if name not in row:
+        found = ", ".join(map(str, row)) or "none"
+        setting = "data.text_field" if what == "text" else "data.label_field"
+        raise DataError(f"{path}:{line}: missing field {name!r} (fields found: {found}); set {setting}")
+    value = row[name]
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise DataError(f"{path}:{line}: field {name!r} must be text, found {type(value).__name__}")
+    return str(value)
+
+
+def _read_csv(path: Path) -> list[tuple[int, dict[str, object]]]:
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not reader.fieldnames:
+                raise DataError(f"{path}: empty file; expected a header row such as 'text,intent' and data rows")
+            rows = []
+            try:
+                for row in reader:
+                    if None in row:
+                        raise DataError(
+                            f"{path}:{reader.line_num}: more values than header columns; "
+                            "quote texts that contain commas"
+                        )
+                    if any(v for v in row.values()):  # skip blank lines
+                        rows.append((reader.line_num, row))
+            except csv.Error as exc:
+                raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    rows = []
+    try:
+        with path.open(encoding="utf-8-sig") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{path}:{line_no}: not valid JSON ({exc.msg}); one JSON object per line") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{line_no}: expected a JSON object, found {type(row).__name__}")
+                rows.append((line_no, row))
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    if not rows:
+        raise DataError(f"{path}: empty file; expected one JSON object per line with a text and an intent")
+    return rows
+
+
+def _first_row_has_messages(path: Path) -> bool:
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        for line in handle:
+            if line.strip():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    return False
+                return isinstance(row, dict) and "messages" in row
+    return False

@@ -1,0 +1,100 @@
+"""`data validate`: each kind of finding on planted problems, and the published overlaps of the shared datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from intentune import Examples
+from intentune.cli import app
+from intentune.validate import normalize_for_matching, validate_examples
+
+from conftest import ROOT
+
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def examples(rows: list[tuple[str, str]], source: str) -> Examples:
+    return Examples([t for t, _ in rows], [label for _, label in rows], list(range(2, len(rows) + 2)), source)
+
+
+def codes(report) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for f in report.findings:
+        found.setdefault(f.code, []).extend(f.rows)
+    return found
+
+
+def test_normalize_for_matching() -> None:
+    assert normalize_for_matching("  Où est   ma CARTE?! ") == "ou est ma carte"
+
+
+def test_planted_problems_are_each_found_with_their_rows() -> None:
+    train = examples(
+        [
+            ("hi", "greet"), ("hi", "greet"), ("Hi!", "greet"), ("hello", "greet"), ("hey", "greet"),
+            ("bye", "leave"), ("see you", "leave"), ("cya", "leave"), ("later", "leave"), ("ciao", "leave"),
+            ("my card", "card"), ("my card", "lost"), ("   ", "card"),
+        ],
+        "train.csv",
+    )  # fmt: skip
+    test = examples([("See you", "leave"), ("refund please", "refund")], "test.csv")
+    report = validate_examples(train, test=test, min_per_intent=3)
+    found = codes(report)
+    assert found["duplicate"] == ["train.csv:2", "train.csv:3"]
+    assert found["near_duplicate"] == ["train.csv:2", "train.csv:3", "train.csv:4"]
+    assert found["conflict"] == ["train.csv:12", "train.csv:13"]
+    assert found["empty_text"] == ["train.csv:14"]
+    assert found["leakage"] == ["train.csv:8 = test.csv:2"]
+    assert found["unknown_intent"] == ["test.csv:3"]
+    assert sorted(found["few_examples"]) == ["train.csv:12", "train.csv:13", "train.csv:14"]  # card (2), lost (1)
+    assert {f.code for f in report.errors} == {"conflict", "empty_text", "unknown_intent", "few_examples"}
+    assert report.findings[0].level == "error"  # errors come first
+
+
+def test_clean_data_has_no_findings() -> None:
+    train = examples([(f"hello {i}", "greet") for i in range(5)] + [(f"bye {i}", "leave") for i in range(5)], "t.csv")
+    report = validate_examples(train)
+    assert report.findings == [] and report.imbalance_ratio == 1.0
+
+
+def test_token_lengths_against_max_length(tiny_encoder: Path) -> None:
+    from transformers import AutoTokenizer
+
+    train = examples([("hi", "a"), ("hi there", "a"), ("where is my order " * 10, "b"), ("bye", "b")], "t.csv")
+    report = validate_examples(
+        train, tokenizer=AutoTokenizer.from_pretrained(tiny_encoder), max_length=16, min_per_intent=1
+    )
+    assert report.token_lengths["over_max_length"] == 1
+    assert codes(report)["too_long"][0].startswith("t.csv:4 (")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["banking77/train.csv", "--test", "banking77/test.csv"], ["7 texts appear in both train and test"]),
+        (
+            ["clinc150/train.csv", "--validation", "clinc150/validation.csv", "--test", "clinc150/test.csv"],
+            ["3 texts appear in both train and validation", "2 texts appear in both train and test"],
+        ),
+    ],
+)
+def test_shared_datasets_report_the_overlaps_their_readmes_state(args: list[str], expected: list[str]) -> None:
+    paths = [str(SHARED / a) if a.endswith(".csv") else a for a in args]
+    result = CliRunner().invoke(app, ["data", "validate", *paths, "--backbone", "none"])
+    for sentence in expected:
+        assert sentence in result.output
+    assert "duplicate" in result.output
+
+
+def test_validate_exit_code_and_json(tmp_path: Path) -> None:
+    (tmp_path / "ok.csv").write_text("text,intent\n" + "".join(f"hello {i},greet\nbye {i},leave\n" for i in range(5)))
+    (tmp_path / "bad.csv").write_text("text,intent\nhi,greet\nhi,leave\nbye,leave\nyo,greet\n")
+    runner = CliRunner()
+    ok = runner.invoke(app, ["data", "validate", str(tmp_path / "ok.csv"), "--backbone", "none", "--json"])
+    assert ok.exit_code == 0 and '"num_errors": 0' in ok.output
+    bad = runner.invoke(app, ["data", "validate", str(tmp_path / "bad.csv"), "--backbone", "none"])
+    assert bad.exit_code == 1
+    assert "the same text 'hi' is labelled greet, leave" in bad.output and "bad.csv:2, " in bad.output
