@@ -67,3 +67,32 @@ def test_schedules_warm_up_then_follow_their_shape(schedule: str) -> None:
         assert (
             middle == pytest.approx(0.5, abs=0.02) if schedule == "linear" else middle == pytest.approx(0.5, abs=0.03)
         )
+
+
+@pytest.mark.parametrize(
+    ("metric", "saved_at"),
+    [("val_loss", [1, 3]), ("val_accuracy", [1, 2])],
+)
+def test_early_stopping_scores_and_patience(metric: str, saved_at: list[int]) -> None:
+    from intentune.train import EarlyStopping, TrainControl, TrainState
+
+    evaluations = [
+        {"val_loss": 1.0, "val_accuracy": 0.5},
+        {"val_loss": 1.1, "val_accuracy": 0.6},  # more accurate, higher loss
+        {"val_loss": 0.9, "val_accuracy": 0.6},  # lowest loss, same accuracy: better under both metrics
+        {"val_loss": 0.95, "val_accuracy": 0.4},
+        {"val_loss": 0.92, "val_accuracy": 0.4},
+    ]
+    callback, state, control = EarlyStopping(patience=2, metric=metric), TrainState(max_steps=5), TrainControl()
+    saved = []
+    for step, metrics in enumerate(evaluations, start=1):
+        state.step = step
+        callback.on_evaluate(state, control, metrics)
+        if control.should_save:
+            saved.append(step)
+            control.should_save = False
+        if control.should_stop:
+            break
+    expected = [*saved_at, 3] if metric == "val_accuracy" else saved_at
+    assert saved == sorted(set(expected))
+    assert control.should_stop and state.step == 5 and state.best_step == 3

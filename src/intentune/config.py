@@ -98,6 +98,12 @@ class TrainConfig:
     early_stopping_patience: int = _opt(
         2, "Stop after this many evaluations without a better validation score; 0 disables early stopping."
     )
+    early_stopping_metric: str = _opt(
+        "val_loss",
+        "What 'better' means for early stopping and the best weights: lower val_loss (smooth, reliable on small "
+        "validation sets) or higher val_accuracy (ties broken by val_loss).",
+        ("val_loss", "val_accuracy"),
+    )
     device: str = _opt("auto", "auto, cpu or cuda.", ("auto", "cpu", "cuda"))
 
 

@@ -105,15 +105,19 @@ class Callback:
 class EarlyStopping(Callback):
     """Marks improved evaluations for saving and stops after ``patience`` evaluations without one.
 
-    The score is validation accuracy, ties broken by lower validation loss.
+    The score is lower validation loss (``metric="val_loss"``), or higher validation accuracy with ties broken by
+    lower loss (``metric="val_accuracy"``). Loss is the default: with one or two validation examples per intent,
+    accuracy moves in coarse steps and picks noisy maxima.
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, metric: str = "val_loss") -> None:
         self.patience = patience
+        self.metric = metric
         self.bad_evaluations = 0
 
     def on_evaluate(self, state: TrainState, control: TrainControl, metrics: dict[str, float]) -> None:
-        score = (metrics["val_accuracy"], -metrics["val_loss"])
+        loss = -metrics["val_loss"]
+        score = (loss, 0.0) if self.metric == "val_loss" else (metrics["val_accuracy"], loss)
         if state.best_score is None or score > state.best_score:
             state.best_score, state.best_step = score, state.step
             control.should_save = True
@@ -338,7 +342,7 @@ def train_net(
     steps_per_epoch = math.ceil(len(train[0]) / cfg.batch_size)
     state = TrainState(max_steps=steps_per_epoch * cfg.epochs)
     control = TrainControl()
-    all_callbacks: list[Callback] = [EarlyStopping(cfg.early_stopping_patience), *callbacks]
+    all_callbacks: list[Callback] = [EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_metric), *callbacks]
     best: dict[str, torch.Tensor] | None = None
     started = time.perf_counter()
     _emit(all_callbacks, "on_train_begin", state, control)
