@@ -10,54 +10,16 @@ Peak memory is the maximum resident set size of each command's process (``os.wai
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "datasets" / "banking77"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, SHARED, machine, relative, run  # noqa: E402
+
+DATA = SHARED / "banking77"
 BIN = Path(sys.executable).parent
-
-
-def run(command: list[str]) -> dict[str, float]:
-    """Run a command; return its wall time (s) and peak RSS (MiB)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT)
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"command failed: {shlex.join(command)}")
-    return {"wall_s": round(wall, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
-
-
-def machine() -> dict[str, str]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if "model name" in line
-        ),
-        platform.processor(),
-    )
-    import torch
-    import transformers
-
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "date": dt.date.today().isoformat(),
-        "commit": commit.strip(),
-    }
 
 
 def main() -> None:
@@ -85,7 +47,7 @@ def main() -> None:
                 "train": train_stats,
                 "evaluate": eval_stats,
                 "training": json.loads((run_dir / "metrics.json").read_text())["training"],
-                "commands": [shlex.join(c).replace(str(ROOT) + "/", "") for c in (train_cmd, eval_cmd)],
+                "commands": [relative(c) for c in (train_cmd, eval_cmd)],
             }
         )
     record = {"benchmark": "banking77_cli", "machine": machine(), "results": results}

@@ -43,7 +43,7 @@ def test_override_parses_types() -> None:
     ("assignment", "message"),
     [
         ("train.learning_rat=1e-5", r"unknown key train.learning_rat; keys of \[train\] are seed, epochs"),
-        ("training.epochs=3", "unknown config section 'training'; sections are data, model, train"),
+        ("training.epochs=3", "unknown config section 'training'; sections are data, model, train, generate"),
         ("train.epochs=three", "train.epochs must be int, found 'three'"),
         ("train.epochs", "expected section.key=value"),
         ("train.schedule=step", "train.schedule must be one of linear, cosine, constant, found 'step'"),

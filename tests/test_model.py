@@ -156,3 +156,12 @@ def test_preprocessing_switches_are_saved_and_applied(tiny_encoder: Path, tmp_pa
     loaded = IntentClassifier.load(clf.save(tmp_path / "m"), device=DEVICE)
     assert loaded.config.data.lowercase and loaded.config.data.remove_special_chars
     np.testing.assert_allclose(loaded.predict_proba(["HELLO!!! there?"]), loaded.predict_proba(["hello there"]))
+
+
+def test_same_seed_gives_identical_models_and_another_seed_does_not(tiny_encoder: Path) -> None:
+    texts, labels = toy_data()
+    first = IntentClassifier(tiny_config(tiny_encoder, epochs=2)).fit(texts, labels)
+    again = IntentClassifier(tiny_config(tiny_encoder, epochs=2)).fit(texts, labels)
+    other = IntentClassifier(tiny_config(tiny_encoder, epochs=2, seed=7)).fit(texts, labels)
+    np.testing.assert_array_equal(first.predict_proba(texts), again.predict_proba(texts))
+    assert not np.allclose(first.predict_proba(texts), other.predict_proba(texts))

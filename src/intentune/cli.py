@@ -23,7 +23,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-data_app = typer.Typer(help="Work with data files: split, convert, validate.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Work with data files: split, convert, validate, expand, generate, augment.", no_args_is_help=True
+)
 config_app = typer.Typer(help="Write and check config files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(config_app, name="config")
@@ -247,6 +249,101 @@ def data_validate(
     typer.echo(report.to_json() if as_json else report.to_text())
     if report.errors:
         raise typer.Exit(1)
+
+
+@data_app.command("expand")
+def data_expand(
+    spec: Annotated[Path, typer.Argument(help="Template spec (YAML): intents with patterns and slot values.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the rows (.csv, .jsonl, .yml).")],
+    max_per_intent: Annotated[int | None, typer.Option(help="Cap per intent (default: the spec's, or 100).")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed when combinations exceed the cap.")] = 13,
+) -> None:
+    """Expand templates into synthetic utterances (source: template)."""
+    from .data import write_examples
+    from .synth import expand_templates, load_templates
+
+    rows = _run(lambda: expand_templates(load_templates(spec), seed=seed, max_per_intent=max_per_intent))
+    _run(lambda: write_examples(rows, output))
+    typer.echo(f"wrote {len(rows)} rows, {len(rows.counts())} intents to {output}")
+
+
+@data_app.command("generate")
+def data_generate(
+    data: Annotated[Path, typer.Argument(help="Real labelled utterances to paraphrase.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV of generated rows (resumed if it exists).")],
+    filter_model: Annotated[
+        Path | None, typer.Option(help="A trained model: drop paraphrases it confidently assigns to another intent.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. generate.per_example=5.")] = None,
+) -> None:
+    """Paraphrase real utterances with a language model (the bundled decoder or an OpenAI-compatible endpoint)."""
+    from tqdm.auto import tqdm
+
+    from .config import Config, load_config
+    from .data import load_examples
+    from .model import IntentClassifier
+    from .synth import generate_paraphrases, make_paraphraser
+
+    def job() -> Any:
+        cfg = (load_config(config) if config else Config()).override(list(set_ or []))
+        seeds = load_examples(data, text_field=cfg.data.text_field, label_field=cfg.data.label_field)
+        judge = IntentClassifier.load(filter_model) if filter_model else None
+        with tqdm(total=len(seeds), desc="generating", unit="seed", file=sys.stderr) as bar:
+            return generate_paraphrases(
+                seeds, make_paraphraser(cfg.generate), cfg.generate, output, classifier=judge, progress=bar.update
+            )
+
+    rows = _run(job)
+    typer.echo(f"{len(rows)} generated rows in {output}")
+
+
+@data_app.command("augment")
+def data_augment(
+    data: Annotated[Path, typer.Argument(help="Real training data.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the augmented data and comparison.")],
+    templates: Annotated[Path | None, typer.Option(help="Template spec to expand.")] = None,
+    generate: Annotated[bool, typer.Option(help="Paraphrase the real rows with a language model.")] = False,
+    synthetic: Annotated[list[Path] | None, typer.Option(help="Files of synthetic rows to add.")] = None,
+    ratio: Annotated[
+        float | None, typer.Option(help="At most this many synthetic rows per real row, per intent.")
+    ] = None,
+    cap_per_intent: Annotated[int | None, typer.Option(help="At most this many synthetic rows per intent.")] = None,
+    evaluate: Annotated[bool, typer.Option(help="Train with and without the synthetic rows and compare.")] = False,
+    validation: Annotated[Path | None, typer.Option(help="Real validation data (default: split off DATA).")] = None,
+    test: Annotated[Path | None, typer.Option(help="Real test data, for the comparison.")] = None,
+    filter_model: Annotated[Path | None, typer.Option(help="Model that filters generated paraphrases.")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value.")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Add synthetic rows (templates, generated paraphrases, files) to real data; --evaluate proves the effect.
+
+    Synthetic rows only ever go into training; validation and test stay real.
+    """
+    from .config import Config, load_config
+    from .pipeline import augment_data
+    from .train import ProgressBar
+
+    def job() -> Any:
+        cfg = load_config(config) if config else Config()
+        for key, value in (("validation_file", validation), ("test_file", test)):
+            if value is not None:
+                setattr(cfg.data, key, str(value))
+        cfg.override(list(set_ or []))
+        return augment_data(
+            data, output, config=cfg, templates=templates, generate=generate, synthetic_files=synthetic or [],
+            ratio=ratio, cap_per_intent=cap_per_intent, evaluate=evaluate, filter_model=filter_model,
+            callbacks=[] if quiet else [ProgressBar(file=sys.stderr)],
+        )  # fmt: skip
+
+    result = _run(job)
+    real = sum(source == "real" for source in result.combined.sources)
+    typer.echo(f"{len(result.combined)} training rows ({real} real) in {output / 'train_augmented.csv'}")
+    if result.comparison is not None:
+        from .pipeline import comparison_markdown
+
+        typer.echo(comparison_markdown(result.comparison))
 
 
 @config_app.command("init")

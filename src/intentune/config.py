@@ -108,12 +108,39 @@ class TrainConfig:
 
 
 @dataclass
+class GenerateConfig:
+    """Paraphrase generation with a language model (``intentune data generate``)."""
+
+    backbone: str = _opt(
+        "smollm2-135m", "Instruction-tuned causal LM that writes the paraphrases (bundled, folder or hub id)."
+    )
+    endpoint_url: str | None = _opt(
+        None,
+        "Base URL of an OpenAI-compatible chat API (its /chat/completions is called); when set, used instead of "
+        "the local model.",
+        example="https://api.openai.com/v1",
+    )
+    endpoint_model: str = _opt("gpt-4o-mini", "Model name sent to the endpoint.")
+    api_key_env: str = _opt("OPENAI_API_KEY", "Environment variable holding the endpoint's API key.")
+    per_example: int = _opt(3, "Paraphrase candidates asked for per real utterance (before filtering).")
+    temperature: float = _opt(0.9, "Sampling temperature.")
+    top_p: float = _opt(0.95, "Nucleus sampling threshold.")
+    max_new_tokens: int = _opt(40, "Longest paraphrase, in tokens.")
+    max_chars: int = _opt(200, "Paraphrases longer than this many characters are dropped.")
+    filter_confidence: float = _opt(
+        0.9, "With a filter model: drop paraphrases it assigns to another intent with at least this probability."
+    )
+    seed: int = _opt(13, "Sampling seed.")
+
+
+@dataclass
 class Config:
     """The whole config. ``Config()`` gives the defaults."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The config as nested plain dicts (None values kept)."""

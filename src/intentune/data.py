@@ -23,18 +23,22 @@ class Examples:
         labels: one intent per utterance.
         lines: the 1-based line of each row in ``source`` (0 when made in memory).
         source: the file the rows were read from, if any.
+        sources: where each row came from: ``real`` (default), ``template`` or ``generated``.
     """
 
     texts: list[str]
     labels: list[str]
     lines: list[int] = field(default_factory=list)
     source: str = "<memory>"
+    sources: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.texts) != len(self.labels):
             raise DataError(f"{self.source}: {len(self.texts)} texts but {len(self.labels)} labels")
         if not self.lines:
             self.lines = [0] * len(self.texts)
+        if not self.sources:
+            self.sources = ["real"] * len(self.texts)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -46,6 +50,7 @@ class Examples:
             [self.labels[i] for i in indices],
             [self.lines[i] for i in indices],
             self.source,
+            [self.sources[i] for i in indices],
         )
 
     def counts(self) -> dict[str, int]:
@@ -85,7 +90,7 @@ def load_examples(
     rows = read_rows(path, fmt, text_field=text_field, label_field=label_field, split=split)
     source = f"{path}#{split}" if fmt == "clinc" else str(path)
     examples = Examples([], [], [], source)
-    for line, text, label in rows:
+    for line, text, label, origin in rows:
         if strict and not text.strip():
             raise DataError(f"{source}:{line}: empty text in field {text_field!r}; remove the row or fill it in")
         if strict and not label.strip():
@@ -93,6 +98,7 @@ def load_examples(
         examples.texts.append(text.strip())
         examples.labels.append(label.strip())
         examples.lines.append(line)
+        examples.sources.append(origin)
     if not examples.texts:
         raise DataError(f"{path}: no examples found; expected rows with a text and an intent")
     return examples
@@ -113,7 +119,10 @@ def write_examples(
     path = Path(path)
     fmt = fmt or detect_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_rows(path, fmt, examples.texts, examples.labels, text_field=text_field, label_field=label_field)
+    sources = examples.sources if any(s != "real" for s in examples.sources) else None
+    write_rows(
+        path, fmt, examples.texts, examples.labels, text_field=text_field, label_field=label_field, sources=sources
+    )
 
 
 def check_trainable(examples: Examples, *, min_per_intent: int = 1) -> None:
@@ -150,33 +159,43 @@ def split_examples(examples: Examples, fractions: dict[str, float], *, seed: int
         seed: the shuffle seed; the same seed and rows give the same split.
 
     Returns:
-        Split name -> rows, each in a shuffled order.
+        Split name -> rows, each in a shuffled order. Rows whose texts match ignoring case and punctuation stay
+        together in one split; rows whose ``source`` is not ``real`` all go into the first split.
 
     Raises:
         DataError: if an intent has fewer examples than there are splits, or if there is only one intent.
     """
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise DataError(f"split fractions must sum to 1, found {fractions}")
+    from .validate import normalize_for_matching
+
     names = [name for name, share in fractions.items() if share > 0]
-    check_trainable(examples, min_per_intent=len(names))
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, label in enumerate(examples.labels):
-        by_label[label].append(i)
+    real = [i for i, source in enumerate(examples.sources) if source == "real"]
+    check_trainable(examples.subset(real), min_per_intent=len(names))
+    # Rows whose texts match ignoring case and punctuation form one group, which never straddles two splits.
+    groups: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    for i in real:
+        groups[examples.labels[i]].setdefault(normalize_for_matching(examples.texts[i]), []).append(i)
     rng = random.Random(seed)
     parts: dict[str, list[int]] = {name: [] for name in names}
-    for label in sorted(by_label):
-        indices = by_label[label]
-        rng.shuffle(indices)
-        sizes = {name: max(1, round(len(indices) * fractions[name])) for name in names[1:]}
-        sizes[names[0]] = len(indices) - sum(sizes.values())
+    for label in sorted(groups):
+        members = list(groups[label].values())
+        rng.shuffle(members)
+        total = sum(len(m) for m in members)
+        sizes = {name: max(1, round(total * fractions[name])) for name in names[1:]}
+        sizes[names[0]] = total - sum(sizes.values())
         if sizes[names[0]] < 1:  # tiny intent: give the first split one row, take it from the largest other
             largest = max(names[1:], key=lambda n: sizes[n])
             sizes[largest] -= 1
             sizes[names[0]] = 1
-        start = 0
-        for name in names:
-            parts[name].extend(indices[start : start + sizes[name]])
-            start += sizes[name]
+        k, filled = 0, 0
+        for group in members:  # fill the splits in order; a group may overfill one by a few rows
+            while k < len(names) - 1 and filled >= sizes[names[k]]:
+                k, filled = k + 1, 0
+            parts[names[k]].extend(group)
+            filled += len(group)
+    synthetic = [i for i, source in enumerate(examples.sources) if source != "real"]
+    parts[names[0]].extend(synthetic)  # synthetic rows only ever train
     for name in names:
         rng.shuffle(parts[name])
     return {name: examples.subset(parts[name]) for name in names}

@@ -10,7 +10,8 @@
   assistant message = intent |
 | ``clinc`` | ``.json`` (read only) | the CLINC150 layout: ``{"train": [[text, intent], ...], "oos_train": ...}`` |
 
-Readers return ``(line, text, intent)`` rows; the line is 1-based (for ``clinc``, the item's position in its list).
+Readers return ``(line, text, intent, source)`` rows; the line is 1-based (for ``clinc``, the item's position in
+its list); ``source`` is the CSV/JSONL ``source`` field (``real``, ``template``, ``generated``), else ``real``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from .errors import DataError
 
-Row = tuple[int, str, str]  # (line, text, intent)
+Row = tuple[int, str, str, str]  # (line, text, intent, source)
 
 READ_FORMATS = ("csv", "jsonl", "rasa", "openai", "clinc")
 WRITE_FORMATS = ("csv", "jsonl", "rasa", "openai")
@@ -58,12 +59,14 @@ def read_rows(path: Path, fmt: str, *, text_field: str, label_field: str, split:
     Raises:
         DataError: for a malformed file or a missing field, naming the line.
     """
-    if fmt == "csv":
-        return [(line, *_fields(row, text_field, label_field, path, line)) for line, row in _read_csv(path)]
-    if fmt == "jsonl":
-        return [(line, *_fields(row, text_field, label_field, path, line)) for line, row in _read_jsonl(path)]
+    if fmt in ("csv", "jsonl"):
+        raw = _read_csv(path) if fmt == "csv" else _read_jsonl(path)
+        return [
+            (line, *_fields(row, text_field, label_field, path, line), str(row.get("source") or "real"))
+            for line, row in raw
+        ]
     if fmt == "openai":
-        return [(line, *_openai_row(row, path, line)) for line, row in _read_jsonl(path)]
+        return [(line, *_openai_row(row, path, line), "real") for line, row in _read_jsonl(path)]
     if fmt == "rasa":
         return _read_rasa(path)
     if fmt == "clinc":
@@ -72,19 +75,27 @@ def read_rows(path: Path, fmt: str, *, text_field: str, label_field: str, split:
 
 
 def write_rows(
-    path: Path, fmt: str, texts: Sequence[str], labels: Sequence[str], *, text_field: str, label_field: str
+    path: Path,
+    fmt: str,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    *,
+    text_field: str,
+    label_field: str,
+    sources: Sequence[str] | None = None,
 ) -> None:
-    """Write utterances in ``fmt`` (one of ``WRITE_FORMATS``)."""
+    """Write utterances in ``fmt`` (one of ``WRITE_FORMATS``); CSV and JSONL add a ``source`` field if given."""
     if fmt not in WRITE_FORMATS:
         raise DataError(f"cannot write format {fmt!r}; formats that can be written are {', '.join(WRITE_FORMATS)}")
     with path.open("w", encoding="utf-8", newline="") as handle:
         if fmt == "csv":
             writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow([text_field, label_field])
-            writer.writerows(zip(texts, labels))
+            writer.writerow([text_field, label_field, *(["source"] if sources else [])])
+            writer.writerows(zip(texts, labels, sources) if sources else zip(texts, labels))
         elif fmt == "jsonl":
-            for text, label in zip(texts, labels):
-                handle.write(json.dumps({text_field: text, label_field: label}, ensure_ascii=False) + "\n")
+            for i, (text, label) in enumerate(zip(texts, labels)):
+                row = {text_field: text, label_field: label, **({"source": sources[i]} if sources else {})}
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         elif fmt == "openai":
             system = openai_system_prompt(sorted(set(labels)))
             for text, label in zip(texts, labels):
@@ -154,7 +165,7 @@ def _read_rasa(path: Path) -> list[Row]:
                 continue
             if not stripped.startswith("-"):
                 raise DataError(f"{path}:{first + offset}: example lines must start with '- ', found {stripped!r}")
-            rows.append((first + offset, strip_entities(stripped[1:].strip()), str(entry["intent"].value)))
+            rows.append((first + offset, strip_entities(stripped[1:].strip()), str(entry["intent"].value), "real"))
     return rows
 
 
@@ -175,7 +186,7 @@ def _read_clinc(path: Path, split: str) -> list[Row]:
         for index, item in enumerate(data.get(key, []), start=1):
             if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, str) for x in item)):
                 raise DataError(f"{path}: item {index} of {key!r} must be [text, intent], found {item!r}")
-            rows.append((index, item[0], item[1]))
+            rows.append((index, item[0], item[1], "real"))
     return rows
 
 

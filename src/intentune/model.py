@@ -125,6 +125,9 @@ class IntentClassifier:
             unknown = sorted(set(validation[1]) - set(self.classes_))
             if unknown:
                 raise DataError(f"validation data has intents not in the training data: {', '.join(unknown)}")
+        from accelerate.utils import set_seed
+
+        set_seed(self.config.train.seed)  # before the head is initialised, so a seed fixes the whole run
         mcfg = self.config.model
         backbone, self.tokenizer_, self.kind_ = load_backbone(mcfg.backbone, kind=mcfg.kind)
         self._attach_labels(backbone)

@@ -4,6 +4,7 @@ train a run folder, evaluate a model on a file, split a data file, predict texts
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from collections.abc import Sequence
@@ -188,6 +189,159 @@ def validate_data(
         min_per_intent=min_per_intent,
         tokenizer=load_tokenizer(backbone) if backbone else None,
         max_length=max_length,
+    )
+
+
+@dataclass
+class AugmentResult:
+    """What :func:`augment_data` produced."""
+
+    combined: Examples
+    synthetic: Examples
+    output_dir: Path
+    comparison: dict[str, Any] | None = None
+
+
+def augment_data(
+    train_file: str | Path,
+    output_dir: str | Path,
+    *,
+    config: Config | None = None,
+    templates: str | Path | None = None,
+    generate: bool = False,
+    synthetic_files: Sequence[str | Path] = (),
+    ratio: float | None = None,
+    cap_per_intent: int | None = None,
+    evaluate: bool = False,
+    filter_model: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: Any = None,
+) -> AugmentResult:
+    """Add synthetic rows (templates, LM paraphrases, or given files) to real training data, and optionally prove
+    whether they help.
+
+    Writes ``train_augmented.csv`` (real + synthetic rows with a ``source`` column) and, when generating,
+    ``generated.csv`` (resumable) to ``output_dir``. With ``evaluate``, trains one model on the real rows and one
+    on the augmented rows, with the same config, seed and real validation data (``data.validation_file``, else a
+    stratified split of the real rows), evaluates both on the validation data and on ``data.test_file`` if set,
+    and writes ``comparison.json`` and ``comparison.md``. The real-data model also filters the generated
+    paraphrases unless ``filter_model`` names another model.
+
+    Raises:
+        ConfigError: if nothing synthetic is asked for.
+    """
+    from .synth import combine_examples, expand_templates, generate_paraphrases, load_templates, make_paraphraser
+
+    if not (templates or generate or synthetic_files):
+        raise ConfigError("nothing to add: pass --templates SPEC, --generate, or --synthetic FILE")
+    config = config or Config()
+    dcfg = config.data
+    out = Path(output_dir)
+    real = _load(str(train_file), config)
+    validation = _load(dcfg.validation_file, config) if dcfg.validation_file else None
+    if validation is None and evaluate:
+        parts = split_examples(
+            real, {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}, seed=dcfg.split_seed
+        )
+        real, validation = parts["train"], parts["validation"]
+    baseline, seconds = None, {}
+    started = time.perf_counter()
+    if evaluate:
+        baseline = IntentClassifier(config).fit(
+            real.texts, real.labels, validation=(validation.texts, validation.labels), callbacks=callbacks
+        )
+        seconds["train_real_only"] = round(time.perf_counter() - started, 1)
+    synthetic = Examples([], [], [], "synthetic")
+    if templates:
+        synthetic = _concat(synthetic, expand_templates(load_templates(templates), seed=dcfg.split_seed))
+    for path in synthetic_files:
+        synthetic = _concat(synthetic, _load(str(path), config))
+    if generate:
+        judge = IntentClassifier.load(filter_model) if filter_model else baseline
+        started = time.perf_counter()
+        paraphraser = make_paraphraser(config.generate)
+        generated = generate_paraphrases(
+            real, paraphraser, config.generate, out / "generated.csv", classifier=judge, progress=progress
+        )
+        seconds["generate"] = round(time.perf_counter() - started, 1)
+        synthetic = _concat(synthetic, generated)
+    combined = combine_examples(real, synthetic, ratio=ratio, cap_per_intent=cap_per_intent, seed=dcfg.split_seed)
+    write_examples(combined, out / "train_augmented.csv")
+    result = AugmentResult(combined, synthetic, out)
+    if evaluate:
+        started = time.perf_counter()
+        augmented = IntentClassifier(config).fit(
+            combined.texts, combined.labels, validation=(validation.texts, validation.labels), callbacks=callbacks
+        )
+        seconds["train_augmented"] = round(time.perf_counter() - started, 1)
+        test = _load(dcfg.test_file, config) if dcfg.test_file else None
+        result.comparison = compare_models(baseline, augmented, validation, test, len(real), len(combined) - len(real))
+        result.comparison["seconds"] = seconds
+        (out / "comparison.json").write_text(json.dumps(result.comparison, indent=2), encoding="utf-8")
+        (out / "comparison.md").write_text(comparison_markdown(result.comparison), encoding="utf-8")
+    return result
+
+
+def compare_models(
+    baseline: IntentClassifier,
+    augmented: IntentClassifier,
+    validation: Examples,
+    test: Examples | None,
+    real_rows: int,
+    synthetic_rows: int,
+) -> dict[str, Any]:
+    """Accuracy, macro-F1 and per-intent F1 of two models on the same real data, and their differences."""
+    result: dict[str, Any] = {"real_rows": real_rows, "synthetic_rows": synthetic_rows}
+    for name, data in (("validation", validation), ("test", test)):
+        if data is None:
+            continue
+        a = evaluate_classifier(baseline, data.texts, data.labels).report
+        b = evaluate_classifier(augmented, data.texts, data.labels).report
+        per_intent = {intent: _diff(a[intent]["f1-score"], b[intent]["f1-score"]) for intent in baseline.classes_}
+        result[name] = {
+            "rows": len(data),
+            "accuracy": _diff(a["accuracy"], b["accuracy"]),
+            "macro_f1": _diff(a["macro avg"]["f1-score"], b["macro avg"]["f1-score"]),
+            "per_intent_f1": per_intent,
+        }
+    return result
+
+
+def _diff(real_only: float, augmented: float) -> dict[str, float]:
+    return {"real_only": real_only, "augmented": augmented, "difference": round(augmented - real_only, 6)}
+
+
+def comparison_markdown(comparison: dict[str, Any], top: int = 10) -> str:
+    """The comparison as Markdown: overall numbers per split, then the intents that changed most."""
+    lines = [
+        "# Real data versus real + synthetic",
+        "",
+        f"Training rows: {comparison['real_rows']} real, plus {comparison['synthetic_rows']} synthetic.",
+        "",
+        "| data | metric | real only | augmented | difference |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for name in ("validation", "test"):
+        if name in comparison:
+            for metric in ("accuracy", "macro_f1"):
+                m = comparison[name][metric]
+                lines.append(
+                    f"| {name} ({comparison[name]['rows']}) | {metric} | {m['real_only']:.4f} | "
+                    f"{m['augmented']:.4f} | {m['difference']:+.4f} |"
+                )
+    name = "test" if "test" in comparison else "validation"
+    changes = sorted(comparison[name]["per_intent_f1"].items(), key=lambda kv: kv[1]["difference"])
+    lines += ["", f"Per-intent F1 on {name}, largest drops and gains:", ""]
+    lines += ["| intent | real only | augmented | difference |", "|---|---:|---:|---:|"]
+    shown = [*changes[:top], *changes[-top:]] if len(changes) > 2 * top else changes
+    for intent, m in shown:
+        lines.append(f"| `{intent}` | {m['real_only']:.3f} | {m['augmented']:.3f} | {m['difference']:+.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _concat(a: Examples, b: Examples) -> Examples:
+    return Examples(
+        [*a.texts, *b.texts], [*a.labels, *b.labels], [*a.lines, *b.lines], a.source, [*a.sources, *b.sources]
     )
 
 

@@ -1,0 +1,55 @@
+"""Helpers shared by the benchmark scripts: run a command and measure it, describe the machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "datasets"
+
+
+def run(command: list[str]) -> dict[str, float]:
+    """Run a command in the repository root; return its wall time (s) and peak resident memory (MiB)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"command failed: {shlex.join(command)}")
+    return {"wall_s": round(wall, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+
+
+def machine() -> dict[str, str]:
+    """CPU, cores, versions, date and commit, recorded with every result."""
+    import torch
+    import transformers
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {
+        "cpu": cpu,
+        "cores": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "date": dt.date.today().isoformat(),
+        "commit": commit.strip(),
+    }
+
+
+def relative(command: list[str]) -> str:
+    """A command line as a user would type it from the repository root."""
+    return shlex.join(command).replace(str(ROOT) + "/", "")
