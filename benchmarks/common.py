@@ -52,4 +52,4 @@ def machine() -> dict[str, str]:
 
 def relative(command: list[str]) -> str:
     """A command line as a user would type it from the repository root."""
-    return shlex.join(command).replace(str(ROOT) + "/", "")
+    return shlex.join(command).replace(str(ROOT) + "/", "").replace(str(ROOT.parent / "shared"), "../shared")

@@ -59,3 +59,21 @@ def test_fine_tune_encoder_briefly() -> None:
     clf, accuracy = _fit("minilm-l6", epochs=4)
     assert clf.kind_ == "encoder"
     assert accuracy >= 0.85, accuracy
+
+
+def test_real_decoder_paraphrases_are_distinct_non_empty_and_not_copies(tmp_path: Path) -> None:
+    from intentune import Examples
+    from intentune.synth import LocalParaphraser, generate_paraphrases
+    from intentune.validate import normalize_for_matching
+
+    seeds = Examples(
+        ["where is my order #4411?", "do you have the TrailRunner 3 in size 44"], ["order_status", "product_info"]
+    )
+    config = Config().generate
+    config.per_example = 4
+    rows = generate_paraphrases(seeds, LocalParaphraser(config), config, tmp_path / "generated.csv")
+    assert len(rows) >= 2, rows.texts  # 8 candidates; the filters keep the well-formed, new ones
+    keys = [normalize_for_matching(t) for t in rows.texts]
+    assert all(keys) and len(set(keys)) == len(keys)
+    assert not set(keys) & {normalize_for_matching(t) for t in seeds.texts}
+    assert set(rows.labels) <= {"order_status", "product_info"} and set(rows.sources) == {"generated"}

@@ -31,7 +31,10 @@ def test_save_load_gives_identical_probabilities(fixture: str, request: pytest.F
     texts, _ = toy_data()
     folder = clf.save(tmp_path / "model")
     loaded = IntentClassifier.load(folder, device=DEVICE)
-    np.testing.assert_array_equal(loaded.predict_proba(texts), clf.predict_proba(texts))
+    if DEVICE == "cpu":
+        np.testing.assert_array_equal(loaded.predict_proba(texts), clf.predict_proba(texts))
+    else:  # GPU kernels may pick other reduction orders between two model instances (seen: 3e-10)
+        np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-7, rtol=1e-5)
     assert loaded.classes_ == clf.classes_
     meta = json.loads((folder / "intentune.json").read_text())
     assert meta["format_version"] == 1

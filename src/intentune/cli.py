@@ -321,6 +321,8 @@ def data_augment(
 
     Synthetic rows only ever go into training; validation and test stay real.
     """
+    from tqdm.auto import tqdm
+
     from .config import Config, load_config
     from .pipeline import augment_data
     from .train import ProgressBar
@@ -331,11 +333,12 @@ def data_augment(
             if value is not None:
                 setattr(cfg.data, key, str(value))
         cfg.override(list(set_ or []))
-        return augment_data(
-            data, output, config=cfg, templates=templates, generate=generate, synthetic_files=synthetic or [],
-            ratio=ratio, cap_per_intent=cap_per_intent, evaluate=evaluate, filter_model=filter_model,
-            callbacks=[] if quiet else [ProgressBar(file=sys.stderr)],
-        )  # fmt: skip
+        with tqdm(desc="generating", unit="seed", file=sys.stderr, disable=quiet or not generate) as bar:
+            return augment_data(
+                data, output, config=cfg, templates=templates, generate=generate, synthetic_files=synthetic or [],
+                ratio=ratio, cap_per_intent=cap_per_intent, evaluate=evaluate, filter_model=filter_model,
+                callbacks=[] if quiet else [ProgressBar(file=sys.stderr)], progress=bar.update,
+            )  # fmt: skip
 
     result = _run(job)
     real = sum(source == "real" for source in result.combined.sources)
