@@ -54,6 +54,16 @@ def test_rasa_yaml_with_entities_lines_and_non_intent_entries(tmp_path: Path) ->
     assert data.lines == [5, 6, 7, 14, 15]  # the file's own line numbers
 
 
+def test_rasa_examples_with_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "nlu.yml"
+    path.write_text(
+        "nlu:\n- intent: greet\n  examples:\n  - text: |\n      hi [Anna](name)\n"
+        "    metadata:\n      sentiment: neutral\n  - text: hello\n"
+    )
+    data = load_examples(path)
+    assert (data.texts, data.labels, data.lines) == (["hi Anna", "hello"], ["greet", "greet"], [4, 8])
+
+
 def test_strip_entities() -> None:
     assert strip_entities('[Paris](city) or [Rome]{"entity": "city"} or [x](a:b)') == "Paris or Rome or x"
 

@@ -4,8 +4,9 @@
 |---|---|---|
 | ``csv`` | ``.csv`` | header row, one utterance per row, text and intent columns (any names) |
 | ``jsonl`` | ``.jsonl``, ``.ndjson`` | one JSON object per line with a text and an intent field (any names) |
-| ``rasa`` | ``.yml``, ``.yaml`` | Rasa NLU: ``nlu:`` / ``- intent: NAME`` / ``examples: |`` with ``- text`` lines;
-  entity annotations (``[Paris](city)``, ``[Paris]{"entity": "city"}``) are reduced to their text |
+| ``rasa`` | ``.yml``, ``.yaml`` | Rasa NLU: ``nlu:`` / ``- intent: NAME`` / ``examples: |`` with ``- text`` lines
+  (or Rasa 3's list of ``- text: ...`` items with metadata); entity annotations (``[Paris](city)``,
+  ``[Paris]{"entity": "city"}``) are reduced to their text |
 | ``openai`` | ``.jsonl`` whose rows have ``messages`` | OpenAI chat fine-tuning: user message = text,
   assistant message = intent |
 | ``clinc`` | ``.json`` (read only) | the CLINC150 layout: ``{"train": [[text, intent], ...], "oos_train": ...}`` |
@@ -156,6 +157,14 @@ def _read_rasa(path: Path) -> list[Row]:
             continue  # synonym, regex and lookup entries carry no labelled examples
         line = entry["intent"].start_mark.line + 1
         examples = entry.get("examples")
+        if isinstance(examples, yaml.SequenceNode):  # Rasa 3's form with metadata: a list of {text: ...}
+            for item_node in examples.value:
+                text_node = _mapping(item_node).get("text") if isinstance(item_node, yaml.MappingNode) else None
+                if not isinstance(text_node, yaml.ScalarNode):
+                    raise DataError(f"{path}:{item_node.start_mark.line + 1}: each example needs a 'text:' field")
+                text = strip_entities(" ".join(str(text_node.value).split()))
+                rows.append((text_node.start_mark.line + 1, text, str(entry["intent"].value), "real"))
+            continue
         if not isinstance(examples, yaml.ScalarNode):
             raise DataError(f"{path}:{line}: intent {entry['intent'].value!r} has no 'examples: |' block")
         first = examples.start_mark.line + 2  # the block's first line, just below 'examples: |'
