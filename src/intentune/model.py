@@ -20,7 +20,7 @@ from . import __version__
 from .backbones import DECODER, load_backbone, prepare_tokenizer
 from .config import Config
 from .errors import DataError, IntentuneError, ModelError
-from .preprocess import clean_text, pad_batch, tokenize
+from .preprocess import clean_text, encode_labels, pad_batch, tokenize
 
 FORMAT_VERSION = 1
 META_FILE = "intentune.json"
@@ -268,8 +268,7 @@ class IntentClassifier:
         return ids
 
     def _label_ids(self, labels: Sequence[str]) -> list[int]:
-        index = {label: i for i, label in enumerate(self.classes_)}
-        return [index[label] for label in labels]
+        return encode_labels(list(labels), self.classes_)
 
     def _pad_id(self) -> int:
         return int(self.tokenizer_.pad_token_id)
