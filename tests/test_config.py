@@ -81,3 +81,16 @@ def test_example_config_is_complete_and_current() -> None:
     path = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
     assert load_config(path) == Config()
     assert path.read_text() == render_config(), "regenerate with: intentune config init configs/default.toml --force"
+
+
+def test_public_api_is_lazy_and_complete() -> None:
+    import subprocess
+    import sys
+
+    import intentune
+
+    for name in intentune.__all__:
+        assert getattr(intentune, name) is not None, name
+    code = "import sys, intentune, intentune.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False", "importing the package or the CLI must not import torch"

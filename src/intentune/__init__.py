@@ -1,19 +1,27 @@
 """intentune: fine-tune pretrained language models (GPT-style decoders and encoders) into intent classifiers.
 
-The public API is flat; importing this package loads no model and configures no logging.
+The public API is flat; importing this package loads no model, configures no logging, and imports torch only
+when a name that needs it is first used (so ``intentune --help`` starts fast).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from .config import Config, DataConfig, ModelConfig, TrainConfig, load_config, render_config, save_config
-from .data import Examples, load_examples, split_examples, write_examples
-from .errors import BackboneError, ConfigError, DataError, IntentuneError, ModelError
-from .evaluate import EvalReport, evaluate_classifier, evaluate_predictions
-from .model import IntentClassifier
-from .pipeline import RunResult, evaluate_model, predict_texts, split_data, train_run
-
+_EXPORTS = {
+    "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "TrainConfig", "load_config", "render_config",
+               "save_config"],
+    "data": ["Examples", "load_examples", "split_examples", "write_examples"],
+    "errors": ["BackboneError", "ConfigError", "DataError", "IntentuneError", "ModelError"],
+    "evaluate": ["EvalReport", "evaluate_classifier", "evaluate_predictions"],
+    "model": ["IntentClassifier"],
+    "pipeline": ["RunResult", "augment_data", "convert_data", "evaluate_model", "predict_texts", "split_data",
+                 "train_run", "validate_data"],
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "BackboneError",
     "Config",
@@ -22,12 +30,15 @@ __all__ = [
     "DataError",
     "EvalReport",
     "Examples",
+    "GenerateConfig",
     "IntentClassifier",
     "IntentuneError",
     "ModelConfig",
     "ModelError",
     "RunResult",
     "TrainConfig",
+    "augment_data",
+    "convert_data",
     "evaluate_classifier",
     "evaluate_model",
     "evaluate_predictions",
@@ -39,5 +50,46 @@ __all__ = [
     "split_data",
     "split_examples",
     "train_run",
+    "validate_data",
     "write_examples",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'intentune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return [*globals(), *__all__]
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .config import (
+        Config,
+        DataConfig,
+        GenerateConfig,
+        ModelConfig,
+        TrainConfig,
+        load_config,
+        render_config,
+        save_config,
+    )
+    from .data import Examples, load_examples, split_examples, write_examples
+    from .errors import BackboneError, ConfigError, DataError, IntentuneError, ModelError
+    from .evaluate import EvalReport, evaluate_classifier, evaluate_predictions
+    from .model import IntentClassifier
+    from .pipeline import (
+        RunResult,
+        augment_data,
+        convert_data,
+        evaluate_model,
+        predict_texts,
+        split_data,
+        train_run,
+        validate_data,
+    )
