@@ -85,8 +85,10 @@ def test_training_logs_evaluations_and_restores_best(tiny_encoder: Path) -> None
     assert steps[:3] == [2, 4, 6]
     best = min(clf.history_, key=lambda h: h["val_loss"])
     assert clf.train_summary_["best_step"] == best["step"]
-    # The restored weights are the best evaluation's: their validation accuracy is reproduced.
-    assert np.mean(np.array(clf.predict(texts)) == np.array(labels)) == pytest.approx(best["val_accuracy"])
+    # The restored weights are the best evaluation's: their validation accuracy is reproduced (the log rounds to
+    # 5 decimals; one example is 1/24 of the accuracy).
+    accuracy = np.mean(np.array(clf.predict(texts)) == np.array(labels))
+    assert accuracy == pytest.approx(best["val_accuracy"], abs=1e-4)
 
 
 def test_early_stopping_stops_before_the_last_epoch(tiny_encoder: Path) -> None:
