@@ -85,29 +85,29 @@ def _wordpiece_tokenizer():
     )
 
 
+TINY_SIZES = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "max_position_embeddings": 128}  # fmt: skip
+
+
+def _save_tiny(folder: Path, model_class: type, config_class: type, tokenizer, **config: object) -> Path:
+    """Save a seeded random model of the tiny sizes, and its tokenizer, as a Hugging Face folder."""
+    torch.manual_seed(0)
+    model_class(config_class(vocab_size=len(tokenizer), **TINY_SIZES, **config)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_decoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a random Llama-style causal LM (hidden 32, 2 layers) and a byte-level BPE tokenizer."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    folder = tmp_path_factory.mktemp("tiny-decoder")
     tokenizer = _bpe_tokenizer()
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-        tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save_tiny(
+        tmp_path_factory.mktemp("tiny-decoder"), LlamaForCausalLM, LlamaConfig, tokenizer,
+        num_key_value_heads=2, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -115,21 +115,11 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a random BERT encoder (hidden 32, 2 layers) and a WordPiece tokenizer."""
     from transformers import BertConfig, BertForMaskedLM
 
-    folder = tmp_path_factory.mktemp("tiny-encoder")
     tokenizer = _wordpiece_tokenizer()
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=128,
+    return _save_tiny(
+        tmp_path_factory.mktemp("tiny-encoder"), BertForMaskedLM, BertConfig, tokenizer,
         pad_token_id=tokenizer.pad_token_id,
-    )
-    BertForMaskedLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    )  # fmt: skip
 
 
 def tiny_config(backbone: Path, **train: object) -> Config:

@@ -53,6 +53,14 @@ class Examples:
             [self.sources[i] for i in indices],
         )
 
+    def extend(self, other: Examples) -> Examples:
+        """Append ``other``'s rows in place; returns ``self``."""
+        self.texts += other.texts
+        self.labels += other.labels
+        self.lines += other.lines
+        self.sources += other.sources
+        return self
+
     def counts(self) -> dict[str, int]:
         """Examples per intent, sorted by intent name."""
         return dict(sorted(Counter(self.labels).items()))

@@ -253,9 +253,9 @@ def augment_data(
         seconds["train_real_only"] = round(time.perf_counter() - started, 1)
     synthetic = Examples([], [], [], "synthetic")
     if templates:
-        synthetic = _concat(synthetic, expand_templates(load_templates(templates), seed=dcfg.split_seed))
+        synthetic.extend(expand_templates(load_templates(templates), seed=dcfg.split_seed))
     for path in synthetic_files:
-        synthetic = _concat(synthetic, _load(str(path), config))
+        synthetic.extend(_load(str(path), config))
     if generate:
         judge = IntentClassifier.load(filter_model) if filter_model else baseline
         started = time.perf_counter()
@@ -264,7 +264,7 @@ def augment_data(
             real, paraphraser, config.generate, out / "generated.csv", classifier=judge, progress=progress
         )
         seconds["generate"] = round(time.perf_counter() - started, 1)
-        synthetic = _concat(synthetic, generated)
+        synthetic.extend(generated)
     combined = combine_examples(real, synthetic, ratio=ratio, cap_per_intent=cap_per_intent, seed=dcfg.split_seed)
     write_examples(combined, out / "train_augmented.csv")
     result = AugmentResult(combined, synthetic, out)
@@ -337,12 +337,6 @@ def comparison_markdown(comparison: dict[str, Any], top: int = 10) -> str:
     for intent, m in shown:
         lines.append(f"| `{intent}` | {m['real_only']:.3f} | {m['augmented']:.3f} | {m['difference']:+.3f} |")
     return "\n".join(lines) + "\n"
-
-
-def _concat(a: Examples, b: Examples) -> Examples:
-    return Examples(
-        [*a.texts, *b.texts], [*a.labels, *b.labels], [*a.lines, *b.lines], a.source, [*a.sources, *b.sources]
-    )
 
 
 def predict_texts(model_dir: str | Path, texts: Sequence[str], *, top_k: int = 1) -> list[dict[str, Any]]:

@@ -85,10 +85,7 @@ def expand_templates(spec: dict[str, Any], *, seed: int = 13, max_per_intent: in
     for intent, body in spec["intents"].items():
         slots = {**shared, **(body.get("slots") or {})}
         texts = _fill(body["patterns"], slots, cap, rng)
-        out.texts += texts
-        out.labels += [intent] * len(texts)
-        out.lines += [0] * len(texts)
-        out.sources += ["template"] * len(texts)
+        out.extend(Examples(texts, [intent] * len(texts), sources=["template"] * len(texts)))
     return out
 
 
@@ -281,10 +278,7 @@ def generate_paraphrases(
         candidates = paraphraser([text for text, _ in chunk], cfg.per_example)
         for (text, intent), raws in zip(chunk, candidates):
             kept = _filter(raws, text, intent, known, cfg, classifier)
-            generated.texts += kept
-            generated.labels += [intent] * len(kept)
-            generated.lines += [0] * len(kept)
-            generated.sources += ["generated"] * len(kept)
+            generated.extend(Examples(kept, [intent] * len(kept), sources=["generated"] * len(kept)))
         _atomic_write(generated, output, write_examples)
         with done_path.open("a", encoding="utf-8") as handle:
             handle.writelines(f"{intent}\t{text}\n" for text, intent in chunk)
@@ -366,10 +360,5 @@ def combine_examples(
             limit = min(limit, cap_per_intent)
         chosen += sorted(rng.sample(indices, limit)) if limit < len(indices) else indices
     picked = synthetic.subset(chosen)
-    return Examples(
-        [*real.texts, *picked.texts],
-        [*real.labels, *picked.labels],
-        [*real.lines, *picked.lines],
-        real.source,
-        [*real.sources, *[s if s != "real" else "generated" for s in picked.sources]],
-    )
+    picked.sources = [s if s != "real" else "generated" for s in picked.sources]  # files without a source column
+    return real.subset(list(range(len(real)))).extend(picked)
