@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
+from .plots import plot_confusion_matrix
 
 AVERAGES = ("macro avg", "weighted avg")
 
@@ -29,12 +30,27 @@ class EvalReport:
             ``f1-score`` and ``support``, plus ``accuracy``, ``macro avg`` and ``weighted avg``.
         confusion: ``(n_labels, n_labels)`` counts, rows = true intent, columns = predicted.
         errors: misclassified examples (text, true intent, predicted intent, confidence).
+        confidences: ``(n,)`` confidence of each prediction (calibrated when the model is), or None.
+        correct: ``(n,)`` bool, whether each prediction was right, or None.
+        calibration: None, or ``{"temperature", "bins", "ece_before", "ece_after", "reliability_before",
+            "reliability_after"}``; ECE on this data with the raw (temperature 1) and the calibrated
+            probabilities; each reliability list holds the non-empty equal-width bins as
+            ``{"lower", "upper", "count", "confidence", "accuracy"}``.
+        oos: None, or the out-of-scope summary: ``{"label", "threshold": {"global", "per_intent"},
+            "in_scope_support", "oos_support", "in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1",
+            "without_rejection": {"in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1"},
+            "coverage_curve": [{"threshold", "coverage", "accuracy"}, ...]}``; the curve sweeps one global
+            threshold over the in-scope rows (coverage = share answered, accuracy = on the answered ones).
     """
 
     labels: list[str]
     report: dict[str, Any]
     confusion: np.ndarray
     errors: list[dict[str, Any]] = field(default_factory=list)
+    confidences: np.ndarray | None = None
+    correct: np.ndarray | None = None
+    calibration: dict[str, Any] | None = None
+    oos: dict[str, Any] | None = None
 
     @property
     def accuracy(self) -> float:
@@ -191,33 +207,6 @@ def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[
     probs = classifier.predict_proba(texts)
     predicted = [classifier.classes_[i] for i in probs.argmax(axis=1)]
     return evaluate_predictions(labels, predicted, classifier.classes_, texts=texts, confidences=probs.max(axis=1))
-
-
-def plot_confusion_matrix(confusion: np.ndarray, labels: Sequence[str], path: str | Path) -> None:
-    """A heatmap PNG of the confusion matrix, each row normalised by its true count, with counts in the cells."""
-    from matplotlib.figure import Figure
-
-    n = len(labels)
-    size = max(4.0, min(0.45 * n + 2.5, 40.0))
-    fig = Figure(figsize=(size, size * 0.9), dpi=100)
-    ax = fig.add_subplot()
-    totals = confusion.sum(axis=1, keepdims=True)
-    share = np.divide(confusion, totals, out=np.zeros(confusion.shape, dtype=float), where=totals > 0)
-    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true intent")
-    ax.set_xticks(range(n), labels=labels, rotation=45 if n < 30 else 90, ha="right" if n < 30 else "center")
-    ax.set_yticks(range(n), labels=labels)
-    ax.set_xlabel("predicted intent")
-    ax.set_ylabel("true intent")
-    if n <= 30:
-        for i in range(n):
-            for j in range(n):
-                if confusion[i, j]:
-                    color = "white" if share[i, j] > 0.5 else "black"
-                    ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", color=color, fontsize=9)
-    ax.set_title("Confusion matrix")
-    fig.tight_layout()
-    fig.savefig(str(path))
 
 
 def _plain(metric: str, value: Any) -> int | float:
