@@ -7,9 +7,21 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.intentune-installed
 
-.PHONY: install demo test test-fast lint clean
+.PHONY: install browser demo test test-fast lint clean
 
-install: $(STAMP)
+install: $(STAMP) browser
+
+# Headless Chromium, for the test that renders report.html (marked `browser`). CI runs as root on Debian, where
+# apt-get installs it; elsewhere install Chromium yourself, or set INTENTUNE_SKIP_BROWSER=1 to skip that test.
+browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing chromium (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium not found, and apt-get is unavailable or this is not root: install Chromium yourself," \
+			"or set INTENTUNE_SKIP_BROWSER=1 to skip the browser test"; \
+	fi
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

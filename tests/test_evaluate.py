@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from intentune import DataError, evaluate_predictions
+from intentune.evaluate import confusion_order, render_html
 
 # true a a a b b c / predicted a a b b b a; the model also knows d, which the test data lacks.
 TRUE, PRED, LABELS = list("aaabbc"), list("aabbba"), list("abcd")
@@ -69,7 +72,8 @@ def test_markdown_has_tables(report) -> None:
     md = report.to_markdown()
     assert "| `b` | 0.667 | 1.000 | 0.800 | 2 |" in md
     assert "| `a` | 2 | 1 | 0 | 0 |" in md
-    assert "- `c` predicted as `a`: 1" in md
+    assert "| `c` | `a` | 1 |" in md
+    assert "## Calibration" not in md and "## Out of scope" not in md
 
 
 def test_save_writes_every_file(report, tmp_path: Path) -> None:
@@ -81,8 +85,166 @@ def test_save_writes_every_file(report, tmp_path: Path) -> None:
     assert paths["report"].read_text().startswith("# Evaluation report")
     png = paths["confusion_matrix"].read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert paths["html"].read_text().startswith("<!DOCTYPE html>")
+    assert "calibration" not in metrics and "oos" not in metrics
+    assert set(paths) == {"metrics", "report", "html", "errors", "confusion_matrix"}  # no data for the other pictures
 
 
 def test_unknown_true_intents_are_refused() -> None:
     with pytest.raises(DataError, match="intents the model was not trained on: z; remove those rows or retrain"):
         evaluate_predictions(["z"], ["a"], ["a", "b"])
+
+
+# Calibration and out-of-scope results as evaluate_classifier fills them (numpy scalars included, as they come).
+CALIBRATION = {
+    "temperature": np.float64(1.8),
+    "bins": 10,
+    "ece_before": 0.2134,
+    "ece_after": 0.0431,
+    "reliability_before": [
+        {"lower": 0.3, "upper": 0.4, "count": np.int64(1), "confidence": 0.4, "accuracy": 0.0},
+        {"lower": 0.6, "upper": 0.7, "count": 2, "confidence": 0.65, "accuracy": 0.5},
+        {"lower": 0.8, "upper": 0.9, "count": 2, "confidence": 0.85, "accuracy": 0.5},
+        {"lower": 0.9, "upper": 1.0, "count": 1, "confidence": 0.9, "accuracy": 1.0},
+    ],
+    "reliability_after": [
+        {"lower": 0.3, "upper": 0.4, "count": 2, "confidence": 0.35, "accuracy": 0.5},
+        {"lower": 0.6, "upper": 0.7, "count": 4, "confidence": 0.68, "accuracy": 0.75},
+    ],
+}
+OOS = {
+    "label": "oos",
+    "threshold": {"global": 0.55, "per_intent": {"a": 0.6, "b": 0.5}},
+    "in_scope_support": 5,
+    "oos_support": 1,
+    "in_scope_accuracy": 0.8,
+    "oos_precision": 0.5,
+    "oos_recall": 1.0,
+    "oos_f1": 0.666667,
+    "without_rejection": {"in_scope_accuracy": 0.8, "oos_precision": 0.0, "oos_recall": 0.0, "oos_f1": 0.0},
+    "coverage_curve": [
+        {"threshold": t / 10, "coverage": round(1 - t / 12, 6), "accuracy": round(0.8 + t / 60, 6)} for t in range(11)
+    ],
+}
+
+EXPECTED_SUMMARY = """
+calibration: temperature 1.800, ECE 0.213 -> 0.043 (raw -> calibrated, 10 bins)
+out of scope (oos): in-scope accuracy 0.800, OOS precision 0.500, recall 1.000, F1 0.667
+  without rejection: in-scope accuracy 0.800, OOS precision 0.000, recall 0.000, F1 0.000
+  rejection thresholds: global 0.550, per-intent for 2 intents"""
+
+EXPECTED_MARKDOWN_SECTIONS = """
+## Calibration
+
+Temperature scaling with T = 1.800. Expected calibration error (ECE, 10 equal-width confidence bins) on this data:
+
+| probabilities | ECE |
+|---|---:|
+| raw (T = 1) | 0.213 |
+| calibrated (T = 1.800) | 0.043 |
+
+## Out of scope
+
+Out-of-scope label `oos`: 5 in-scope and 1 out-of-scope examples.
+
+| | in-scope accuracy | OOS precision | OOS recall | OOS F1 |
+|---|---:|---:|---:|---:|
+| with rejection | 0.800 | 0.500 | 1.000 | 0.667 |
+| without rejection | 0.800 | 0.000 | 0.000 | 0.000 |
+
+Rejection thresholds: global 0.550, per-intent for 2 intents."""
+
+SCRIPT = "<script>alert('pwned')</script> & more"
+
+
+@pytest.fixture
+def full_report():
+    texts = ["t0", "t1", SCRIPT, "t3", "t4", "t5"]
+    confidences = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    report = evaluate_predictions(TRUE, PRED, LABELS, texts=texts, confidences=confidences)
+    report.confidences = np.array(confidences)
+    report.correct = np.array(TRUE) == np.array(PRED)
+    report.calibration, report.oos = CALIBRATION, OOS
+    return report
+
+
+def test_text_adds_calibration_and_oos_lines(full_report) -> None:
+    expected = EXPECTED_TEXT.replace("\n\nmost confused", "\n" + EXPECTED_SUMMARY + "\n\nmost confused")
+    assert full_report.to_text() == expected
+
+
+def test_markdown_adds_calibration_and_oos_sections(full_report) -> None:
+    assert full_report.to_markdown().endswith(EXPECTED_MARKDOWN_SECTIONS)
+
+
+def test_markdown_without_a_global_threshold(full_report) -> None:
+    full_report.oos = {**OOS, "threshold": {"global": None, "per_intent": {}}}
+    assert full_report.to_markdown().endswith("Rejection thresholds: no global one, per-intent for 0 intents.")
+
+
+def test_dict_has_calibration_and_oos_as_plain_json(full_report) -> None:
+    data = json.loads(json.dumps(full_report.to_dict()))  # numpy scalars would not serialise
+    assert data["calibration"]["temperature"] == 1.8 and data["calibration"]["reliability_before"][0]["count"] == 1
+    assert data["oos"]["threshold"] == {"global": 0.55, "per_intent": {"a": 0.6, "b": 0.5}}
+    assert data["oos"]["coverage_curve"][10] == {"threshold": 1.0, "coverage": 0.166667, "accuracy": 0.966667}
+
+
+def test_html_is_self_contained_and_escaped(full_report) -> None:
+    page = render_html(full_report, title="Shop <assistant>", extra={"model": "runs/x", "sizes": {"test": 6}})
+    for number in ("0.667", "0.367", "0.600", "0.043", "1.800", "0.550", "per-intent for 2 intents"):
+        assert number in page
+    assert re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page) is None
+    assert "url(" not in page and "@import" not in page
+    assert SCRIPT not in page and html.escape(SCRIPT) in page
+    assert "<title>Shop &lt;assistant&gt;</title>" in page
+    assert page.count('src="data:image/png;base64,') == 4  # confusion, confidence, reliability, coverage
+
+
+def test_html_caps_the_errors_table() -> None:
+    true, pred = ["a"] * 1005, ["b"] * 1005
+    page = render_html(evaluate_predictions(true, pred, ["a", "b"], texts=[f"u{i}" for i in range(1005)]))
+    assert "The 1,000 most confident of 1,005 errors; errors.jsonl has all of them." in page
+    assert ">u999<" in page and ">u1000<" not in page
+
+
+def test_save_writes_every_picture_and_the_html(full_report, tmp_path: Path) -> None:
+    paths = full_report.save(tmp_path)
+    names = ("confusion_matrix", "confidence_histogram", "reliability", "coverage")
+    assert set(paths) == {"metrics", "report", "html", "errors", *names}
+    for name in names:
+        assert paths[name] == tmp_path / f"{name}.png" and paths[name].read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads(paths["metrics"].read_text())
+    assert metrics["calibration"]["ece_after"] == 0.0431 and metrics["oos"]["oos_recall"] == 1.0
+    assert "## Out of scope" in paths["report"].read_text()
+    assert html.escape(SCRIPT) in paths["html"].read_text()
+
+
+def _many_intents() -> tuple[list[str], list[str], list[str]]:
+    """40 intents, each right 5 times; i05 and i30 are mutually confused (3 + 2), i10 -> i20 and i20 -> i35 once."""
+    labels = [f"i{k:02d}" for k in range(40)]
+    true = [x for x in labels for _ in range(5)]
+    pred = list(true)
+    for t, p in [("i05", "i30")] * 3 + [("i30", "i05")] * 2 + [("i10", "i20"), ("i20", "i35")]:
+        true.append(t)
+        pred.append(p)
+    return true, pred, labels
+
+
+def test_confusion_order_keeps_only_confused_intents_and_puts_pairs_together() -> None:
+    true, pred, labels = _many_intents()
+    report = evaluate_predictions(true, pred, labels)
+    order = [labels[i] for i in confusion_order(report.confusion)]
+    assert sorted(order) == ["i05", "i10", "i20", "i30", "i35"]
+    assert abs(order.index("i05") - order.index("i30")) == 1
+    assert confusion_order(np.eye(3, dtype=int)) == []
+
+
+def test_many_intents_plot_a_png_and_no_markdown_matrix(tmp_path: Path) -> None:
+    true, pred, labels = _many_intents()
+    report = evaluate_predictions(true, pred, labels)
+    paths = report.save(tmp_path)
+    assert paths["confusion_matrix"].read_bytes()[:4] == b"\x89PNG"
+    md = report.to_markdown()
+    assert "| true \\ predicted |" not in md
+    assert "40 intents are too many for a table; `confusion_matrix.png` shows the 5 intents involved" in md
+    assert "| `i05` | `i30` | 3 |" in md

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "TrainConfig", "load_config", "render_config",
-               "save_config"],
+    "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "TrainConfig", "load_config",
+               "render_config", "save_config"],
     "data": ["Examples", "load_examples", "split_examples", "write_examples"],
     "errors": ["BackboneError", "ConfigError", "DataError", "IntentuneError", "ModelError"],
     "evaluate": ["EvalReport", "evaluate_classifier", "evaluate_predictions"],
@@ -35,6 +35,7 @@ __all__ = [
     "IntentuneError",
     "ModelConfig",
     "ModelError",
+    "OOSConfig",
     "RunResult",
     "TrainConfig",
     "augment_data",
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         DataConfig,
         GenerateConfig,
         ModelConfig,
+        OOSConfig,
         TrainConfig,
         load_config,
         render_config,

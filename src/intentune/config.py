@@ -1,4 +1,5 @@
-"""One typed, sectioned config (``data`` / ``model`` / ``train``), saved with every model and run.
+"""One typed, sectioned config (``data`` / ``model`` / ``train`` / ``generate`` / ``oos``), saved with every
+model and run.
 
 Configs are TOML files. Unknown keys are an error that names the key path; ``--set section.key=value``
 overrides any value; :func:`render_config` writes a complete, commented file (``intentune config init``).
@@ -105,6 +106,38 @@ class TrainConfig:
         ("val_loss", "val_accuracy"),
     )
     device: str = _opt("auto", "auto, cpu or cuda.", ("auto", "cpu", "cuda"))
+    calibrate: bool = _opt(
+        True, "Fit temperature scaling on the validation data after training, so confidences match accuracy."
+    )
+
+
+@dataclass
+class OOSConfig:
+    """Out-of-scope answers: an explicit out-of-scope intent and rejection thresholds fitted from data."""
+
+    label: str = _opt(
+        "oos",
+        "The out-of-scope intent: rows with this label are out-of-scope examples (in training, an intent of its own; "
+        "in validation, they show how well rejection works), and predict answers it when it rejects.",
+    )
+    reject: bool = _opt(
+        True, "Answer the out-of-scope label when the calibrated confidence is below the fitted threshold."
+    )
+    threshold: float | None = _opt(
+        None,
+        "A fixed global rejection threshold; unset = fitted on the validation data (see max_accuracy_drop).",
+        example=0.5,
+    )
+    max_accuracy_drop: float = _opt(
+        0.01,
+        "The fitted threshold is the highest whose rejections cost at most this share of in-scope validation "
+        "accuracy (0.01 = one point); higher thresholds catch more out-of-scope messages.",
+    )
+    per_intent: str = _opt(
+        "auto",
+        "Per-intent thresholds: on, off, or auto (used when validation out-of-scope rows show they catch more).",
+        ("auto", "on", "off"),
+    )
 
 
 @dataclass
@@ -141,6 +174,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
+    oos: OOSConfig = field(default_factory=OOSConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The config as nested plain dicts (None values kept)."""
@@ -200,6 +234,9 @@ class Config:
             ("train.learning_rate", (self.train.learning_rate or 1.0) > 0, "positive"),
             ("train.early_stopping_patience", self.train.early_stopping_patience >= 0, "0 or more"),
             ("train.eval_every_steps", (self.train.eval_every_steps or 1) >= 1, "at least 1"),
+            ("oos.label", bool(self.oos.label.strip()), "a non-empty intent name"),
+            ("oos.threshold", 0.0 <= (self.oos.threshold or 0.0) <= 1.0, "between 0 and 1"),
+            ("oos.max_accuracy_drop", 0.0 <= self.oos.max_accuracy_drop < 1.0, "in [0, 1)"),
         ]
         for name, ok, allowed in checks:
             if not ok:

@@ -81,6 +81,8 @@ class IntentClassifier:
     Attributes (after ``fit`` or ``load``):
         classes_: the intents, sorted; column order of :meth:`predict_proba`.
         kind_: ``decoder`` or ``encoder``.
+        temperature_: the calibration temperature (1.0 when not calibrated).
+        thresholds_: the out-of-scope rejection thresholds, or None.
         history_: one dict per validation evaluation during training.
 
     Example:
@@ -121,10 +123,14 @@ class IntentClassifier:
 
         check_trainable(Examples(list(texts), list(labels), source="training data"))
         self.classes_ = sorted(set(labels))
+        oos_label = self.config.oos.label
         if validation is not None:
-            unknown = sorted(set(validation[1]) - set(self.classes_))
+            unknown = sorted(set(validation[1]) - set(self.classes_) - {oos_label})
             if unknown:
-                raise DataError(f"validation data has intents not in the training data: {', '.join(unknown)}")
+                raise DataError(
+                    f"validation data has intents not in the training data: {', '.join(unknown)} "
+                    f"(only the out-of-scope label {oos_label!r} may appear in validation alone)"
+                )
         from accelerate.utils import set_seed
 
         set_seed(self.config.train.seed)  # before the head is initialised, so a seed fixes the whole run
@@ -136,25 +142,88 @@ class IntentClassifier:
         train_ids = self._token_ids(texts)
         val = None
         if validation is not None:
-            val = (self._token_ids(validation[0]), self._label_ids(validation[1]))
+            # Out-of-scope rows of an intent the model does not learn take no part in early stopping.
+            known = [(t, y) for t, y in zip(*validation) if y in self.classes_]
+            if known:
+                val = (self._token_ids([t for t, _ in known]), self._label_ids([y for _, y in known]))
         result = train_net(
             self.net_, (train_ids, self._label_ids(labels)), val, self.config.train, self._pad_id(), callbacks
         )
         self.history_ = result.history
         self.train_summary_ = result.summary()
         self.net_.eval()
+        self._fit_confidence(validation)
         return self
+
+    def _fit_confidence(self, validation: tuple[Sequence[str], Sequence[str]] | None) -> None:
+        """Temperature scaling and out-of-scope thresholds, fitted on the validation data (``train.calibrate``,
+        ``[oos]``); without validation data, temperature 1 and only a fixed ``oos.threshold`` if one is set."""
+        from .evaluate.calibration import calibration_summary, fit_temperature, softmax
+        from .evaluate.oos import Thresholds, fit_thresholds
+
+        ocfg = self.config.oos
+        self.temperature_, self.thresholds_ = 1.0, None
+        if ocfg.reject and ocfg.threshold is not None:
+            self.thresholds_ = Thresholds(ocfg.label, ocfg.threshold, fit={"fixed": True})
+        if validation is None or not validation[0]:
+            return
+        logits = self.decision_function(validation[0])
+        known = [i for i, y in enumerate(validation[1]) if y in self.classes_]
+        known_ids = self._label_ids([validation[1][i] for i in known])
+        if self.config.train.calibrate:
+            self.temperature_ = fit_temperature(logits[known], known_ids)
+        summary = calibration_summary(logits[known], known_ids, self.temperature_)
+        self.train_summary_["calibration"] = {k: summary[k] for k in ("temperature", "ece_before", "ece_after")}
+        if ocfg.reject and ocfg.threshold is None:
+            self.thresholds_ = fit_thresholds(
+                softmax(logits, self.temperature_), validation[1], self.classes_, oos_label=ocfg.label,
+                max_accuracy_drop=ocfg.max_accuracy_drop, per_intent=ocfg.per_intent,
+            )  # fmt: skip
+        if self.thresholds_ is not None:
+            self.train_summary_["oos"] = {
+                "global_threshold": self.thresholds_.global_threshold,
+                "per_intent_thresholds": len(self.thresholds_.per_intent),
+                **self.thresholds_.fit,
+            }
 
     # ------------------------------------------------------------- predicting
     def predict_proba(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-        """Intent probabilities, shape ``(len(texts), len(classes_))``, columns in ``classes_`` order."""
+        """Calibrated intent probabilities (softmax of the logits divided by ``temperature_``), shape
+        ``(len(texts), len(classes_))``, columns in ``classes_`` order."""
+        from .evaluate.calibration import softmax
+
         logits = self.decision_function(texts, batch_size=batch_size)
-        return torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+        return softmax(logits, getattr(self, "temperature_", 1.0)).astype(np.float32)
 
     def predict(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[str]:
-        """The most probable intent of each text."""
+        """The intent of each text: the most probable one, or ``oos.label`` when the out-of-scope intent wins or
+        the confidence is below the rejection threshold (so the answer may be a label not in ``classes_``)."""
+        return [p["intent"] for p in self.predict_details(texts, batch_size=batch_size)]
+
+    def predict_details(
+        self, texts: Sequence[str], *, top_k: int = 1, batch_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        """What a chatbot needs per text: ``intent`` (the out-of-scope label when rejected), ``confidence`` (the
+        calibrated probability of the best intent), ``is_out_of_scope``, and ``top`` (the ``top_k`` best intents
+        with their probabilities, rejected or not)."""
+        from .evaluate.oos import apply_rejection
+
         probs = self.predict_proba(texts, batch_size=batch_size)
-        return [self.classes_[i] for i in probs.argmax(axis=1)]
+        answers, confidences, out = apply_rejection(self.classes_, probs, self.thresholds, self.config.oos.label)
+        results = []
+        for row, answer, confidence, rejected in zip(probs, answers, confidences, out):
+            order = row.argsort()[::-1][: max(1, top_k)]
+            top = [{"intent": self.classes_[i], "confidence": round(float(row[i]), 4)} for i in order]
+            results.append(
+                {"intent": answer, "confidence": round(float(confidence), 4), "is_out_of_scope": bool(rejected),
+                 "top": top}
+            )  # fmt: skip
+        return results
+
+    @property
+    def thresholds(self) -> Any:
+        """The fitted out-of-scope :class:`~intentune.evaluate.oos.Thresholds`, or None (no rejection)."""
+        return getattr(self, "thresholds_", None)
 
     def decision_function(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Raw logits, shape ``(len(texts), len(classes_))``."""
@@ -216,6 +285,8 @@ class IntentClassifier:
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
 
+        from .evaluate.oos import Thresholds
+
         directory = resolve_model_dir(directory)
         meta = _read_metadata(directory)
         self = cls(Config.from_dict(meta["config"], source=str(directory / META_FILE)))
@@ -230,6 +301,8 @@ class IntentClassifier:
         except (OSError, ValueError) as exc:
             raise ModelError(f"model folder {directory} is incomplete or damaged: {exc}") from None
         prepare_tokenizer(self.tokenizer_, backbone, self.kind_)
+        self.temperature_ = float(meta.get("temperature", 1.0))
+        self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
         self.net_ = IntentNet(backbone, len(self.classes_), kind=self.kind_, pooling=meta["pooling"], dropout=0.0)
         self.net_.head.load_state_dict(head)
         self.net_.to(device).eval()
@@ -247,6 +320,8 @@ class IntentClassifier:
             "max_length": self.config.model.max_length,
             "lowercase": self.config.data.lowercase,
             "remove_special_chars": self.config.data.remove_special_chars,
+            "temperature": getattr(self, "temperature_", 1.0),
+            "oos_thresholds": self.thresholds.to_dict() if self.thresholds is not None else None,
             "config": _without_none(self.config.to_dict()),
             "train_summary": getattr(self, "train_summary_", {}),
             "history": getattr(self, "history_", []),

@@ -1,10 +1,22 @@
-"""Evaluation: metrics and reports (``metrics``), pictures (``plots``), confidence calibration (``calibration``)
-and out-of-scope thresholds (``oos``).
+"""Evaluation: metrics and reports (``metrics``), pictures (``plots``), the HTML report (``html``), confidence
+calibration (``calibration``) and out-of-scope thresholds (``oos``).
 """
 
 from __future__ import annotations
 
-from .metrics import EvalReport, evaluate_classifier, evaluate_predictions
-from .plots import plot_confusion_matrix
+from .html import render_html
+from .metrics import EvalReport, evaluate_classifier, evaluate_logits, evaluate_predictions
+from .plots import confusion_order, plot_confidence_histogram, plot_confusion_matrix, plot_coverage, plot_reliability
 
-__all__ = ["EvalReport", "evaluate_classifier", "evaluate_predictions", "plot_confusion_matrix"]
+__all__ = [
+    "EvalReport",
+    "confusion_order",
+    "evaluate_classifier",
+    "evaluate_logits",
+    "evaluate_predictions",
+    "plot_confidence_histogram",
+    "plot_confusion_matrix",
+    "plot_coverage",
+    "plot_reliability",
+    "render_html",
+]

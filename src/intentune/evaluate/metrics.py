@@ -7,15 +7,23 @@ Nothing here prints: a report renders itself as text, Markdown or JSON, and the 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from ..errors import DataError
-from .plots import plot_confusion_matrix
+from .plots import (
+    MAX_CELL_COUNTS,
+    confusion_order,
+    plot_confidence_histogram,
+    plot_confusion_matrix,
+    plot_coverage,
+    plot_reliability,
+)
 
 AVERAGES = ("macro avg", "weighted avg")
 
@@ -57,20 +65,38 @@ class EvalReport:
         return float(self.report["accuracy"])
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything as plain JSON-ready values."""
-        return {
+        """Everything as plain JSON-ready values; ``calibration`` and ``oos`` only when set."""
+        out = {
             "accuracy": self.accuracy,
             "report": self.report,
             "labels": self.labels,
             "confusion_matrix": self.confusion.tolist(),
             "num_errors": len(self.errors),
         }
+        for name in ("calibration", "oos"):
+            if getattr(self, name) is not None:
+                out[name] = self._jsonable(getattr(self, name))
+        return out
+
+    @staticmethod
+    def _jsonable(value: Any) -> Any:
+        """``value`` with numpy arrays and scalars as lists and Python numbers, and NaN or infinity as None."""
+        if isinstance(value, dict):
+            return {str(k): EvalReport._jsonable(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | np.ndarray):
+            return [EvalReport._jsonable(v) for v in value]
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            return None
+        return value
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_text(self, digits: int = 3) -> str:
-        """A fixed-width table like scikit-learn's, then the accuracy and the most confused pairs."""
+        """A fixed-width table like scikit-learn's, then the accuracy, a few lines on calibration and out-of-scope
+        detection when the report has them, and the most confused pairs."""
         width = max(len(x) for x in [*self.labels, *AVERAGES])
         head = f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1-score':>9}  {'support':>9}"
 
@@ -84,14 +110,55 @@ class EvalReport:
         total = self.report["macro avg"]["support"]
         accuracy = f"{'accuracy':>{width}}  {'':>9}  {'':>9}  {self.accuracy:>9.{digits}f}  {total:>9d}"
         lines = [head, "", *map(row, self.labels), "", accuracy, *map(row, AVERAGES)]
+        lines += self._text_summary(digits)
         pairs = self.confused_pairs()
         if pairs:
             lines += ["", "most confused (true -> predicted: count):"]
             lines += [f"  {t} -> {p}: {n}" for t, p, n in pairs]
         return "\n".join(lines)
 
+    def _text_summary(self, digits: int) -> list[str]:
+        """Short lines on calibration and out-of-scope detection, when the report has them."""
+        lines = []
+        if (cal := self.calibration) is not None:
+            lines.append(
+                f"calibration: temperature {cal['temperature']:.{digits}f}, ECE {cal['ece_before']:.{digits}f} -> "
+                f"{cal['ece_after']:.{digits}f} (raw -> calibrated, {cal['bins']} bins)"
+            )
+        if (oos := self.oos) is not None:
+            lines += [
+                f"out of scope ({oos['label']}): {self._oos_scores(oos, digits)}",
+                f"  without rejection: {self._oos_scores(oos['without_rejection'], digits)}",
+                f"  rejection thresholds: {self._thresholds(digits)}",
+            ]
+        return ["", *lines] if lines else []
+
+    @staticmethod
+    def _oos_scores(r: dict[str, Any], digits: int) -> str:
+        return (
+            f"in-scope accuracy {r['in_scope_accuracy']:.{digits}f}, OOS precision {r['oos_precision']:.{digits}f}, "
+            f"recall {r['oos_recall']:.{digits}f}, F1 {r['oos_f1']:.{digits}f}"
+        )
+
+    def _thresholds(self, digits: int) -> str:
+        """The rejection thresholds in words: the global one and how many intents have their own."""
+        threshold = (self.oos or {}).get("threshold") or {}
+        glob = threshold.get("global")
+        per_intent = len(threshold.get("per_intent") or {})
+        text = f"global {glob:.{digits}f}" if glob is not None else "no global one"
+        return f"{text}, per-intent for {per_intent} intent{'' if per_intent == 1 else 's'}"
+
     def to_markdown(self, digits: int = 3) -> str:
-        """Markdown: the metrics table, the confusion matrix and the most confused pairs."""
+        """Markdown: the metrics table, the confusion matrix (above 30 intents, a pointer to its picture), the most
+        confused pairs, and sections on calibration and out-of-scope detection when the report has them."""
+        parts = [self._markdown_metrics(digits), self._markdown_confusion(), self._markdown_pairs()]
+        if self.calibration is not None:
+            parts.append(self._markdown_calibration(digits))
+        if self.oos is not None:
+            parts.append(self._markdown_oos(digits))
+        return "\n\n".join(p for p in parts if p)
+
+    def _markdown_metrics(self, digits: int) -> str:
         lines = [
             f"**Accuracy: {self.accuracy:.{digits}f}** ({self.report['macro avg']['support']} examples)",
             "",
@@ -105,16 +172,70 @@ class EvalReport:
                 f"| {label} | {row['precision']:.{digits}f} | {row['recall']:.{digits}f} | "
                 f"{row['f1-score']:.{digits}f} | {row['support']} |"
             )
-        lines += ["", "Confusion matrix (rows: true intent, columns: predicted):", ""]
+        return "\n".join(lines)
+
+    def _markdown_confusion(self) -> str:
+        """The confusion matrix as a table; above 30 intents, a pointer to ``confusion_matrix.png`` instead."""
+        n = len(self.labels)
+        if n > MAX_CELL_COUNTS:
+            shown = len(confusion_order(self.confusion))
+            return (
+                f"Confusion matrix: {n} intents are too many for a table; `confusion_matrix.png` shows the {shown} "
+                "intents involved in an error, confused intents side by side."
+            )
+        lines = ["Confusion matrix (rows: true intent, columns: predicted):", ""]
         lines.append("| true \\ predicted | " + " | ".join(f"`{x}`" for x in self.labels) + " |")
-        lines.append("|---|" + "---:|" * len(self.labels))
+        lines.append("|---|" + "---:|" * n)
         for name, row in zip(self.labels, self.confusion):
             lines.append(f"| `{name}` | " + " | ".join(str(int(v)) for v in row) + " |")
-        pairs = self.confused_pairs()
-        if pairs:
-            lines += ["", "Most confused pairs:", ""]
-            lines += [f"- `{t}` predicted as `{p}`: {n}" for t, p, n in pairs]
         return "\n".join(lines)
+
+    def _markdown_pairs(self) -> str:
+        pairs = self.confused_pairs(top=10 if len(self.labels) <= MAX_CELL_COUNTS else 20)
+        if not pairs:
+            return ""
+        lines = ["Most confused pairs:", "", "| true intent | predicted as | count |", "|---|---|---:|"]
+        return "\n".join(lines + [f"| `{t}` | `{p}` | {n} |" for t, p, n in pairs])
+
+    def _markdown_calibration(self, digits: int) -> str:
+        cal = self.calibration or {}
+        t = f"{cal['temperature']:.{digits}f}"
+        return "\n".join(
+            [
+                "## Calibration",
+                "",
+                f"Temperature scaling with T = {t}. Expected calibration error (ECE, {cal['bins']} equal-width "
+                "confidence bins) on this data:",
+                "",
+                "| probabilities | ECE |",
+                "|---|---:|",
+                f"| raw (T = 1) | {cal['ece_before']:.{digits}f} |",
+                f"| calibrated (T = {t}) | {cal['ece_after']:.{digits}f} |",
+            ]
+        )
+
+    def _markdown_oos(self, digits: int) -> str:
+        oos = self.oos or {}
+        keys = ("in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1")
+
+        def row(name: str, r: dict[str, Any]) -> str:
+            return f"| {name} | " + " | ".join(f"{r[k]:.{digits}f}" for k in keys) + " |"
+
+        return "\n".join(
+            [
+                "## Out of scope",
+                "",
+                f"Out-of-scope label `{oos['label']}`: {oos['in_scope_support']} in-scope and "
+                f"{oos['oos_support']} out-of-scope examples.",
+                "",
+                "| | in-scope accuracy | OOS precision | OOS recall | OOS F1 |",
+                "|---|---:|---:|---:|---:|",
+                row("with rejection", oos),
+                row("without rejection", oos["without_rejection"]),
+                "",
+                f"Rejection thresholds: {self._thresholds(digits)}.",
+            ]
+        )
 
     def confused_pairs(self, top: int = 10) -> list[tuple[str, str, int]]:
         """The largest off-diagonal cells of the confusion matrix, largest first."""
@@ -124,28 +245,49 @@ class EvalReport:
         cells.sort(key=lambda c: (-c[0], c[1], c[2]))
         return [(self.labels[i], self.labels[j], n) for n, i, j in cells[:top]]
 
+    def figures(self) -> dict[str, Callable[[str | Path | BinaryIO], None]]:
+        """The pictures this report has the data for, by name (also their file name without ``.png``): the
+        confusion matrix always, the confidence histogram, reliability diagram and coverage curve when the
+        report has confidences, calibration and out-of-scope results. Each draws a PNG to a path or binary file.
+        """
+        figures = {"confusion_matrix": partial(plot_confusion_matrix, self.confusion, self.labels)}
+        if self.confidences is not None and self.correct is not None:
+            figures["confidence_histogram"] = partial(plot_confidence_histogram, self.confidences, self.correct)
+        if self.calibration is not None:
+            figures["reliability"] = partial(plot_reliability, self.calibration)
+        if self.oos is not None:
+            figures["coverage"] = partial(plot_coverage, self.oos)
+        return figures
+
     def save(self, directory: str | Path, *, extra: dict[str, Any] | None = None) -> dict[str, Path]:
-        """Write ``metrics.json``, ``report.md``, ``errors.jsonl`` and ``confusion_matrix.png`` into a folder.
+        """Write the report files into a folder: ``metrics.json``, ``report.md``, ``report.html`` (self-contained),
+        ``errors.jsonl``, and one PNG per picture in :meth:`figures` (``confusion_matrix.png`` always).
 
         Args:
             directory: the folder (created if missing).
-            extra: more JSON-ready facts for ``metrics.json`` (run details, data sizes).
+            extra: more JSON-ready facts for ``metrics.json`` and the HTML report (run details, data sizes).
 
         Returns:
-            What was written, by name.
+            What was written, by name (``metrics``, ``report``, ``html``, ``errors`` and the picture names).
         """
+        from .html import render_html
+
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         paths = {
             "metrics": directory / "metrics.json",
             "report": directory / "report.md",
+            "html": directory / "report.html",
             "errors": directory / "errors.jsonl",
-            "confusion_matrix": directory / "confusion_matrix.png",
         }
         paths["metrics"].write_text(json.dumps({**self.to_dict(), **(extra or {})}, indent=2), encoding="utf-8")
         paths["report"].write_text("# Evaluation report\n\n" + self.to_markdown() + "\n", encoding="utf-8")
         paths["errors"].write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in self.errors), "utf-8")
-        plot_confusion_matrix(self.confusion, self.labels, paths["confusion_matrix"])
+        for name, draw in self.figures().items():
+            paths[name] = directory / f"{name}.png"
+            draw(paths[name])
+        images = {name: paths[name].read_bytes() for name in self.figures()}
+        paths["html"].write_text(render_html(self, extra=extra, images=images), encoding="utf-8")
         return paths
 
 
@@ -203,10 +345,82 @@ def evaluate_predictions(
 
 
 def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[str]) -> EvalReport:
-    """Predict ``texts`` with a fitted classifier and score against ``labels``."""
-    probs = classifier.predict_proba(texts)
-    predicted = [classifier.classes_[i] for i in probs.argmax(axis=1)]
-    return evaluate_predictions(labels, predicted, classifier.classes_, texts=texts, confidences=probs.max(axis=1))
+    """Predict ``texts`` with a fitted classifier (its calibration and out-of-scope rejection included) and score
+    against ``labels``; rows labelled with the model's out-of-scope label count as out-of-scope examples."""
+    return evaluate_logits(
+        classifier.decision_function(texts),
+        labels,
+        classifier.classes_,
+        texts=texts,
+        temperature=getattr(classifier, "temperature_", 1.0),
+        thresholds=getattr(classifier, "thresholds_", None),
+        oos_label=classifier.config.oos.label,
+    )
+
+
+def evaluate_logits(
+    logits: np.ndarray,
+    y_true: Sequence[str],
+    classes: Sequence[str],
+    *,
+    texts: Sequence[str] | None = None,
+    temperature: float = 1.0,
+    thresholds: Any = None,
+    oos_label: str = "oos",
+) -> EvalReport:
+    """Score raw logits: predictions after temperature scaling and rejection, plus the calibration summary (ECE
+    before and after) and, when out-of-scope rows or rejection are involved, the out-of-scope summary.
+
+    Args:
+        logits: ``(n, len(classes))`` raw scores.
+        y_true: the true intents; ``oos_label`` may appear even if it is not one of ``classes``.
+        classes: the model's intents, in logit order.
+        temperature: the model's calibration temperature.
+        thresholds: the model's :class:`~intentune.evaluate.oos.Thresholds`, or None.
+    """
+    from .calibration import calibration_summary, softmax
+    from .oos import apply_rejection
+
+    classes = list(classes)
+    probs = softmax(logits, temperature)
+    answers, confidences, _ = apply_rejection(classes, probs, thresholds, oos_label)
+    labels = list(classes)
+    if oos_label not in labels and (thresholds is not None or oos_label in set(y_true)):
+        labels.append(oos_label)
+    report = evaluate_predictions(y_true, answers, labels, texts=texts, confidences=confidences)
+    true = np.asarray(y_true, dtype=object)
+    report.confidences = confidences
+    report.correct = np.asarray(answers, dtype=object) == true
+    index = {c: i for i, c in enumerate(classes)}
+    known = np.array([y in index for y in y_true], dtype=bool)
+    if known.any():
+        ids = [index[y] for y in true[known]]
+        report.calibration = calibration_summary(logits[known], ids, temperature)
+    if oos_label in labels:
+        report.oos = _oos_summary(probs, true, classes, answers, thresholds, oos_label)
+    return report
+
+
+def _oos_summary(
+    probs: np.ndarray, true: np.ndarray, classes: list[str], answers: list[str], thresholds: Any, oos_label: str
+) -> dict[str, Any]:
+    from .oos import apply_rejection, coverage_curve, oos_metrics
+
+    plain, confidences, _ = apply_rejection(classes, probs, None, oos_label)
+    in_scope = true != oos_label
+    argmax = np.asarray([classes[i] for i in probs.argmax(axis=1)], dtype=object)
+    return {
+        "label": oos_label,
+        "threshold": {
+            "global": thresholds.global_threshold if thresholds is not None else None,
+            "per_intent": dict(thresholds.per_intent) if thresholds is not None else {},
+        },
+        "in_scope_support": int(in_scope.sum()),
+        "oos_support": int((~in_scope).sum()),
+        **oos_metrics(true, answers, oos_label),
+        "without_rejection": oos_metrics(true, plain, oos_label),
+        "coverage_curve": coverage_curve(confidences[in_scope], (argmax == true)[in_scope]),
+    }
 
 
 def _plain(metric: str, value: Any) -> int | float:
