@@ -45,6 +45,7 @@ def machine() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "transformers": transformers.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "date": dt.date.today().isoformat(),
         "commit": commit.strip(),
     }

@@ -14,25 +14,30 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "TrainConfig", "load_config",
                "render_config", "save_config"],
+    "crossval": ["CrossValResult", "LearningCurve", "cross_validate", "learning_curve"],
     "data": ["Examples", "load_examples", "split_examples", "write_examples"],
+    "doctor": ["DoctorReport", "diagnose_examples"],
     "errors": ["BackboneError", "ConfigError", "DataError", "IntentuneError", "ModelError"],
     "evaluate": ["EvalReport", "evaluate_classifier", "evaluate_predictions"],
     "model": ["IntentClassifier"],
-    "pipeline": ["RunResult", "augment_data", "convert_data", "evaluate_model", "predict_texts", "split_data",
-                 "train_run", "validate_data"],
+    "pipeline": ["RunResult", "augment_data", "convert_data", "cross_validate_file", "doctor_data", "evaluate_model",
+                 "learning_curve_file", "predict_texts", "split_data", "train_run", "validate_data"],
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
     "BackboneError",
     "Config",
     "ConfigError",
+    "CrossValResult",
     "DataConfig",
     "DataError",
+    "DoctorReport",
     "EvalReport",
     "Examples",
     "GenerateConfig",
     "IntentClassifier",
     "IntentuneError",
+    "LearningCurve",
     "ModelConfig",
     "ModelError",
     "OOSConfig",
@@ -40,9 +45,15 @@ __all__ = [
     "TrainConfig",
     "augment_data",
     "convert_data",
+    "cross_validate",
+    "cross_validate_file",
+    "diagnose_examples",
+    "doctor_data",
     "evaluate_classifier",
     "evaluate_model",
     "evaluate_predictions",
+    "learning_curve",
+    "learning_curve_file",
     "load_config",
     "load_examples",
     "predict_texts",
@@ -81,7 +92,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         render_config,
         save_config,
     )
+    from .crossval import CrossValResult, LearningCurve, cross_validate, learning_curve
     from .data import Examples, load_examples, split_examples, write_examples
+    from .doctor import DoctorReport, diagnose_examples
     from .errors import BackboneError, ConfigError, DataError, IntentuneError, ModelError
     from .evaluate import EvalReport, evaluate_classifier, evaluate_predictions
     from .model import IntentClassifier
@@ -89,7 +102,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         RunResult,
         augment_data,
         convert_data,
+        cross_validate_file,
+        doctor_data,
         evaluate_model,
+        learning_curve_file,
         predict_texts,
         split_data,
         train_run,

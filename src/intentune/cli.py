@@ -24,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(
-    help="Work with data files: split, convert, validate, expand, generate, augment.", no_args_is_help=True
+    help="Work with data files: split, convert, validate, doctor, expand, generate, augment.", no_args_is_help=True
 )
 config_app = typer.Typer(help="Write and check config files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -118,6 +118,27 @@ def evaluate(
         lambda: evaluate_model(model, data, output_dir=output, text_field=text_field, label_field=label_field)
     )
     typer.echo(report.to_json() if as_json else report.to_text())
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="Baseline: a run folder, evaluation folder or metrics.json.")],
+    run_b: Annotated[Path, typer.Argument(help="Candidate: a run folder, evaluation folder or metrics.json.")],
+    max_drop: Annotated[
+        float, typer.Option(min=0.0, help="Fail when an intent's F1 drops by more than this (0.05 = 5 points).")
+    ] = 0.05,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two evaluations intent by intent; exit 1 when an intent's F1 drops more than --max-drop.
+
+    Use it as a regression gate in CI: evaluate the new model on the same test file as the old one, then compare.
+    """
+    from .evaluate.compare import compare_runs
+
+    result = _run(lambda: compare_runs(run_a, run_b, max_drop=max_drop))
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.to_text())
+    if result.regressions:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -347,6 +368,134 @@ def data_augment(
         from .pipeline import comparison_markdown
 
         typer.echo(comparison_markdown(result.comparison))
+
+
+Backbone = Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, a model folder or a hub id.")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")]
+Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
+
+
+def _cli_config(config: Path | None, set_: list[str] | None, backbone: str | None = None) -> Any:
+    from .config import Config, load_config
+
+    cfg = load_config(config) if config else Config()
+    if backbone:
+        cfg.model.backbone = backbone
+    return cfg.override(list(set_ or []))
+
+
+def _parse_fractions(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        message = f"expected numbers separated by commas, such as 0.1,0.25,0.5,1; found {text!r}"
+        raise typer.BadParameter(message, param_hint="'--fractions'") from None
+
+
+def _check_method(value: str) -> str:
+    if value not in ("embeddings", "finetune"):
+        raise typer.BadParameter(f"expected embeddings or finetune, found {value!r}")
+    return value
+
+
+@app.command("cv")
+def cross_validate(
+    data: Annotated[Path, typer.Argument(help="Labelled data (CSV, JSONL, Rasa YAML, ...).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the report files.")],
+    folds: Annotated[int, typer.Option(min=2, help="Number of stratified folds (one fine-tune each).")] = 5,
+    backbone: Backbone = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Cross-validate: fine-tune on k-1 folds, predict the held-out fold, k times; report every row out of fold."""
+    from .pipeline import cross_validate_file
+    from .train import ProgressBar
+
+    def report_fold(fold: int, accuracy: float) -> None:
+        typer.echo(f"fold {fold}/{folds}: accuracy {accuracy:.4f}", err=True)
+
+    def job() -> Any:
+        cfg = _cli_config(config, set_, backbone)
+        callbacks = [] if quiet else [ProgressBar(file=sys.stderr)]
+        return cross_validate_file(data, output, cfg, folds=folds, callbacks=callbacks, on_fold=report_fold)
+
+    result = _run(job)
+    typer.echo(result.to_text())
+    typer.echo(f"\nreport: {output / 'report.md'}\nout-of-fold predictions: {output / 'oof_predictions.csv'}")
+
+
+@app.command("learning-curve")
+def learning_curve(
+    data: Annotated[Path, typer.Argument(help="Training data.")],
+    eval_file: Annotated[Path, typer.Option("--eval", help="Held-out data every model is scored on.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for learning_curve.json and .png.")],
+    fractions: Annotated[
+        str, typer.Option(help="Shares of the training data, comma-separated, each in (0, 1].")
+    ] = "0.1,0.25,0.5,1",
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation data for early stopping; default: split off each subset.")
+    ] = None,
+    backbone: Backbone = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Fine-tune on growing shares of the training data and score each: would more data help?"""
+    from .pipeline import learning_curve_file
+    from .train import ProgressBar
+
+    shares = _parse_fractions(fractions)
+
+    def job() -> Any:
+        cfg = _cli_config(config, set_, backbone)
+        if validation is not None:
+            cfg.data.validation_file = str(validation)
+        callbacks = [] if quiet else [ProgressBar(file=sys.stderr)]
+        return learning_curve_file(data, eval_file, output, cfg, fractions=shares, callbacks=callbacks)
+
+    curve = _run(job)
+    typer.echo(curve.to_text())
+    typer.echo(f"\nwritten to {output / 'learning_curve.json'} and {output / 'learning_curve.png'}")
+
+
+@data_app.command("doctor")
+def data_doctor(
+    data: Annotated[Path, typer.Argument(help="Labelled data to check.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for suspects.csv, overlaps.csv, doctor.*")],
+    method: Annotated[
+        str,
+        typer.Option(
+            callback=_check_method, help="embeddings (frozen backbone + logistic regression, fast) or finetune."
+        ),
+    ] = "embeddings",
+    backbone: Annotated[
+        str | None, typer.Option(help="Backbone; default minilm-l6 (embeddings) or the config's (finetune).")
+    ] = None,
+    folds: Annotated[int, typer.Option(min=2, help="Number of stratified folds.")] = 5,
+    top: Annotated[int, typer.Option(min=1, help="Show this many suspects and overlapping pairs.")] = 50,
+    config: ConfigFile = None,
+    set_: Overrides = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Find rows whose label is probably wrong and intents that overlap, from out-of-fold predictions."""
+    from tqdm.auto import tqdm
+
+    from .pipeline import doctor_data
+    from .train import ProgressBar
+
+    def job() -> Any:
+        cfg = _cli_config(config, set_)
+        callbacks = [] if quiet else [ProgressBar(file=sys.stderr)]
+        with tqdm(desc="embedding", unit=" texts", file=sys.stderr, disable=quiet or method != "embeddings") as bar:
+            return doctor_data(
+                data, output, config=cfg, method=method, backbone=backbone, folds=folds, top=top,
+                callbacks=callbacks, progress=bar.update,
+            )  # fmt: skip
+
+    report = _run(job)
+    typer.echo(report.to_text(top=top))
+    typer.echo(f"\nwritten to {output} (suspects.csv, overlaps.csv, doctor.md, doctor.json)")
 
 
 @config_app.command("init")

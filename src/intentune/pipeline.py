@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import Config, save_config
@@ -20,6 +20,10 @@ from .evaluate import EvalReport, evaluate_classifier
 from .model import IntentClassifier
 from .train import Callback, JsonlLogger
 from .validate import ValidationReport, validate_examples
+
+if TYPE_CHECKING:
+    from .crossval import CrossValResult, LearningCurve
+    from .doctor import DoctorReport
 
 
 @dataclass
@@ -343,19 +347,106 @@ def predict_texts(model_dir: str | Path, texts: Sequence[str], *, top_k: int = 1
     """Predict intents for texts with a saved model.
 
     Returns:
-        One dict per text: ``text``, ``intent``, ``confidence`` and ``top`` (the ``top_k`` best intents with
-        their probabilities).
+        One dict per text: ``text``, ``intent`` (the out-of-scope label when rejected), ``confidence``,
+        ``is_out_of_scope`` and ``top`` (the ``top_k`` best intents with their calibrated probabilities).
     """
     if not texts:
         raise DataError("no texts to predict; pass texts, --file, or pipe lines on standard input")
     classifier = IntentClassifier.load(model_dir)
-    probs = classifier.predict_proba(list(texts))
-    results = []
-    for text, row in zip(texts, probs):
-        order = row.argsort()[::-1][: max(1, top_k)]
-        top = [{"intent": classifier.classes_[i], "confidence": round(float(row[i]), 4)} for i in order]
-        results.append({"text": text, "intent": top[0]["intent"], "confidence": top[0]["confidence"], "top": top})
-    return results
+    details = classifier.predict_details(list(texts), top_k=top_k)
+    return [{"text": text, **d} for text, d in zip(texts, details)]
+
+
+def cross_validate_file(
+    data_file: str | Path,
+    output_dir: str | Path,
+    config: Config,
+    *,
+    folds: int = 5,
+    callbacks: Sequence[Callback] = (),
+    on_fold: Any = None,
+) -> CrossValResult:
+    """Stratified k-fold cross-validation of one labelled file (see :func:`intentune.crossval.cross_validate`).
+
+    Writes the report files of all out-of-fold predictions to ``output_dir`` (``metrics.json`` with the per-fold
+    accuracies, their mean and standard deviation; ``report.md``, ``errors.jsonl``, ``confusion_matrix.png``),
+    ``oof_predictions.csv`` and ``config.toml``. Folds are seeded with ``data.split_seed``.
+
+    Returns:
+        The :class:`intentune.crossval.CrossValResult`.
+    """
+    from .crossval import cross_validate
+
+    examples = _load(str(data_file), config)
+    seed = config.data.split_seed
+    result = cross_validate(examples, config, folds=folds, seed=seed, callbacks=callbacks, on_fold=on_fold)
+    result.save(output_dir, extra={"environment": environment()})
+    save_config(config, Path(output_dir) / "config.toml")
+    return result
+
+
+def learning_curve_file(
+    data_file: str | Path,
+    eval_file: str | Path,
+    output_dir: str | Path,
+    config: Config,
+    *,
+    fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+    callbacks: Sequence[Callback] = (),
+    on_point: Any = None,
+) -> LearningCurve:
+    """Fine-tune on growing stratified shares of a training file and score each on ``eval_file``
+    (see :func:`intentune.crossval.learning_curve`); early stopping uses ``data.validation_file`` if set.
+
+    Writes ``learning_curve.json``, ``learning_curve.png`` and ``config.toml`` to ``output_dir``.
+
+    Returns:
+        The :class:`intentune.crossval.LearningCurve`.
+    """
+    from .crossval import learning_curve
+
+    train, evaluation = _load(str(data_file), config), _load(str(eval_file), config)
+    validation = _load(config.data.validation_file, config) if config.data.validation_file else None
+    curve = learning_curve(
+        train, evaluation, config, fractions=fractions, validation=validation, seed=config.data.split_seed,
+        callbacks=callbacks, on_point=on_point,
+    )  # fmt: skip
+    curve.save(output_dir)
+    save_config(config, Path(output_dir) / "config.toml")
+    return curve
+
+
+def doctor_data(
+    data_file: str | Path,
+    output_dir: str | Path,
+    *,
+    config: Config | None = None,
+    method: str = "embeddings",
+    backbone: str | None = None,
+    folds: int = 5,
+    top: int = 50,
+    callbacks: Sequence[Callback] = (),
+    progress: Any = None,
+) -> DoctorReport:
+    """Find probably mislabelled rows and overlapping intents in a labelled file
+    (see :func:`intentune.doctor.diagnose_examples`).
+
+    Writes ``suspects.csv``, ``overlaps.csv``, ``doctor.md`` (the ``top`` of each) and ``doctor.json`` to
+    ``output_dir``. Folds are seeded with ``data.split_seed``.
+
+    Returns:
+        The :class:`intentune.doctor.DoctorReport`.
+    """
+    from .doctor import diagnose_examples
+
+    config = config or Config()
+    examples = _load(str(data_file), config)
+    report = diagnose_examples(
+        examples, method=method, config=config, backbone=backbone, folds=folds, seed=config.data.split_seed,
+        callbacks=callbacks, progress=progress,
+    )  # fmt: skip
+    report.save(output_dir, top=top)
+    return report
 
 
 def environment() -> dict[str, str]:
