@@ -99,7 +99,7 @@ def train(
     result = _run(job)
     typer.echo(f"\nEvaluation on the {result.eval_split} data:\n")
     typer.echo(result.report.to_text())
-    typer.echo(f"\nmodel: {result.model_dir}\nreport: {result.output_dir / 'report.md'}")
+    typer.echo(f"\nmodel: {result.model_dir}\nreport: {result.output_dir / 'report.html'} (also report.md, metrics.json)")
 
 
 @app.command()

@@ -220,6 +220,28 @@ class IntentClassifier:
             )  # fmt: skip
         return results
 
+    def describe(self) -> dict[str, Any]:
+        """What a client may want to know about the model: labels, backbone, runtime, calibration, out-of-scope
+        settings, a training summary and the intentune version (the server's ``GET /v1/model``)."""
+        self._check_fitted()
+        summary = getattr(self, "train_summary_", {})
+        return {
+            "labels": list(self.classes_),
+            "backbone": self.config.model.backbone,
+            "kind": self.kind_,
+            "runtime": "torch",
+            "max_length": self.config.model.max_length,
+            "temperature": getattr(self, "temperature_", 1.0),
+            "oos_label": self.config.oos.label,
+            "oos_threshold": self.thresholds.global_threshold if self.thresholds is not None else None,
+            "training": {
+                k: summary[k]
+                for k in ("steps", "epochs", "train_seconds", "best_validation", "calibration")
+                if k in summary
+            },  # fmt: skip
+            "intentune_version": __version__,
+        }
+
     @property
     def thresholds(self) -> Any:
         """The fitted out-of-scope :class:`~intentune.evaluate.oos.Thresholds`, or None (no rejection)."""

@@ -45,8 +45,8 @@ def train_run(config: Config, output_dir: str | Path, *, callbacks: Sequence[Cal
     evaluates on the test file (or, without one, on the validation data).
 
     The run folder gets ``model/``, ``config.toml`` (fully resolved), ``train_log.jsonl``, ``splits/``
-    (the validation rows when split off), ``metrics.json``, ``report.md``, ``errors.jsonl`` and
-    ``confusion_matrix.png``.
+    (the validation rows when split off), and the report files of :meth:`EvalReport.save` (``metrics.json``,
+    ``report.md``, ``report.html``, ``errors.jsonl`` and the pictures).
 
     Raises:
         ConfigError: if no training file is set.
