@@ -38,7 +38,12 @@ def machine() -> dict[str, str]:
         ),
         platform.processor(),
     )
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout
+    except OSError:  # no git on the machine (a copied tree)
+        commit = ""
     return {
         "cpu": cpu,
         "cores": str(os.cpu_count()),
