@@ -154,3 +154,15 @@ def fitted_encoder(tiny_encoder: Path):
 
     texts, labels = toy_data()
     return IntentClassifier(tiny_config(tiny_encoder)).fit(texts, labels)
+
+
+def find_chromium() -> str:
+    """Debian's Chromium for the browser tests: fail (not skip) when it is missing, unless INTENTUNE_SKIP_BROWSER=1."""
+    import shutil
+
+    if os.environ.get("INTENTUNE_SKIP_BROWSER") == "1":
+        pytest.skip("INTENTUNE_SKIP_BROWSER=1")
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if found is None:
+        pytest.fail("chromium not found: run `make install` (it installs Debian's chromium package)", pytrace=False)
+    return found

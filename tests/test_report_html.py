@@ -6,8 +6,6 @@ INTENTUNE_SKIP_BROWSER=1 is set.
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,18 +14,11 @@ import pytest
 
 from intentune import evaluate_predictions
 
+from conftest import find_chromium
+
 pytestmark = pytest.mark.browser
 
 INTENTS = ["greeting", "goodbye", "order_status", "product_info", "refund", "oos"]
-
-
-def _chromium() -> str:
-    if os.environ.get("INTENTUNE_SKIP_BROWSER") == "1":
-        pytest.skip("INTENTUNE_SKIP_BROWSER=1")
-    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if found is None:
-        pytest.fail("chromium not found: run `make install` (it installs Debian's chromium package)", pytrace=False)
-    return found
 
 
 def _report():
@@ -73,7 +64,7 @@ def _report():
 def test_report_html_renders_in_chromium(tmp_path: Path) -> None:
     from PIL import Image
 
-    chromium = _chromium()
+    chromium = find_chromium()
     page = _report().save(tmp_path / "eval", extra={"evaluated_on": "test"})["html"]
     shot = tmp_path / "report.png"
     flags = [

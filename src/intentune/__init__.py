@@ -12,16 +12,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "TrainConfig", "load_config",
-               "render_config", "save_config"],
+    "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "ServeConfig", "TrainConfig",
+               "load_config", "render_config", "save_config"],
     "crossval": ["CrossValResult", "LearningCurve", "cross_validate", "learning_curve"],
     "data": ["Examples", "load_examples", "split_examples", "write_examples"],
     "doctor": ["DoctorReport", "diagnose_examples"],
     "errors": ["BackboneError", "ConfigError", "DataError", "IntentuneError", "ModelError"],
     "evaluate": ["EvalReport", "evaluate_classifier", "evaluate_predictions"],
+    "export": ["ExportResult", "export_model"],
+    "inference": ["OnnxPredictor", "load_predictor"],
     "model": ["IntentClassifier"],
     "pipeline": ["RunResult", "augment_data", "convert_data", "cross_validate_file", "doctor_data", "evaluate_model",
-                 "learning_curve_file", "predict_texts", "split_data", "train_run", "validate_data"],
+                 "learning_curve_file", "predict_file", "predict_texts", "split_data", "train_run", "validate_data"],
+    "serve": ["create_app"],
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = [
@@ -34,6 +37,7 @@ __all__ = [
     "DoctorReport",
     "EvalReport",
     "Examples",
+    "ExportResult",
     "GenerateConfig",
     "IntentClassifier",
     "IntentuneError",
@@ -41,10 +45,13 @@ __all__ = [
     "ModelConfig",
     "ModelError",
     "OOSConfig",
+    "OnnxPredictor",
     "RunResult",
+    "ServeConfig",
     "TrainConfig",
     "augment_data",
     "convert_data",
+    "create_app",
     "cross_validate",
     "cross_validate_file",
     "diagnose_examples",
@@ -52,10 +59,13 @@ __all__ = [
     "evaluate_classifier",
     "evaluate_model",
     "evaluate_predictions",
+    "export_model",
     "learning_curve",
     "learning_curve_file",
     "load_config",
     "load_examples",
+    "load_predictor",
+    "predict_file",
     "predict_texts",
     "render_config",
     "save_config",
@@ -87,6 +97,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         GenerateConfig,
         ModelConfig,
         OOSConfig,
+        ServeConfig,
         TrainConfig,
         load_config,
         render_config,
@@ -97,6 +108,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .doctor import DoctorReport, diagnose_examples
     from .errors import BackboneError, ConfigError, DataError, IntentuneError, ModelError
     from .evaluate import EvalReport, evaluate_classifier, evaluate_predictions
+    from .export import ExportResult, export_model
+    from .inference import OnnxPredictor, load_predictor
     from .model import IntentClassifier
     from .pipeline import (
         RunResult,
@@ -106,8 +119,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         doctor_data,
         evaluate_model,
         learning_curve_file,
+        predict_file,
         predict_texts,
         split_data,
         train_run,
         validate_data,
     )
+    from .serve import create_app

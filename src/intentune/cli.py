@@ -45,7 +45,8 @@ def main(verbose: Verbose = False) -> None:
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("transformers", "accelerate", "huggingface_hub", "urllib3", "filelock", "matplotlib", "httpx"):
+    for noisy in ("transformers", "accelerate", "huggingface_hub", "urllib3", "filelock", "matplotlib", "httpx",
+                  "onnxscript", "onnx_ir", "onnxruntime"):  # fmt: skip
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
     try:
         from transformers.utils import logging as hf_logging
@@ -99,7 +100,8 @@ def train(
     result = _run(job)
     typer.echo(f"\nEvaluation on the {result.eval_split} data:\n")
     typer.echo(result.report.to_text())
-    typer.echo(f"\nmodel: {result.model_dir}\nreport: {result.output_dir / 'report.html'} (also report.md, metrics.json)")
+    report = result.output_dir / "report.html"
+    typer.echo(f"\nmodel: {result.model_dir}\nreport: {report} (also report.md, metrics.json)")
 
 
 @app.command()
@@ -146,18 +148,40 @@ def predict(
     model: Annotated[Path, typer.Argument(help="A model folder (or the run folder holding it).")],
     texts: Annotated[list[str] | None, typer.Argument(help="Texts; none: read --file or standard input.")] = None,
     file: Annotated[Path | None, typer.Option("--file", "-f", help="A text file, one utterance per line.")] = None,
+    input_: Annotated[
+        Path | None, typer.Option("--input", "-i", help="A CSV or JSONL file of any size to predict row by row.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="With --input: the CSV or JSONL file to write.")
+    ] = None,
+    text_field: Annotated[str | None, typer.Option(help="With --input: the text column; default: the model's.")] = None,
+    runtime: Annotated[
+        str,
+        typer.Option(help="auto (int8 ONNX, else ONNX, else PyTorch: what the folder has), torch, onnx, onnx-int8."),
+    ] = "auto",
     top_k: Annotated[int, typer.Option(min=1, help="Show this many intents per text.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
-    """Predict the intent of texts, with the confidence of each."""
-    from .pipeline import predict_texts
+    """Predict the intent of texts, with the confidence of each; or of every row of a file (--input, --output).
 
+    With --input, the output keeps every input column and adds intent, confidence, is_out_of_scope (and top, as
+    JSON, with --top-k above 1); the file is read and written in chunks, so it may be of any size.
+    """
+    from .pipeline import predict_file, predict_texts
+
+    if input_ is not None:
+        if output is None or texts or file is not None:
+            raise typer.BadParameter("--input needs --output, and no texts or --file", param_hint="--input")
+        rows = _run(lambda: predict_file(model, input_, output, text_field=text_field, runtime=runtime, top_k=top_k,
+                                         progress=True))  # fmt: skip
+        typer.echo(f"{rows} predictions written to {output}", err=True)
+        return
     lines = list(texts or [])
     if file is not None:
         lines += _read_lines(file)
     elif not lines and not sys.stdin.isatty():
         lines += [line.strip() for line in sys.stdin if line.strip()]
-    results = _run(lambda: predict_texts(model, lines, top_k=top_k))
+    results = _run(lambda: predict_texts(model, lines, top_k=top_k, runtime=runtime))
     for result in results:
         if as_json:
             typer.echo(json.dumps(result, ensure_ascii=False))
@@ -165,6 +189,40 @@ def predict(
             others = ", ".join(f"{t['intent']} {t['confidence']:.3f}" for t in result["top"][1:])
             suffix = f"  ({others})" if others else ""
             typer.echo(f"{result['intent']}\t{result['confidence']:.3f}\t{result['text']}{suffix}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A model folder (or the run folder holding it).")],
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    quantize: Annotated[
+        str | None, typer.Option(help="int8: also write int8 weights (model.int8.onnx), smaller and faster.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write an ONNX-only model folder here; default: MODEL/onnx/."),
+    ] = None,
+    check: Annotated[
+        Path | None, typer.Option(help="A labelled file: compare accuracy and answers of each runtime with PyTorch.")
+    ] = None,
+    text_field: Annotated[str | None, typer.Option(help="Text field of --check; default: the model's.")] = None,
+    label_field: Annotated[str | None, typer.Option(help="Intent field of --check; default: the model's.")] = None,
+) -> None:
+    """Export a model for fast CPU inference with ONNX Runtime (used by predict and serve: --runtime auto).
+
+    Writes onnx/model.onnx, with --quantize int8 also onnx/model.int8.onnx, and onnx/export.json (versions and
+    the --check results).
+    """
+    import torch  # noqa: F401  (imported first: importing it resets the level of its loggers, set below)
+
+    from .export import export_model
+
+    logging.getLogger("torch.onnx").setLevel(logging.INFO if _state["verbose"] else logging.ERROR)
+    result = _run(
+        lambda: export_model(model, fmt=fmt, quantize=quantize, output_dir=output, check_file=check,
+                             text_field=text_field, label_field=label_field)
+    )  # fmt: skip
+    typer.echo(result.to_text())
 
 
 @app.command()
@@ -523,6 +581,33 @@ def config_show(
 
     cfg = _run(lambda: (load_config(config) if config else Config()).override(list(set_ or [])))
     typer.echo(render_config(cfg))
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        Path | None, typer.Argument(help="A model folder (or the run folder holding it); default: serve.model_dir.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (serve.host; default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port (serve.port; default 8000).")] = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
+) -> None:
+    """Serve a model over HTTP: POST /v1/predict, GET /v1/model, GET /health, a chat demo page at /, API docs at /docs.
+
+    Settings come from the serve section of --config, then INTENTUNE_* environment variables (INTENTUNE_PORT=9000),
+    then --set, --host and --port. When $INTENTUNE_API_KEY is set, /v1/ routes require that key.
+    """
+    from .config import Config, load_config
+    from .serve import serve as serve_model
+
+    def job() -> None:
+        cfg = (load_config(config) if config else Config()).override_env().override(list(set_ or []))
+        cfg.serve.host = host or cfg.serve.host
+        cfg.serve.port = cfg.serve.port if port is None else port
+        serve_model(model, cfg.serve)
+
+    _run(job)
 
 
 def _read_lines(path: Path) -> list[str]:

@@ -1,5 +1,5 @@
-"""One typed, sectioned config (``data`` / ``model`` / ``train`` / ``generate`` / ``oos``), saved with every
-model and run.
+"""One typed, sectioned config (``data`` / ``model`` / ``train`` / ``generate`` / ``oos`` / ``serve``), saved with
+every model and run.
 
 Configs are TOML files. Unknown keys are an error that names the key path; ``--set section.key=value``
 overrides any value; :func:`render_config` writes a complete, commented file (``intentune config init``).
@@ -8,14 +8,18 @@ overrides any value; :func:`render_config` writes a complete, commented file (``
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
+
+ENV_PREFIX = "INTENTUNE_"  # INTENTUNE_<KEY> environment variables override [serve] keys
 
 
 def _opt(default: Any, help: str, choices: tuple[str, ...] | None = None, example: Any = None) -> Any:
@@ -167,6 +171,38 @@ class GenerateConfig:
 
 
 @dataclass
+class ServeConfig:
+    """The HTTP server (``intentune serve``). Every key can also be set from an ``INTENTUNE_<KEY>`` environment
+    variable (``INTENTUNE_PORT=9000``), which overrides the config file; ``--set`` and the command's options win."""
+
+    model_dir: str | None = _opt(
+        None, "Model folder to serve when none is given (`intentune serve MODEL` passes its own).", example="runs/shop"
+    )
+    host: str = _opt("127.0.0.1", "Address to listen on; 0.0.0.0 accepts connections from other machines.")
+    port: int = _opt(8000, "TCP port to listen on.")
+    runtime: str = _opt(
+        "auto",
+        "Prediction runtime: torch, onnx, onnx-int8 (after `intentune export`), or auto: on the CPU the int8 or "
+        "float32 ONNX export when the model folder has one, else torch.",
+    )
+    device: str = _opt("cpu", "cpu, or cuda (the torch runtime only).", ("cpu", "cuda"))
+    api_key_env: str = _opt(
+        "INTENTUNE_API_KEY",
+        "Environment variable holding the API key; when it is set, /v1/ routes need `Authorization: Bearer KEY` "
+        "or `X-API-Key: KEY`.",
+    )
+    max_texts_per_request: int = _opt(64, "Most texts one POST /v1/predict may carry (more: HTTP 422).")
+    max_chars_per_text: int = _opt(1000, "Longest text, in characters (longer: HTTP 422).")
+    max_body_bytes: int = _opt(1_048_576, "Largest request body, in bytes (larger: HTTP 413).")
+    max_batch_size: int = _opt(
+        64, "Most texts one model call predicts: concurrent requests are batched together up to this many."
+    )
+    batch_wait_ms: float = _opt(
+        5.0, "How long the first request of a batch waits for others to join it, in milliseconds; 0 = no waiting."
+    )
+
+
+@dataclass
 class Config:
     """The whole config. ``Config()`` gives the defaults."""
 
@@ -175,6 +211,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     oos: OOSConfig = field(default_factory=OOSConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """The config as nested plain dicts (None values kept)."""
@@ -215,6 +252,28 @@ class Config:
         self.validate()
         return self
 
+    def override_env(self, environ: Mapping[str, str] | None = None) -> Config:
+        """Apply deployment overrides of the ``[serve]`` keys from ``INTENTUNE_<KEY>`` environment variables
+        (``INTENTUNE_PORT=9000``, ``INTENTUNE_MAX_TEXTS_PER_REQUEST=16``), in place.
+
+        Args:
+            environ: the variables to read; default ``os.environ``.
+
+        Raises:
+            ConfigError: naming the variable, on a bad value.
+        """
+        environ = os.environ if environ is None else environ
+        hints = typing.get_type_hints(ServeConfig)
+        for f in dataclasses.fields(self.serve):
+            name = f"{ENV_PREFIX}{f.name.upper()}"
+            if name in environ:
+                text = environ[name].strip()
+                # Text keys take the value as it is (a host or a path is not TOML).
+                value = text if str in typing.get_args(hints[f.name]) or hints[f.name] is str else _parse_value(text)
+                _set_field(self.serve, "serve", f.name, value, f"environment variable {name}")
+        self.validate()
+        return self
+
     def validate(self) -> None:
         """Check value ranges that types alone do not catch.
 
@@ -237,6 +296,12 @@ class Config:
             ("oos.label", bool(self.oos.label.strip()), "a non-empty intent name"),
             ("oos.threshold", 0.0 <= (self.oos.threshold or 0.0) <= 1.0, "between 0 and 1"),
             ("oos.max_accuracy_drop", 0.0 <= self.oos.max_accuracy_drop < 1.0, "in [0, 1)"),
+            ("serve.port", 0 <= self.serve.port <= 65535, "between 0 and 65535"),
+            ("serve.max_texts_per_request", self.serve.max_texts_per_request >= 1, "at least 1"),
+            ("serve.max_chars_per_text", self.serve.max_chars_per_text >= 1, "at least 1"),
+            ("serve.max_body_bytes", self.serve.max_body_bytes >= 1024, "at least 1024"),
+            ("serve.max_batch_size", self.serve.max_batch_size >= 1, "at least 1"),
+            ("serve.batch_wait_ms", 0.0 <= self.serve.batch_wait_ms <= 1000.0, "between 0 and 1000"),
         ]
         for name, ok, allowed in checks:
             if not ok:

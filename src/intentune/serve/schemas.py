@@ -1,0 +1,90 @@
+"""Request and response schemas of the HTTP service (they make its OpenAPI schema)."""
+
+# No ``from __future__ import annotations``: FastAPI and pydantic read these annotations at runtime, and the
+# request schema is a class built per app, inside a function.
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from ..config import ServeConfig
+
+
+class IntentScore(BaseModel):
+    intent: str
+    confidence: float = Field(description="Calibrated probability, rounded to 4 decimals.")
+
+
+class Prediction(BaseModel):
+    text: str
+    intent: str = Field(description="The best intent, or the out-of-scope label when the model rejects the text.")
+    confidence: float = Field(description="Calibrated probability of the best intent.")
+    is_out_of_scope: bool
+    top: list[IntentScore] = Field(description="The top_k best intents, best first (rejected or not).")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Prediction] = Field(description="One per text, in request order.")
+
+
+class ModelInfo(BaseModel):
+    """What :meth:`~intentune.model.IntentClassifier.describe` returns; other runtimes may add keys."""
+
+    model_config = ConfigDict(extra="allow")
+    labels: list[str]
+    backbone: str | None = None
+    runtime: str | None = None
+    training: dict[str, Any] = Field(default_factory=dict, description="Steps, epochs, time, best validation.")
+    intentune_version: str | None = None
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    intents: int
+
+
+class ErrorItem(BaseModel):
+    field: str | None = Field(None, description="Where in the request, e.g. texts.3.")
+    message: str
+    type: str | None = None
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable, machine-readable: validation_error, unauthorized, not_found, ...")
+    message: str
+    details: list[ErrorItem] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error the server answers."""
+
+    error: ErrorInfo
+
+
+def check_text(text: str) -> str:
+    """Reject texts a tokenizer cannot take: empty or blank ones, and lone UTF-16 surrogates (valid in JSON)."""
+    if not text.strip():
+        raise ValueError("text is empty or only white space")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (it holds a lone surrogate)") from None
+    return text
+
+
+def request_schema(settings: ServeConfig) -> type[BaseModel]:
+    """The POST /v1/predict body, with this app's limits (so they show in the OpenAPI schema too)."""
+    text = Annotated[
+        str, StringConstraints(min_length=1, max_length=settings.max_chars_per_text), AfterValidator(check_text)
+    ]
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(
+            extra="forbid", json_schema_extra={"examples": [{"texts": ["where is my parcel??"], "top_k": 3}]}
+        )
+        texts: list[text] = Field(  # type: ignore[valid-type]
+            min_length=1, max_length=settings.max_texts_per_request, description="The utterances to classify."
+        )
+        top_k: int = Field(1, ge=1, description="How many best intents to list per text (at most all of them).")
+
+    return PredictRequest

@@ -1,0 +1,144 @@
+"""The chat demo page end to end: a real uvicorn server on a free loopback port, driven by headless Chromium through
+Playwright. One server serves a tiny model trained on the toy shop data; another a fake model with other intents,
+an out-of-scope answer and an API key.
+
+Chromium comes from `make install` (Debian's `chromium` package; Playwright uses it, it downloads no browser);
+without it these tests fail, on purpose, unless INTENTUNE_SKIP_BROWSER=1 is set.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from intentune import ServeConfig, create_app
+
+from conftest import find_chromium
+
+pytestmark = pytest.mark.browser
+
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+@contextmanager
+def running(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread on a free loopback port; yield its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chromium = find_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+def _send(page: Any, text: str) -> Any:
+    """Type a message, press Enter, and return the bot bubble that answers it."""
+    answers = page.locator(".bot .meta")
+    before = answers.count()
+    page.fill("#message", text)
+    page.press("#message", "Enter")
+    page.wait_for_function(f"document.querySelectorAll('.bot .meta').length > {before}", timeout=20_000)
+    return page.locator(".bot").filter(has=page.locator(".meta")).last
+
+
+def _assert_not_blank(shot: Path) -> None:
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    colours = len(np.unique(pixels.reshape(-1, 3), axis=0))
+    not_white = float((pixels.min(axis=2) < 240).mean())
+    assert colours > 100, f"only {colours} distinct colours: the page looks blank"
+    assert not_white > 0.05, f"only {not_white:.1%} of the pixels are not white: the page looks blank"
+
+
+def test_chat_page_shows_intent_confidence_and_reply_from_a_real_model(
+    browser: Any, fitted_encoder: Any, tmp_path: Path
+) -> None:
+    fitted_encoder.save(tmp_path / "model")
+    with running(create_app(tmp_path / "model", settings=ServeConfig())) as url:
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.goto(url + "/")
+        page.wait_for_selector("text=Welcome to the shop", timeout=20_000)  # the shop intents were recognised
+        assert "4 intents" in page.inner_text("#model-info")
+        answer = _send(page, "where is my order")
+        assert answer.locator(".intent").get_attribute("data-intent") == "order_status"
+        assert "What is the order number?" in answer.inner_text()
+        assert answer.locator(".confidence").inner_text().strip().endswith("%")
+        assert answer.locator(".chip").count() == 3  # the top 3 intents
+        answer = _send(page, "bye now")
+        assert answer.locator(".intent").get_attribute("data-intent") == "goodbye"
+        shot = tmp_path / "chat.png"
+        page.screenshot(path=str(shot))
+        page.close()
+    _assert_not_blank(shot)
+
+
+class OtherIntents:
+    """A model that is not the shop assistant: generic replies, and texts about the weather are out of scope."""
+
+    classes_ = ["book_flight", "cancel_flight"]
+
+    def predict_details(self, texts: list[str], *, top_k: int = 1) -> list[dict[str, Any]]:
+        def one(text: str) -> dict[str, Any]:
+            best = "cancel_flight" if "cancel" in text else "book_flight"
+            top = [{"intent": best, "confidence": 0.8}, {"intent": "other", "confidence": 0.2}][:top_k]
+            if "weather" in text:
+                return {"intent": "oos", "confidence": 0.3, "is_out_of_scope": True, "top": top}
+            return {"intent": best, "confidence": 0.8, "is_out_of_scope": False, "top": top}
+
+        return [one(text) for text in texts]
+
+    def describe(self) -> dict[str, Any]:
+        return {"labels": self.classes_, "backbone": "fake", "runtime": "fake"}
+
+
+def test_chat_page_with_other_intents_out_of_scope_and_an_api_key(
+    browser: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INTENTUNE_API_KEY", "page-key")
+    with running(create_app(classifier=OtherIntents(), settings=ServeConfig())) as url:
+        page = browser.new_page(viewport={"width": 900, "height": 700})
+        page.goto(url + "/")
+        page.wait_for_selector("#key-form.shown", timeout=20_000)  # /v1/model answered 401
+        page.fill("#api-key", "page-key")
+        page.press("#api-key", "Enter")
+        page.wait_for_selector("text=This model knows 2 intents: book_flight, cancel_flight", timeout=20_000)
+        answer = _send(page, "please cancel my trip")
+        assert "Detected intent: cancel_flight" in answer.inner_text()
+        answer = _send(page, "what's the weather like")
+        assert answer.locator(".intent").get_attribute("data-intent") == "oos"
+        assert answer.inner_text().startswith("Sorry, I did not understand that.\n")  # not the shop's fallback
+        assert page.inner_text("#title") == "Chat demo"
+        assert "(out of scope)" in answer.locator(".intent").inner_text()
+        page.screenshot(path=str(tmp_path / "chat-other.png"))
+        page.close()
+    _assert_not_blank(tmp_path / "chat-other.png")
