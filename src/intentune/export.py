@@ -255,7 +255,7 @@ def _quantize_int8(source: Path, target: Path, kind: str) -> None:
 
     Decoders: weight-only quantization (``MatMulNBits``, 8 bits, a scale per block of 32 weights; activations
     quantized per block inside the product). Dynamic quantization cost smollm2-135m 8.4 points on 500 BANKING77
-    test texts (its activations have outlier channels that one scale per tensor cannot hold), this 0.2.
+    test texts (one scale per activation tensor, probably stretched by outlier channels), this 0.2.
     """
     hint = _QuietQuantizer()
     logging.getLogger().addFilter(hint)
