@@ -142,3 +142,15 @@ def test_fixed_threshold_and_no_rejection(tiny_encoder: Path) -> None:
     clf = IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
     assert clf.thresholds is None
     assert all(not d["is_out_of_scope"] for d in clf.predict_details(texts))
+
+
+def test_report_has_no_empty_out_of_scope_row() -> None:
+    """Rejection possible but never used, and no out-of-scope rows: the report keeps the model's intents only."""
+    from intentune.evaluate import evaluate_logits
+
+    logits = np.array([[4.0, 0.0], [0.0, 4.0]])
+    report = evaluate_logits(logits, ["a", "b"], CLASSES, thresholds=Thresholds("oos", 0.5))
+    assert report.labels == CLASSES and report.oos is None
+    assert report.report["macro avg"]["f1-score"] == 1.0
+    rejected = evaluate_logits(logits, ["a", "b"], CLASSES, thresholds=Thresholds("oos", 0.99))
+    assert rejected.labels == [*CLASSES, "oos"] and rejected.oos["in_scope_accuracy"] == 0.0

@@ -385,7 +385,9 @@ def evaluate_logits(
     probs = softmax(logits, temperature)
     answers, confidences, _ = apply_rejection(classes, probs, thresholds, oos_label)
     labels = list(classes)
-    if oos_label not in labels and (thresholds is not None or oos_label in set(y_true)):
+    # The out-of-scope label gets a row only when the data has it or the model answered it, so it never adds an
+    # empty row to the macro average.
+    if oos_label not in labels and (oos_label in set(y_true) or oos_label in set(answers)):
         labels.append(oos_label)
     report = evaluate_predictions(y_true, answers, labels, texts=texts, confidences=confidences)
     true = np.asarray(y_true, dtype=object)
