@@ -41,9 +41,10 @@ def main() -> None:
             command += ["--set", override]
         stats = run(command)
         results.append(summarise(backbone, json.loads((run_dir / "metrics.json").read_text()), stats, command))
-    record = {"benchmark": "clinc150_oos", "device": args.device, "machine": machine(), "results": results}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+        # Written after every backbone, so a run cut short keeps what it finished.
+        record = {"benchmark": "clinc150_oos", "device": args.device, "machine": machine(), "results": results}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
     print(markdown(results))
 
 
