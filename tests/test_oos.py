@@ -154,3 +154,15 @@ def test_report_has_no_empty_out_of_scope_row() -> None:
     assert report.report["macro avg"]["f1-score"] == 1.0
     rejected = evaluate_logits(logits, ["a", "b"], CLASSES, thresholds=Thresholds("oos", 0.99))
     assert rejected.labels == [*CLASSES, "oos"] and rejected.oos["in_scope_accuracy"] == 0.0
+
+
+def test_least_confident_right_answer_is_kept_after_fit(tiny_encoder: Path) -> None:
+    """With no accuracy budget the fitted threshold equals the least confident right validation answer; predicting
+    the validation texts again must keep that answer (probabilities in the same precision as the fit)."""
+    texts, labels = toy_data()
+    config = tiny_config(tiny_encoder, epochs=4)
+    config.oos.max_accuracy_drop = 0.0
+    clf = IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
+    plain = [clf.classes_[i] for i in clf.predict_proba(texts).argmax(axis=1)]
+    right = sum(p == y for p, y in zip(plain, labels))
+    assert sum(p == y for p, y in zip(clf.predict(texts), labels)) == right

@@ -193,7 +193,9 @@ class IntentClassifier:
         from .evaluate.calibration import softmax
 
         logits = self.decision_function(texts, batch_size=batch_size)
-        return softmax(logits, getattr(self, "temperature_", 1.0)).astype(np.float32)
+        # float64, as when the thresholds were fitted: a float32 copy of the least confident right validation
+        # answer can fall just below its own threshold.
+        return softmax(logits, getattr(self, "temperature_", 1.0))
 
     def predict(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[str]:
         """The intent of each text: the most probable one, or ``oos.label`` when the out-of-scope intent wins or
