@@ -81,23 +81,36 @@ def train(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")] = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted run from OUTPUT/checkpoint; without --config, OUTPUT/config.toml is used."
+        ),
+    ] = False,
 ) -> None:
-    """Fine-tune a backbone on labelled utterances, save the model, and print the evaluation report."""
+    """Fine-tune a backbone on labelled utterances, save the model, and print the evaluation report.
+
+    Runs data-parallel under `accelerate launch` or `torchrun` (only the main process writes and reports).
+    """
     from .config import Config, load_config
     from .pipeline import train_run
-    from .train import ProgressBar
+    from .train import ProgressBar, is_main_process
 
     def job() -> Any:
-        cfg = load_config(config) if config else Config()
+        saved = output / "config.toml"
+        cfg = load_config(config) if config else load_config(saved) if resume and saved.is_file() else Config()
         for key, value in (("train_file", data), ("validation_file", validation), ("test_file", test)):
             if value is not None:
                 setattr(cfg.data, key, str(value))
         if backbone:
             cfg.model.backbone = backbone
         cfg.override(list(set_ or []))
-        return train_run(cfg, output, callbacks=[] if quiet else [ProgressBar(file=sys.stderr)])
+        bar = [] if quiet or not is_main_process() else [ProgressBar(file=sys.stderr)]
+        return train_run(cfg, output, callbacks=bar, resume=resume)
 
     result = _run(job)
+    if result is None:  # a secondary process of a multi-process run: the main one reports
+        return
     typer.echo(f"\nEvaluation on the {result.eval_split} data:\n")
     typer.echo(result.report.to_text())
     report = result.output_dir / "report.html"
@@ -554,6 +567,77 @@ def data_doctor(
     report = _run(job)
     typer.echo(report.to_text(top=top))
     typer.echo(f"\nwritten to {output} (suspects.csv, overlaps.csv, doctor.md, doctor.json)")
+
+
+@app.command("tune")
+def tune_command(
+    data: Annotated[Path | None, typer.Argument(help="Training data (CSV or JSONL); or set data.train_file.")] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for trials.csv, tune_report.md, best_config.toml.")
+    ] = Path("runs/tune"),
+    trials: Annotated[int, typer.Option(min=1, help="How many trials (one fine-tune each).")] = 20,
+    timeout: Annotated[float | None, typer.Option(min=0, help="Start no new trial after this many seconds.")] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation data; default: split off the training data.")
+    ] = None,
+    space: Annotated[
+        Path | None, typer.Option(help="A TOML file of search ranges, sectioned like the config, over the defaults.")
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="section.key=SPEC: a list of choices, a range {low=1e-5, high=1e-3, log=true}, or one fixed value.",
+        ),
+    ] = None,
+    train_best: Annotated[bool, typer.Option(help="Afterwards, train the best config into OUTPUT/best/.")] = False,
+    backbone: Backbone = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Search hyperparameters with Optuna: learning rate, batch size, epochs, optimizer, warmup (LoRA rank with LoRA).
+
+    Trials that fall behind are pruned on their validation accuracy. Writes trials.csv, tune_report.md, study.json
+    and best_config.toml, which `intentune train --config OUTPUT/best_config.toml` trains.
+    """
+    import optuna
+
+    from .config import Config, load_config
+    from .train import ProgressBar
+    from .tune import default_space, load_space, parse_param, tune
+
+    optuna.logging.set_verbosity(optuna.logging.INFO if _state["verbose"] else optuna.logging.ERROR)
+
+    def report_trial(row: dict[str, Any]) -> None:
+        score = "" if row["val_accuracy"] is None else f", val_accuracy {row['val_accuracy']:.4f}"
+        note = f": {row['note']}" if row["note"] else ""
+        typer.echo(f"trial {row['number']}: {row['state'].lower()}{score} ({row['seconds']} s){note}", err=True)
+
+    def job() -> Any:
+        cfg = load_config(config) if config else Config()
+        for key, value in (("train_file", data), ("validation_file", validation)):
+            if value is not None:
+                setattr(cfg.data, key, str(value))
+        if backbone:
+            cfg.model.backbone = backbone
+        cfg.override(list(set_ or []))
+        ranges = {**default_space(cfg), **(load_space(space) if space else {})}
+        ranges.update(parse_param(assignment) for assignment in param or [])
+        bars = [] if quiet else [ProgressBar(file=sys.stderr, leave=False)]
+        return tune(cfg, output, trials=trials, timeout_s=timeout, space=ranges, callbacks=bars,
+                    train_best=train_best, on_trial=report_trial)  # fmt: skip
+
+    result = _run(job)
+    best = result.best_row
+    typer.echo(f"best: trial {result.best_trial}, val_accuracy {best['val_accuracy']:.4f}, "
+               f"val_loss {best['val_loss']:.4f}")  # fmt: skip
+    for key, value in result.best_params.items():
+        typer.echo(f"  {key} = {value}")
+    typer.echo(f"table: {output / 'tune_report.md'} (also trials.csv, study.json)")
+    typer.echo(f"best config: {output / 'best_config.toml'} (intentune train --config {output / 'best_config.toml'})")
+    if result.best_run is not None:
+        typer.echo(f"best model: {result.best_run.model_dir}")
 
 
 @config_app.command("init")

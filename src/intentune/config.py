@@ -96,6 +96,52 @@ class TrainConfig:
     weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norms).")
     warmup_ratio: float = _opt(0.1, "Share of the steps over which the learning rate rises from 0.")
     schedule: str = _opt("linear", "Decay after warmup.", ("linear", "cosine", "constant"))
+    max_steps: int | None = _opt(
+        None,
+        "Stop after this many optimizer steps (the schedule spans them); unset = as many as the epochs take.",
+        example=1000,
+    )
+    gradient_accumulation_steps: int = _opt(
+        1, "Add up the gradients of this many batches per optimizer step (effective batch = batch_size x this)."
+    )
+    optimizer: str = _opt(
+        "adamw",
+        "adamw (decoupled weight decay), adam, sgd (with momentum) or adafactor.",
+        ("adamw", "adam", "sgd", "adafactor"),
+    )
+    momentum: float = _opt(0.9, "SGD momentum (optimizer = sgd only).")
+    class_weight: str | dict[str, float] = _opt(
+        "none",
+        "Loss weight per intent: none, balanced (inversely proportional to the intent's training examples), or a "
+        "table of explicit weights, for example { refund = 2.0 } (intents not named get 1.0).",
+    )
+    freeze_layers: int = _opt(
+        0, "Freeze the embeddings and the lowest N transformer layers (faster steps, less overfitting); 0 = none."
+    )
+    lora_rank: int = _opt(
+        0,
+        "Train LoRA adapters (peft) of this rank instead of the whole backbone; 0 = off. Merged into the saved "
+        "weights.",
+    )
+    lora_alpha: float = _opt(16.0, "LoRA scaling numerator (the update is scaled by lora_alpha / lora_rank).")
+    lora_dropout: float = _opt(0.05, "Dropout on the LoRA adapters' input.")
+    lora_target_modules: list[str] | None = _opt(
+        None,
+        "Module names that get adapters; unset = all attention and MLP projections of the backbone.",
+        example=["q_proj", "v_proj"],
+    )
+    precision: str = _opt(
+        "auto",
+        "bf16 autocast or fp32: auto = bf16 on GPUs that support it, fp32 on the CPU.",
+        ("auto", "fp32", "bf16"),
+    )
+    checkpoint_every_steps: int | None = _opt(
+        None,
+        "Write a resumable checkpoint (weights, optimizer, schedule, random states) every N steps; unset = after "
+        "every evaluation; 0 = never. `intentune train --resume` continues from it.",
+        example=200,
+    )
+    keep_checkpoint: bool = _opt(False, "Keep the last checkpoint after training finishes (default: delete it).")
     max_grad_norm: float = _opt(1.0, "Gradient clipping norm; 0 disables clipping.")
     eval_every_steps: int | None = _opt(
         None, "Evaluate on validation every N steps; unset = once per epoch.", example=50
@@ -112,6 +158,26 @@ class TrainConfig:
     device: str = _opt("auto", "auto, cpu or cuda.", ("auto", "cpu", "cuda"))
     calibrate: bool = _opt(
         True, "Fit temperature scaling on the validation data after training, so confidences match accuracy."
+    )
+    few_shot: str = _opt(
+        "auto",
+        "Few-shot mode: contrastive (SupCon) training of the backbone on same/different-intent examples, then a "
+        "head started from the intent means, before the ordinary fine-tuning. auto = on when the median intent has "
+        "at most few_shot_max_per_intent training examples.",
+        ("auto", "on", "off"),
+    )
+    few_shot_max_per_intent: int = _opt(
+        20, "few_shot = auto: the median examples per intent at or below which it is on."
+    )
+    few_shot_epochs: int = _opt(5, "Passes of contrastive training over the training data.")
+    few_shot_learning_rate: float | None = _opt(
+        None, "Learning rate of contrastive training; unset = 2e-5 for decoders, 5e-5 for encoders.", example=3e-5
+    )
+    few_shot_temperature: float = _opt(0.1, "Softmax temperature of the contrastive loss's cosine similarities.")
+    few_shot_batch_intents: int = _opt(16, "Intents per contrastive batch.")
+    few_shot_examples_per_intent: int = _opt(4, "Examples of each intent per contrastive batch (at least 2).")
+    few_shot_prototype_init: bool = _opt(
+        True, "Start the classification layer from the normalised mean embedding of each intent, not at random."
     )
 
 
@@ -293,6 +359,20 @@ class Config:
             ("train.learning_rate", (self.train.learning_rate or 1.0) > 0, "positive"),
             ("train.early_stopping_patience", self.train.early_stopping_patience >= 0, "0 or more"),
             ("train.eval_every_steps", (self.train.eval_every_steps or 1) >= 1, "at least 1"),
+            ("train.max_steps", (self.train.max_steps or 1) >= 1, "at least 1"),
+            ("train.gradient_accumulation_steps", self.train.gradient_accumulation_steps >= 1, "at least 1"),
+            ("train.momentum", 0.0 <= self.train.momentum < 1.0, "in [0, 1)"),
+            ("train.freeze_layers", self.train.freeze_layers >= 0, "0 or more"),
+            ("train.lora_rank", self.train.lora_rank >= 0, "0 or more"),
+            ("train.lora_alpha", self.train.lora_alpha > 0, "positive"),
+            ("train.lora_dropout", 0.0 <= self.train.lora_dropout < 1.0, "in [0, 1)"),
+            ("train.checkpoint_every_steps", (self.train.checkpoint_every_steps or 0) >= 0, "0 or more"),
+            ("train.few_shot_max_per_intent", self.train.few_shot_max_per_intent >= 1, "at least 1"),
+            ("train.few_shot_epochs", self.train.few_shot_epochs >= 0, "0 or more"),
+            ("train.few_shot_learning_rate", (self.train.few_shot_learning_rate or 1.0) > 0, "positive"),
+            ("train.few_shot_temperature", self.train.few_shot_temperature > 0, "positive"),
+            ("train.few_shot_batch_intents", self.train.few_shot_batch_intents >= 2, "at least 2"),
+            ("train.few_shot_examples_per_intent", self.train.few_shot_examples_per_intent >= 2, "at least 2"),
             ("oos.label", bool(self.oos.label.strip()), "a non-empty intent name"),
             ("oos.threshold", 0.0 <= (self.oos.threshold or 0.0) <= 1.0, "between 0 and 1"),
             ("oos.max_accuracy_drop", 0.0 <= self.oos.max_accuracy_drop < 1.0, "in [0, 1)"),
@@ -306,6 +386,16 @@ class Config:
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {allowed}")
+        weight = self.train.class_weight
+        if isinstance(weight, str) and weight not in ("none", "balanced"):
+            raise ConfigError(
+                f"train.class_weight must be none, balanced or a table of weights such as {{ refund = 2.0 }}, "
+                f"found {weight!r}"
+            )
+        if isinstance(weight, dict) and any(not (w > 0) for w in weight.values()):
+            raise ConfigError("train.class_weight: every explicit weight must be positive")
+        if self.train.lora_rank and self.train.freeze_layers:
+            raise ConfigError("train.lora_rank and train.freeze_layers exclude each other (LoRA freezes the backbone)")
         if self.data.validation_fraction + self.data.test_fraction > 0.4:
             raise ConfigError(
                 "data.validation_fraction + data.test_fraction must leave at least 60% for training "
@@ -320,13 +410,23 @@ def load_config(path: str | Path) -> Config:
         ConfigError: if the file is missing, is not valid TOML, or has unknown keys or bad values.
     """
     path = Path(path)
+    raw = read_toml(path, f"config file {path} not found; write one with `intentune config init {path}`")
+    return Config.from_dict(raw, source=str(path))
+
+
+def read_toml(path: str | Path, missing: str) -> dict[str, Any]:
+    """Parse a TOML file.
+
+    Raises:
+        ConfigError: ``missing`` if the file does not exist; the parser's message if it is not valid TOML.
+    """
+    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} not found; write one with `intentune config init {path}`")
+        raise ConfigError(missing)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return Config.from_dict(raw, source=str(path))
 
 
 def render_config(config: Config | None = None) -> str:
@@ -396,7 +496,17 @@ def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
             return value
         if typing.get_origin(option) is Literal and value in typing.get_args(option):
             return value
-    expected = " or ".join(getattr(o, "__name__", str(o)) for o in options if o is not type(None))
+        numbers = isinstance(value, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+        )
+        if typing.get_origin(option) is dict and numbers:
+            return {str(k): float(v) for k, v in value.items()}
+        if typing.get_origin(option) is list and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+    names = {dict: "a table of numbers", list: "a list of strings"}
+    expected = " or ".join(
+        names.get(typing.get_origin(o), getattr(o, "__name__", str(o))) for o in options if o is not type(None)
+    )
     raise ConfigError(f"{source}: {name} must be {expected}, found {value!r}")
 
 
@@ -418,4 +528,10 @@ def _toml_value(value: Any) -> str:
         return f'"{escaped}"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "-_" for c in key) else _toml_value(key)

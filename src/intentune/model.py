@@ -102,6 +102,8 @@ class IntentClassifier:
         *,
         validation: tuple[Sequence[str], Sequence[str]] | None = None,
         callbacks: Sequence[Any] = (),
+        checkpoint_dir: str | Path | None = None,
+        resume: bool = False,
     ) -> IntentClassifier:
         """Fine-tune on labelled texts.
 
@@ -111,15 +113,20 @@ class IntentClassifier:
             validation: ``(texts, labels)`` for evaluation, early stopping and choosing the best weights;
                 without it the model trains for ``train.epochs`` and keeps the last weights.
             callbacks: extra :class:`intentune.train.Callback` objects (progress bars, loggers).
+            checkpoint_dir: where resumable training checkpoints go (``train.checkpoint_every_steps``).
+            resume: continue from the checkpoint in ``checkpoint_dir`` (same data and config).
 
         Returns:
             ``self``.
 
         Raises:
             DataError: if there are fewer than two intents, or validation has intents not in training.
+            ConfigError: with ``resume``, if there is no checkpoint for this data and config.
         """
+        from .adapters import merge_lora, prepare_backbone
         from .data import Examples, check_trainable
-        from .train import train_net
+        from .fewshot import contrastive_pretrain, use_few_shot
+        from .train import compute_class_weights, train_net
 
         check_trainable(Examples(list(texts), list(labels), source="training data"))
         self.classes_ = sorted(set(labels))
@@ -138,6 +145,7 @@ class IntentClassifier:
         backbone, self.tokenizer_, self.kind_ = load_backbone(mcfg.backbone, kind=mcfg.kind)
         self._attach_labels(backbone)
         pooling = mcfg.pooling if mcfg.pooling != "auto" else ("last" if self.kind_ == DECODER else "mean")
+        backbone, trainable = prepare_backbone(backbone, self.config.train)  # freezing or LoRA adapters
         self.net_ = IntentNet(backbone, len(self.classes_), kind=self.kind_, pooling=pooling, dropout=mcfg.dropout)
         train_ids = self._token_ids(texts)
         val = None
@@ -146,11 +154,20 @@ class IntentClassifier:
             known = [(t, y) for t, y in zip(*validation) if y in self.classes_]
             if known:
                 val = (self._token_ids([t for t, _ in known]), self._label_ids([y for _, y in known]))
+        few_shot = None
+        if use_few_shot(labels, tcfg := self.config.train) and not resume:  # resumed weights replace its work
+            device = "cuda" if tcfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+            few_shot = contrastive_pretrain(self.net_, train_ids, self._label_ids(labels), tcfg, self._pad_id(), device)
+        weights = compute_class_weights(labels, self.classes_, self.config.train.class_weight)
         result = train_net(
-            self.net_, (train_ids, self._label_ids(labels)), val, self.config.train, self._pad_id(), callbacks
-        )
+            self.net_, (train_ids, self._label_ids(labels)), val, self.config.train, self._pad_id(), callbacks,
+            class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
+        )  # fmt: skip
+        self.net_.backbone = merge_lora(self.net_.backbone)
         self.history_ = result.history
-        self.train_summary_ = result.summary()
+        self.train_summary_ = result.summary() | {"backbone_training": trainable}
+        if few_shot is not None:
+            self.train_summary_["few_shot"] = few_shot
         self.net_.eval()
         self._fit_confidence(validation)
         return self

@@ -37,25 +37,38 @@ class RunResult:
     model_dir: Path
 
 
-def train_run(config: Config, output_dir: str | Path, *, callbacks: Sequence[Callback] = ()) -> RunResult:
+def train_run(
+    config: Config, output_dir: str | Path, *, callbacks: Sequence[Callback] = (), resume: bool = False
+) -> RunResult | None:
     """Train, save and evaluate: the main job.
 
     Reads ``config.data.train_file`` (and the validation and test files if set; otherwise a stratified
     validation split is taken from the training data), fine-tunes, writes the model folder atomically and
     evaluates on the test file (or, without one, on the validation data).
 
-    The run folder gets ``model/``, ``config.toml`` (fully resolved), ``train_log.jsonl``, ``splits/``
-    (the validation rows when split off), and the report files of :meth:`EvalReport.save` (``metrics.json``,
+    The run folder gets ``model/``, ``config.toml`` (fully resolved), ``manifest.json`` (seed, versions, data
+    hashes, split membership, device), ``train_log.jsonl``, ``splits/`` (the validation rows when split off),
+    ``checkpoint/`` while training runs, and the report files of :meth:`EvalReport.save` (``metrics.json``,
     ``report.md``, ``report.html``, ``errors.jsonl`` and the pictures).
 
+    Under ``accelerate launch`` or ``torchrun`` every process trains and only the main one writes files and
+    evaluates; the others return None.
+
+    Args:
+        resume: continue an interrupted run from ``output_dir/checkpoint`` (same data and config).
+
     Raises:
-        ConfigError: if no training file is set.
+        ConfigError: if no training file is set, or ``resume`` finds no checkpoint for this data and config.
         DataError: for unreadable or unfit data.
     """
+    from .manifest import build_manifest, write_manifest
+    from .train import is_main_process
+
     dcfg = config.data
     if not dcfg.train_file:
         raise ConfigError("no training data: pass a data file or set data.train_file")
     out = Path(output_dir)
+    main = is_main_process()
     train = _load(dcfg.train_file, config)
     if dcfg.validation_file:
         validation = _load(dcfg.validation_file, config)
@@ -64,15 +77,31 @@ def train_run(config: Config, output_dir: str | Path, *, callbacks: Sequence[Cal
             train, {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}, seed=dcfg.split_seed
         )
         train, validation = parts["train"], parts["validation"]
-        write_examples(validation, out / "splits" / "validation.csv")
+        if main:
+            write_examples(validation, out / "splits" / "validation.csv")
     test = _load(dcfg.test_file, config) if dcfg.test_file else None
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        files = {"train": dcfg.train_file, "validation": dcfg.validation_file, "test": dcfg.test_file}
+        splits = {"train": (train.texts, train.labels), "validation": (validation.texts, validation.labels)}
+        if test is not None:
+            splits["test"] = (test.texts, test.labels)
+        write_manifest(out / "manifest.json", build_manifest(config, files, splits))
+        save_config(config, out / "config.toml")
     started = time.perf_counter()
+    checkpoint_dir = out / "checkpoint" if config.train.checkpoint_every_steps != 0 else None
+    if resume and checkpoint_dir is None:
+        raise ConfigError("--resume needs checkpoints, but train.checkpoint_every_steps = 0 turns them off")
     classifier = IntentClassifier(config).fit(
         train.texts,
         train.labels,
         validation=(validation.texts, validation.labels),
         callbacks=[JsonlLogger(out / "train_log.jsonl"), *callbacks],
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )
+    if not main:
+        return None
     model_dir = classifier.save(out / "model")
     eval_split, eval_data = ("test", test) if test is not None else ("validation", validation)
     report = evaluate_classifier(classifier, eval_data.texts, eval_data.labels)
@@ -85,7 +114,6 @@ def train_run(config: Config, output_dir: str | Path, *, callbacks: Sequence[Cal
         "environment": environment(),
     }
     report.save(out, extra=extra)
-    save_config(config, out / "config.toml")
     return RunResult(classifier, report, eval_split, out, model_dir)
 
 

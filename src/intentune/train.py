@@ -1,14 +1,20 @@
 """The fine-tuning loop: a plain PyTorch loop driven by HF Accelerate, yielding step info.
 
-:func:`iter_training` is the loop itself (a generator); :func:`train_net` runs it with callbacks, which
-change only a :class:`TrainControl` (``should_stop``, ``should_save``), and restores the best weights.
+:class:`TrainingLoop` is the loop itself (its ``run`` is a generator); :func:`train_net` runs it with callbacks,
+which change only a :class:`TrainControl` (``should_stop``, ``should_save``), writes resumable checkpoints, and
+restores the best weights. The same code runs in one process or, under ``accelerate launch`` / ``torchrun``, in
+several (data-parallel; only the main process writes files).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import random
+import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from .config import TrainConfig
+from .errors import ConfigError, DataError
 from .preprocess import Collator
 
 DEFAULT_LEARNING_RATE = {"decoder": 5e-5, "encoder": 1e-4}
@@ -49,7 +56,11 @@ class TrainState:
     examples_per_s: float = 0.0
     best_score: tuple[float, float] | None = None
     best_step: int = 0
+    bad_evaluations: int = 0  # evaluations since the best one (early stopping)
     history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int | None = None  # the checkpoint's step when resumed
+    elapsed_before: float = 0.0  # training seconds before the resumed checkpoint
+    started_at: float = 0.0
 
 
 @dataclass
@@ -83,11 +94,17 @@ class TrainResult:
             "best_step": self.state.best_step,
             "best_validation": best,
             "final_train_loss": round(self.state.loss, 5),
+            "resumed_from_step": self.state.resumed_from,
         }
 
 
 class Callback:
-    """Hooks with Hugging Face's event names; each may change only ``control``."""
+    """Hooks with Hugging Face's event names; each may change only ``control``.
+
+    In a multi-process run, callbacks run on the main process only, unless ``main_process_only`` is False.
+    """
+
+    main_process_only = True
 
     def on_train_begin(self, state: TrainState, control: TrainControl) -> None:
         pass
@@ -110,21 +127,22 @@ class EarlyStopping(Callback):
     accuracy moves in coarse steps and picks noisy maxima.
     """
 
+    main_process_only = False  # every process must stop at the same step
+
     def __init__(self, patience: int, metric: str = "val_loss") -> None:
         self.patience = patience
         self.metric = metric
-        self.bad_evaluations = 0
 
     def on_evaluate(self, state: TrainState, control: TrainControl, metrics: dict[str, float]) -> None:
         loss = -metrics["val_loss"]
         score = (loss, 0.0) if self.metric == "val_loss" else (metrics["val_accuracy"], loss)
-        if state.best_score is None or score > state.best_score:
+        if state.best_score is None or score > tuple(state.best_score):
             state.best_score, state.best_step = score, state.step
             control.should_save = True
-            self.bad_evaluations = 0
+            state.bad_evaluations = 0
         else:
-            self.bad_evaluations += 1
-            if self.patience and self.bad_evaluations >= self.patience:
+            state.bad_evaluations += 1
+            if self.patience and state.bad_evaluations >= self.patience:
                 control.should_stop = True
 
 
@@ -135,8 +153,9 @@ class JsonlLogger(Callback):
         self.path = Path(path)
 
     def on_train_begin(self, state: TrainState, control: TrainControl) -> None:
+        # A resumed run starts with the evaluations from before its checkpoint.
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("", encoding="utf-8")
+        self.path.write_text("".join(json.dumps(m) + "\n" for m in state.history), encoding="utf-8")
 
     def on_evaluate(self, state: TrainState, control: TrainControl, metrics: dict[str, float]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
@@ -154,7 +173,7 @@ class ProgressBar(Callback):
     def on_train_begin(self, state: TrainState, control: TrainControl) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=state.max_steps, desc="training", unit="step", **self.kwargs)
+        self.bar = tqdm(total=state.max_steps, initial=state.step, desc="training", unit="step", **self.kwargs)
 
     def on_step_end(self, state: TrainState, control: TrainControl) -> None:
         self.bar.update(1)
@@ -196,10 +215,33 @@ class LengthGroupedBatches(Sampler[list[int]]):
             yield batches[index]
 
 
-def build_optimizer(net: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.Optimizer:
-    """AdamW with two learning rates: a low one for the pretrained body, a larger one for the new head.
+def compute_class_weights(
+    labels: Sequence[str], classes: Sequence[str], setting: str | dict[str, float]
+) -> list[float] | None:
+    """Loss weights in ``classes`` order for ``train.class_weight``, or None for ``none``.
 
-    Biases and normalisation weights get no weight decay.
+    ``balanced`` gives each intent ``n_rows / (n_intents * n_rows_of_intent)`` (scikit-learn's formula), so every
+    intent weighs as much in the loss as if the data were balanced; a table gives explicit weights (1.0 for intents
+    it does not name).
+
+    Raises:
+        DataError: if the table names an intent that is not in the training data.
+    """
+    if setting == "none" or (isinstance(setting, dict) and not setting):
+        return None
+    if isinstance(setting, dict):
+        unknown = sorted(set(setting) - set(classes))
+        if unknown:
+            raise DataError(f"train.class_weight names intents that are not in the training data: {', '.join(unknown)}")
+        return [float(setting.get(c, 1.0)) for c in classes]
+    counts = Counter(labels)
+    return [len(labels) / (len(classes) * counts[c]) for c in classes]
+
+
+def build_optimizer(net: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.Optimizer:
+    """``train.optimizer`` with two learning rates: a low one for the pretrained body, a larger one for the new head.
+
+    Biases and normalisation weights get no weight decay. Frozen parameters are left out.
     """
     body_lr = cfg.learning_rate or DEFAULT_LEARNING_RATE[kind]
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
@@ -216,10 +258,18 @@ def build_optimizer(net: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.
         }
         for (is_head, decays), params in groups.items()
     ]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(param_groups, momentum=cfg.momentum)
+    if cfg.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        # Fixed learning rates (the schedule drives them), not Adafactor's own relative steps.
+        return Adafactor(param_groups, lr=body_lr, scale_parameter=False, relative_step=False, warmup_init=False)
+    optimizer_class = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     try:  # the fused kernel is several times faster on CPU and GPU alike
-        return torch.optim.AdamW(param_groups, fused=True)
+        return optimizer_class(param_groups, fused=True)
     except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
-        return torch.optim.AdamW(param_groups)
+        return optimizer_class(param_groups)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
@@ -231,72 +281,167 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_st
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
-def iter_training(
-    net: nn.Module,
-    train: Encoded,
-    validation: Encoded | None,
-    cfg: TrainConfig,
-    pad_id: int,
-    accelerator: Any,
-) -> Iterator[StepInfo]:
-    """Train ``net`` and yield a :class:`StepInfo` after every optimizer step.
+class TrainingLoop:
+    """The fine-tuning loop over one network: data loaders, optimizer, schedule and the position in the data.
 
-    Evaluates on ``validation`` every ``cfg.eval_every_steps`` steps (default: once per epoch) and at the end.
+    :meth:`run` yields a :class:`StepInfo` after every optimizer step. The position (epoch, batch, the shuffling
+    generator's state at the start of the epoch) and the optimizer, schedule and random states are what a
+    checkpoint saves; :meth:`restore` puts them back, so a resumed run continues with the batches, learning rates
+    and dropout masks the uninterrupted run would have used.
     """
-    generator = torch.Generator().manual_seed(cfg.seed)
-    if cfg.group_by_length:
-        sampler = LengthGroupedBatches([len(ids) for ids in train[0]], cfg.batch_size, generator)
-        loader = DataLoader(list(zip(*train)), batch_sampler=sampler, collate_fn=Collator(pad_id))
-    else:
-        loader = DataLoader(
-            list(zip(*train)), batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(pad_id), generator=generator
-        )
-    val_loader = None
-    if validation is not None:
-        val_loader = DataLoader(list(zip(*validation)), batch_size=cfg.eval_batch_size, collate_fn=Collator(pad_id))
-    steps_per_epoch = len(loader)
-    total_steps = steps_per_epoch * cfg.epochs
-    eval_every = cfg.eval_every_steps or steps_per_epoch
-    optimizer = build_optimizer(net, cfg, getattr(net, "kind", "encoder"))
-    scheduler = build_scheduler(optimizer, cfg, total_steps)
-    net, optimizer, loader, scheduler = accelerator.prepare(net, optimizer, loader, scheduler)
-    if val_loader is not None:
-        val_loader = accelerator.prepare(val_loader)
-    loss_fn = nn.CrossEntropyLoss()
-    step, seen, smoothed, started = 0, 0, None, time.perf_counter()
-    for _ in range(cfg.epochs):
-        net.train()
-        for batch in loader:
-            logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
-            loss = loss_fn(logits, batch["labels"])
-            accelerator.backward(loss)
-            if cfg.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            seen += batch["labels"].shape[0]
-            value = loss.item()
-            smoothed = value if smoothed is None else 0.9 * smoothed + 0.1 * value
-            elapsed = time.perf_counter() - started
-            info = StepInfo(
-                step=step,
-                epoch=step / steps_per_epoch,
-                loss=smoothed,
-                learning_rate=scheduler.get_last_lr()[0],
-                examples_per_s=seen / max(elapsed, 1e-9),
+
+    def __init__(
+        self,
+        net: nn.Module,
+        train: Encoded,
+        validation: Encoded | None,
+        cfg: TrainConfig,
+        pad_id: int,
+        accelerator: Any,
+        *,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.accelerator = accelerator
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        rows = list(zip(*train))
+        if cfg.group_by_length:
+            sampler = LengthGroupedBatches([len(ids) for ids in train[0]], cfg.batch_size, self.generator)
+            loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
+        else:
+            loader = DataLoader(
+                rows, batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(pad_id), generator=self.generator
             )
-            if val_loader is not None and (step % eval_every == 0 or step == total_steps):
-                info.eval = evaluate_loss(net, val_loader, accelerator) | {
-                    "step": step,
-                    "epoch": round(info.epoch, 3),
-                    "train_loss": round(smoothed, 5),
-                    "learning_rate": info.learning_rate,
-                    "elapsed_s": round(time.perf_counter() - started, 2),
-                }
-                net.train()
-            yield info
+        val_loader = None
+        if validation is not None:
+            val_loader = DataLoader(list(zip(*validation)), batch_size=cfg.eval_batch_size, collate_fn=Collator(pad_id))
+        optimizer = build_optimizer(net, cfg, getattr(net, "kind", "encoder"))
+        self.net, self.optimizer, self.loader = accelerator.prepare(net, optimizer, loader)
+        self.val_loader = accelerator.prepare(val_loader) if val_loader is not None else None
+        # Optimizer steps per epoch in this process (the prepared loader holds this process's share of the batches).
+        self.steps_per_epoch = math.ceil(len(self.loader) / cfg.gradient_accumulation_steps)
+        self.total_steps = cfg.max_steps or self.steps_per_epoch * cfg.epochs
+        # Stepped once per optimizer step by this loop (not by accelerate, which would step it once per process).
+        self.scheduler = build_scheduler(self.optimizer.optimizer, cfg, self.total_steps)
+        weight = None
+        if class_weights is not None:
+            weight = torch.tensor(list(class_weights), dtype=torch.float32, device=accelerator.device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight)
+        self.eval_every = cfg.eval_every_steps or self.steps_per_epoch
+        self.epoch_index = 0
+        self.batch_index = 0  # batches of the current epoch already trained on
+        self.epoch_start_generator = self.generator.get_state()
+        self.seen = 0
+        self.smoothed: float | None = None
+        self._pending_rng: dict[str, Any] | None = None
+
+    def run(self, state: TrainState) -> Iterator[StepInfo]:
+        """Train until ``total_steps`` optimizer steps, starting from ``state.step``."""
+        cfg, accelerator, net = self.cfg, self.accelerator, self.net
+        started = time.perf_counter()
+        seen_before = self.seen
+        accumulate = cfg.gradient_accumulation_steps
+        while state.step < self.total_steps:
+            if self.batch_index == 0:
+                self.epoch_start_generator = self.generator.get_state()
+            else:  # resuming mid-epoch: the epoch's batch order again, without the batches already trained on
+                self.generator.set_state(self.epoch_start_generator)
+            batches = iter(self.loader)
+            for _ in range(self.batch_index):
+                next(batches)
+            if self._pending_rng is not None:
+                set_rng_states(self._pending_rng)
+                self._pending_rng = None
+            net.train()
+            for batch in batches:
+                logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
+                loss = self.loss_fn(logits, batch["labels"]) / accumulate
+                accelerator.backward(loss)
+                self.batch_index += 1
+                self.seen += batch["labels"].shape[0]
+                value = loss.item() * accumulate
+                self.smoothed = value if self.smoothed is None else 0.9 * self.smoothed + 0.1 * value
+                if self.batch_index % accumulate and self.batch_index < len(self.loader):
+                    continue
+                if cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                state.step += 1
+                elapsed = time.perf_counter() - started
+                info = StepInfo(
+                    step=state.step,
+                    epoch=self.epoch_index + self.batch_index / len(self.loader),
+                    loss=self.smoothed,
+                    learning_rate=self.scheduler.get_last_lr()[0],
+                    examples_per_s=(self.seen - seen_before) / max(elapsed, 1e-9),
+                )
+                if self.val_loader is not None and (
+                    state.step % self.eval_every == 0 or state.step == self.total_steps
+                ):
+                    info.eval = evaluate_loss(net, self.val_loader, accelerator) | {
+                        "step": state.step,
+                        "epoch": round(info.epoch, 3),
+                        "train_loss": round(self.smoothed, 5),
+                        "learning_rate": info.learning_rate,
+                        "elapsed_s": round(state.elapsed_before + time.perf_counter() - started, 2),
+                    }
+                    net.train()
+                yield info
+                if state.step >= self.total_steps:
+                    return
+            self.epoch_index += 1
+            self.batch_index = 0
+
+    # ------------------------------------------------------------------ checkpoints
+    def trainer_state(self) -> dict[str, Any]:
+        """Optimizer, schedule and random states, for ``torch.save`` (plain tensors and numbers only)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch_start_generator": self.epoch_start_generator,
+            "rng": get_rng_states(),
+        }
+
+    def position(self) -> dict[str, Any]:
+        return {"epoch_index": self.epoch_index, "batch_index": self.batch_index, "seen": self.seen,
+                "smoothed_loss": self.smoothed}  # fmt: skip
+
+    def restore(self, trainer_state: dict[str, Any], position: dict[str, Any]) -> None:
+        """Put back what :meth:`trainer_state` and :meth:`position` saved (the weights are loaded separately)."""
+        self.optimizer.load_state_dict(trainer_state["optimizer"])
+        self.scheduler.load_state_dict(trainer_state["scheduler"])
+        self.epoch_start_generator = trainer_state["epoch_start_generator"]
+        self._pending_rng = trainer_state["rng"]
+        self.epoch_index, self.batch_index = position["epoch_index"], position["batch_index"]
+        self.seen, self.smoothed = position["seen"], position["smoothed_loss"]
+
+
+def get_rng_states() -> dict[str, Any]:
+    """The global random states (Python, NumPy, torch CPU and CUDA) as tensors and numbers."""
+    import numpy as np
+
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    states = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    import numpy as np
+
+    random.setstate(states["python"])
+    kind, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 def evaluate_loss(net: nn.Module, loader: DataLoader, accelerator: Any) -> dict[str, float]:
@@ -307,10 +452,129 @@ def evaluate_loss(net: nn.Module, loader: DataLoader, accelerator: Any) -> dict[
         for batch in loader:
             logits = net(batch["input_ids"], batch["attention_mask"])
             logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
-            losses.append(nn.functional.cross_entropy(logits, labels, reduction="sum").item())
+            losses.append(nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item())
             correct += (logits.argmax(dim=-1) == labels).sum().item()
             count += labels.numel()
     return {"val_loss": round(sum(losses) / max(count, 1), 5), "val_accuracy": round(correct / max(count, 1), 5)}
+
+
+def make_accelerator(cfg: TrainConfig) -> Any:
+    """An Accelerator for ``train.device`` and ``train.precision``; under ``accelerate launch`` or ``torchrun``
+    it joins the process group (gloo on CPUs, NCCL on GPUs) and each process trains on its share of the batches."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    bf16 = cfg.precision == "bf16" or (
+        cfg.precision == "auto" and not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    )
+    # Backbones carry parameters the classifier never uses (BERT's pooler): data-parallel training must allow them.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    # Accelerate keeps one process-wide state and refuses another precision or device later in the same process
+    # (tuning, cross-validation): start its per-run part afresh; the process group (PartialState) stays.
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision="bf16" if bf16 else "no", kwargs_handlers=[ddp])
+
+
+def is_main_process() -> bool:
+    """True in the process that writes files: the only one, or rank 0 of a multi-process run."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+CHECKPOINT_FORMAT = 1
+
+
+def data_fingerprint(train: Encoded, validation: Encoded | None, num_labels: int, cfg: TrainConfig) -> str:
+    """A hash of the encoded data and the settings that shape training; a checkpoint resumes only a run with the
+    same fingerprint."""
+    import hashlib
+
+    settings = {
+        k: v
+        for k, v in dataclasses.asdict(cfg).items()
+        if k not in ("checkpoint_every_steps", "keep_checkpoint", "device", "eval_batch_size")
+    }
+    payload = json.dumps([train, validation, num_labels, settings], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def save_checkpoint(directory: Path, loop: TrainingLoop, state: TrainState, best: dict[str, torch.Tensor] | None,
+                    fingerprint: str) -> None:  # fmt: skip
+    """Write a resumable checkpoint atomically: a temporary sibling folder, then a rename over the last one.
+
+    ``weights.safetensors`` (the network), ``best.safetensors`` (the best weights so far, if any), ``trainer.pt``
+    (optimizer, schedule and random states; tensors and numbers only, loaded with ``weights_only=True``) and
+    ``state.json`` (step, position in the data, early-stopping state, history).
+    """
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from .model import _replace_folder
+
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        weights = loop.accelerator.unwrap_model(loop.net).state_dict()
+        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
+        if best is not None:
+            save_file(best, str(tmp / "best.safetensors"))
+        torch.save(loop.trainer_state(), tmp / "trainer.pt")
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": fingerprint,
+            "step": state.step,
+            "total_steps": loop.total_steps,
+            "epoch": state.epoch,
+            "position": loop.position(),
+            "best_score": list(state.best_score) if state.best_score is not None else None,
+            "best_step": state.best_step,
+            "bad_evaluations": state.bad_evaluations,
+            "elapsed_s": state.elapsed_before + (time.perf_counter() - state.started_at),
+            "history": state.history,
+        }
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        _replace_folder(tmp, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+Weights = dict[str, torch.Tensor]
+
+
+def load_checkpoint(
+    directory: Path, fingerprint: str
+) -> tuple[dict[str, Any], Weights, Weights | None, dict[str, Any]]:
+    """Read a checkpoint written by :func:`save_checkpoint`: ``(meta, weights, best weights or None, trainer state)``.
+
+    Raises:
+        ConfigError: if there is none, it is damaged, or it belongs to other data or settings.
+    """
+    from safetensors.torch import load_file
+
+    if not (directory / "state.json").is_file():
+        raise ConfigError(f"nothing to resume: {directory} holds no checkpoint; run without --resume to start training")
+    try:
+        meta = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+        weights = load_file(str(directory / "weights.safetensors"))
+        best = load_file(str(directory / "best.safetensors")) if (directory / "best.safetensors").is_file() else None
+        trainer = torch.load(directory / "trainer.pt", weights_only=True)
+    except (OSError, ValueError, RuntimeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"checkpoint {directory} is damaged ({exc}); delete it and train without --resume") from None
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"checkpoint {directory} has format {meta.get('format')}; this intentune reads {CHECKPOINT_FORMAT}"
+        )
+    if meta.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"checkpoint {directory} was written for other data or training settings; resume with the same data "
+            "and config, or train without --resume"
+        )
+    return meta, weights, best, trainer
 
 
 def train_net(
@@ -320,6 +584,10 @@ def train_net(
     cfg: TrainConfig,
     pad_id: int,
     callbacks: Sequence[Callback] = (),
+    *,
+    class_weights: Sequence[float] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Fine-tune ``net`` in place; with validation data, early-stop and restore the best weights.
 
@@ -329,45 +597,74 @@ def train_net(
         validation: the same for validation data, or None.
         cfg: the ``[train]`` config section.
         pad_id: the tokenizer's pad token id.
-        callbacks: extra callbacks, called after the built-in early stopping.
+        callbacks: extra callbacks, called after the built-in early stopping (on the main process only, unless a
+            callback sets ``main_process_only = False``).
+        class_weights: loss weight per label id (see :func:`compute_class_weights`), or None.
+        checkpoint_dir: where resumable checkpoints go (``train.checkpoint_every_steps``); None = no checkpoints.
+        resume: continue from the checkpoint in ``checkpoint_dir``.
 
     Returns:
         The final state, wall time and whether training stopped early.
+
+    Raises:
+        ConfigError: with ``resume``, if there is no usable checkpoint for this data and config.
     """
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     set_seed(cfg.seed)
-    accelerator = Accelerator(cpu=cfg.device == "cpu")
-    steps_per_epoch = math.ceil(len(train[0]) / cfg.batch_size)
-    state = TrainState(max_steps=steps_per_epoch * cfg.epochs)
+    accelerator = make_accelerator(cfg)
+    main = accelerator.is_main_process
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    num_labels = getattr(getattr(net, "head", None), "out_features", 0)
+    fingerprint = data_fingerprint(train, validation, num_labels, cfg) if checkpoint_dir is not None else ""
+    loop = TrainingLoop(net, train, validation, cfg, pad_id, accelerator, class_weights=class_weights)
+    state = TrainState(max_steps=loop.total_steps)
+    best: dict[str, torch.Tensor] | None = None
+    if resume:
+        if checkpoint_dir is None:
+            raise ConfigError("resume needs a checkpoint folder; train.checkpoint_every_steps = 0 writes none")
+        meta, weights, best, trainer = load_checkpoint(checkpoint_dir, fingerprint)
+        accelerator.unwrap_model(loop.net).load_state_dict(weights)
+        loop.restore(trainer, meta["position"])
+        state.step, state.epoch, state.history = meta["step"], meta["epoch"], meta["history"]
+        state.best_score = tuple(meta["best_score"]) if meta["best_score"] is not None else None
+        state.best_step, state.bad_evaluations = meta["best_step"], meta["bad_evaluations"]
+        state.elapsed_before, state.resumed_from = meta["elapsed_s"], meta["step"]
     control = TrainControl()
     all_callbacks: list[Callback] = [EarlyStopping(cfg.early_stopping_patience, cfg.early_stopping_metric), *callbacks]
-    best: dict[str, torch.Tensor] | None = None
+    all_callbacks = [c for c in all_callbacks if main or not c.main_process_only]
+    every = cfg.checkpoint_every_steps
     started = time.perf_counter()
+    state.started_at = started
     _emit(all_callbacks, "on_train_begin", state, control)
-    for info in iter_training(net, train, validation, cfg, pad_id, accelerator):
-        state.step, state.epoch, state.loss, state.examples_per_s = (
-            info.step,
-            info.epoch,
-            info.loss,
-            info.examples_per_s,
-        )
+    for info in loop.run(state):
+        state.epoch, state.loss, state.examples_per_s = info.epoch, info.loss, info.examples_per_s
         _emit(all_callbacks, "on_step_end", state, control)
         if info.eval is not None:
             state.history.append(info.eval)
             _emit(all_callbacks, "on_evaluate", state, control, info.eval)
         if control.should_save:
             # Keep the best weights on the CPU (a copy, so later steps do not change them).
-            best = {k: v.detach().to("cpu", copy=True) for k, v in accelerator.unwrap_model(net).state_dict().items()}
+            weights = accelerator.unwrap_model(loop.net).state_dict()
+            best = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
             control.should_save = False
         if control.should_stop:
             break
+        # Unset: at every evaluation (every epoch, or every train.eval_every_steps), with or without validation data.
+        due = state.step % loop.eval_every == 0 if every is None else (every > 0 and state.step % every == 0)
+        if checkpoint_dir is not None and due and state.step < loop.total_steps:
+            if main:
+                save_checkpoint(checkpoint_dir, loop, state, best, fingerprint)
+            accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(loop.net, keep_fp32_wrapper=False)
     if best is not None:
-        accelerator.unwrap_model(net).load_state_dict(best)
+        unwrapped.load_state_dict(best)
     _emit(all_callbacks, "on_train_end", state, control)
+    if checkpoint_dir is not None and main and not cfg.keep_checkpoint:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     accelerator.free_memory()
-    return TrainResult(state, time.perf_counter() - started, stopped_early=control.should_stop)
+    seconds = state.elapsed_before + time.perf_counter() - started
+    return TrainResult(state, seconds, stopped_early=control.should_stop)
 
 
 def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
@@ -384,6 +681,7 @@ __all__ = [
     "TrainControl",
     "TrainResult",
     "TrainState",
-    "iter_training",
+    "TrainingLoop",
+    "compute_class_weights",
     "train_net",
 ]

@@ -1,0 +1,242 @@
+"""Hyperparameter search: search spaces (fast), the pruning callback with a stand-in trial, then one small study on
+the tiny encoder that is checked for its files, its best config, pruning, a failed trial and freed memory, and the
+CLI."""
+
+from __future__ import annotations
+
+import csv
+import gc
+import weakref
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from intentune import Config, ConfigError, Examples, IntentuneError, load_config, write_examples
+from intentune.cli import app
+from intentune.model import IntentClassifier, IntentNet
+from intentune.train import TrainControl, TrainState
+from intentune.tune import check_space, default_space, load_space, parse_param, tune
+from intentune.tune.search import _PruningCallback
+
+from conftest import tiny_config, toy_data
+
+runner = CliRunner()
+
+GOOD = {"train.learning_rate": 3e-3, "train.head_learning_rate": 3e-2}
+BAD = {"train.learning_rate": 1e-9, "train.head_learning_rate": 1e-9}  # learns nothing: must be pruned
+OOM_HEAD_RATE = 0.05  # the stand-in classifier runs out of memory at this head learning rate
+SPACE = {
+    "train.learning_rate": {"low": 1e-9, "high": 1e-2, "log": True},
+    "train.head_learning_rate": {"low": 1e-9, "high": 1e-1, "log": True},
+    "train.epochs": 3,
+    "train.batch_size": 12,  # 2 steps per epoch on the 24 toy rows
+}
+
+
+# ------------------------------------------------------------------ spaces
+def test_parse_param_and_load_space(tmp_path: Path) -> None:
+    assert parse_param("train.batch_size=[16, 32]") == ("train.batch_size", [16, 32])
+    assert parse_param("train.learning_rate={low=1e-5, high=1e-3, log=true}")[1] == {
+        "low": 1e-5, "high": 1e-3, "log": True
+    }  # fmt: skip
+    assert parse_param("train.optimizer=adamw") == ("train.optimizer", "adamw")
+    with pytest.raises(ConfigError, match="expected section.key=SPEC"):
+        parse_param("batch_size=[16]")
+    (tmp_path / "space.toml").write_text(
+        '[train]\nbatch_size = [16, 32]\noptimizer = "adamw"\n[model]\ndropout = [0.0, 0.1]\n'
+    )
+    assert load_space(tmp_path / "space.toml") == {
+        "train.batch_size": [16, 32], "train.optimizer": "adamw", "model.dropout": [0.0, 0.1]
+    }  # fmt: skip
+
+
+def test_default_space_searches_lora_rank_only_with_lora() -> None:
+    space = default_space(Config())
+    assert space["train.learning_rate"] == {"low": 1e-5, "high": 3e-4, "log": True}
+    assert space["train.optimizer"] == ["adamw", "adam", "sgd", "adafactor"]
+    assert "train.lora_rank" not in space
+    assert default_space(Config().override(["train.lora_rank=8"]))["train.lora_rank"] == [4, 8, 16]
+    checked = check_space(Config(), space)
+    assert type(checked["train.epochs"]).__name__ == "IntDistribution"
+    assert type(checked["train.warmup_ratio"]).__name__ == "FloatDistribution"
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({"train.epoch": [2, 3]}, "unknown key train.epoch"),
+        ({"trian.epochs": [2]}, "unknown config section 'trian'"),
+        ({"train.optimizer": {"low": 1, "high": 2}}, "a range needs a numeric config key"),
+        ({"train.epochs": {"low": 2}}, "a range needs low and high"),
+        ({"train.batch_size": []}, "choices must be a non-empty list"),
+        ({"train.warmup_ratio": {"low": 0.0, "high": 1.5}}, "train.warmup_ratio must be in"),
+        ({"train.optimizer": ["adamw", "lion"]}, "train.optimizer must be one of"),
+        ({"train.learning_rate": {"low": 0.0, "high": 1e-3, "log": True}}, "search space train.learning_rate"),
+    ],
+)
+def test_bad_spaces_name_the_key(space: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        check_space(Config(), space)
+
+
+# ------------------------------------------------------------ pruning hook
+class FakeTrial:
+    def __init__(self, prune: bool) -> None:
+        self.prune, self.reports = prune, []
+
+    def report(self, value: float, step: int) -> None:
+        self.reports.append((step, value))
+
+    def should_prune(self) -> bool:
+        return self.prune
+
+
+@pytest.mark.parametrize(("prune", "step", "stops"), [(True, 2, True), (False, 2, False), (True, 6, False)])
+def test_pruning_callback_reports_and_stops(prune: bool, step: int, stops: bool) -> None:
+    trial, control = FakeTrial(prune), TrainControl()
+    state = TrainState(max_steps=6, step=step, epoch=step / 2)
+    callback = _PruningCallback(trial)
+    callback.on_evaluate(state, control, {"val_accuracy": 0.5, "val_loss": 1.0, "step": step})
+    assert trial.reports == [(step * 500, 0.5)]  # thousandths of an epoch
+    assert control.should_stop is stops  # the last step is never pruned: the trial is complete
+    assert (callback.pruned_at is not None) is stops
+
+
+# ------------------------------------------------------------------- study
+class RecordingClassifier(IntentClassifier):
+    """The real classifier; keeps weak references to every instance and network, and runs out of memory at
+    ``OOM_HEAD_RATE`` as a big batch would on a GPU."""
+
+    refs: list[weakref.ref] = []
+
+    def fit(self, texts, labels, **kwargs: Any) -> RecordingClassifier:
+        RecordingClassifier.refs.append(weakref.ref(self))
+        if self.config.train.head_learning_rate == OOM_HEAD_RATE:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        super().fit(texts, labels, **kwargs)
+        RecordingClassifier.refs.append(weakref.ref(self.net_))
+        return self
+
+
+def live_intent_nets() -> int:
+    gc.collect()
+    return sum(type(obj) is IntentNet for obj in gc.get_objects())
+
+
+@pytest.fixture(scope="module")
+def toy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("toy") / "train.csv"
+    write_examples(Examples(*toy_data()), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def study(tiny_encoder: Path, toy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Five trials: the config's own values (good), a good one, a bad one (pruned), one out of memory (failed),
+    and one the sampler picks. Each trial's end records what is still alive."""
+    config = tiny_config(tiny_encoder, few_shot="off", **{k.split(".")[1]: v for k, v in GOOD.items()})
+    config.data.train_file = config.data.validation_file = str(toy_file)
+    out = tmp_path_factory.mktemp("tune")
+    RecordingClassifier.refs = []
+    nets_before, process = live_intent_nets(), psutil.Process()
+    ends: list[dict[str, Any]] = []
+
+    def on_trial(row: dict[str, Any]) -> None:
+        alive = [ref for ref in RecordingClassifier.refs if ref() is not None]
+        ends.append({"row": row, "alive": len(alive), "nets": live_intent_nets(), "rss": process.memory_info().rss})
+
+    enqueue = [{**GOOD, "train.learning_rate": 1e-3}, BAD, {**GOOD, "train.head_learning_rate": OOM_HEAD_RATE}]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("intentune.tune.search.IntentClassifier", RecordingClassifier)
+        result = tune(config, out, trials=5, space=SPACE, enqueue=enqueue, on_trial=on_trial)
+    return {
+        "result": result,
+        "out": out,
+        "ends": ends,
+        "nets_before": nets_before,
+        "refs": len(RecordingClassifier.refs),
+    }
+
+
+def test_study_writes_the_table_report_and_best_config(study: dict[str, Any]) -> None:
+    out, result = study["out"], study["result"]
+    rows = list(csv.DictReader((out / "trials.csv").open(encoding="utf-8")))
+    assert [row["number"] for row in rows] == ["0", "1", "2", "3", "4"]
+    assert set(rows[0]) == {"number", "state", "train.learning_rate", "train.head_learning_rate", "val_accuracy",
+                            "val_loss", "seconds", "note"}  # fmt: skip
+    best = result.best_row
+    complete = [r for r in result.rows if r["state"] == "COMPLETE"]
+    assert best["state"] == "COMPLETE" and best["val_accuracy"] == max(r["val_accuracy"] for r in complete)
+    report = (out / "tune_report.md").read_text(encoding="utf-8")
+    assert f"## Best: trial {result.best_trial}, val_accuracy {best['val_accuracy']:.4f}" in report
+    assert report.index("| 1 | " + str(result.best_trial) + " | complete |") < report.index("| failed |")
+    loaded = load_config(out / "best_config.toml")
+    assert loaded == result.best_config
+    assert loaded.train.learning_rate == pytest.approx(best["train.learning_rate"])
+    assert loaded.train.head_learning_rate == pytest.approx(best["train.head_learning_rate"])
+    assert (loaded.train.epochs, loaded.train.batch_size) == (3, 12)  # the fixed values
+    assert loaded.data.train_file == result.best_config.data.train_file  # ready for `intentune train --config`
+    assert (out / "study.json").is_file()
+
+
+def test_bad_trial_is_pruned_and_failed_trial_recorded(study: dict[str, Any]) -> None:
+    rows = study["result"].rows
+    assert rows[0]["train.learning_rate"] == GOOD["train.learning_rate"]  # the baseline runs first
+    assert rows[2]["train.learning_rate"] == BAD["train.learning_rate"]
+    assert rows[2]["state"] == "PRUNED", rows
+    assert rows[2]["note"].startswith("pruned at epoch")
+    assert rows[3]["state"] == "FAIL"
+    assert rows[3]["note"] == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert rows[4]["state"] in ("COMPLETE", "PRUNED")  # the study went on after the failure
+
+
+def test_each_trial_frees_its_model(study: dict[str, Any]) -> None:
+    ends = study["ends"]
+    assert len(ends) == 5 and study["refs"] == 9  # 5 classifiers, 4 trained networks (one trial failed first)
+    assert [end["alive"] for end in ends] == [0] * 5  # nothing of any trial outlives it
+    assert [end["nets"] for end in ends] == [study["nets_before"]] * 5
+    growth = max(end["rss"] for end in ends) - ends[0]["rss"]
+    assert growth < 200 * 2**20, f"resident memory grew by {growth / 2**20:.0f} MiB across trials"
+
+
+def test_study_stops_when_the_first_trials_all_fail(
+    tiny_encoder: Path, toy_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tiny_config(tiny_encoder, head_learning_rate=OOM_HEAD_RATE)
+    config.data.train_file = str(toy_file)
+    monkeypatch.setattr("intentune.tune.search.IntentClassifier", RecordingClassifier)
+    space = {"train.epochs": {"low": 1, "high": 3}, "train.head_learning_rate": OOM_HEAD_RATE}
+    with pytest.raises(IntentuneError, match=r"no trial completed \(trials 0: fail, 1: fail, 2: fail\); first error: "
+                       r"OutOfMemoryError"):  # fmt: skip
+        tune(config, tmp_path, trials=10, space=space)
+    assert (tmp_path / "splits" / "validation.csv").is_file()  # split off like `intentune train` does
+
+
+def test_tune_command_then_train_the_best_config(tiny_encoder: Path, toy_file: Path, tmp_path: Path) -> None:
+    args = ["tune", str(toy_file), "--validation", str(toy_file), "--trials", "2", "-o", str(tmp_path / "tune"),
+            "--backbone", str(tiny_encoder), "--quiet", "--set", "train.device=cpu", "--set", "train.few_shot=off",
+            "--set", "train.head_learning_rate=3e-2", "--set", "model.dropout=0.0",
+            "--param", "train.learning_rate={low=1e-4, high=3e-3, log=true}", "--param", "train.epochs=2",
+            "--param", "train.batch_size=[12]", "--param", "train.optimizer=adamw",
+            "--param", "train.warmup_ratio=0.0"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "best: trial " in result.output and "tune_report.md" in result.output
+    assert len((tmp_path / "tune" / "trials.csv").read_text().splitlines()) == 3
+    best = tmp_path / "tune" / "best_config.toml"
+    assert "epochs = 2" in best.read_text() and 'optimizer = "adamw"' in best.read_text()
+    result = runner.invoke(app, ["train", "--config", str(best), "-o", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "model" / "intentune.json").is_file()
+
+
+def test_tune_command_rejects_a_bad_param(toy_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["tune", str(toy_file), "--trials", "1", "-o", str(tmp_path), "--param", "train.epoch=[2]"]
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("error: search space train.epoch: unknown key train.epoch")
