@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 STAMP := $(VENV)/.intentune-installed
 
-.PHONY: install browser demo test test-fast lint clean
+.PHONY: install browser demo test test-fast lint clean bench-env bench
 
 install: $(STAMP) browser
 
@@ -46,9 +46,17 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not bundled"
 
+# The peer benchmark suite (benchmarks/RESULTS.md). bench-env: SetFit's pinned packages in .venv-bench, on top of
+# .venv's (which stay unchanged); benchmarks.run also creates it on first use.
+bench-env: install
+	$(BIN)/python -m benchmarks.env
+
+bench: install
+	nice -n 10 $(BIN)/python -m benchmarks.run --suite quick
+
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-bench runs build src/*.egg-info .pytest_cache

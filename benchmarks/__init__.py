@@ -1,0 +1,1 @@
+"""Reproducible benchmarks: ``python -m benchmarks.run --suite quick`` (see ``benchmarks/RESULTS.md``)."""

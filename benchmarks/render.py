@@ -1,0 +1,188 @@
+"""Render the peer suite's results (``benchmarks/results/suite/*.json``) as a Markdown table, with the published
+anchors in the same table, and write it between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers
+of ``benchmarks/RESULTS.md`` and ``README.md``.
+
+    .venv/bin/python -m benchmarks.render [--results DIR] [--print]
+
+Times are compared as ratios within one run (the machines are shared and noisy): each method's training time
+divided by TF-IDF's in the same run, and intentune's time to a peer's final validation accuracy divided by the
+peer's time to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import ROOT
+
+RESULTS = ROOT / "benchmarks" / "results" / "suite"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+TASK_ORDER = ("banking77-full", "banking77-10shot", "banking77-5shot", "clinc150-oos", "clinc150-10shot")
+METHOD_NAMES = {
+    "tfidf": "TF-IDF + logistic regression",
+    "intentune-minilm-l6": "**intentune** minilm-l6",
+    "intentune-smollm2-135m": "**intentune** smollm2-135m",
+    "setfit-minilm-l6": "SetFit (MiniLM body)",
+    "trainer-minilm-l6": "HF `Trainer` minilm-l6",
+    "trainer-smollm2-135m": "HF `Trainer` smollm2-135m",
+}
+# Published anchors and the targets the project's issues name; shown in the table, never measured here.
+PUBLISHED: dict[str, list[dict[str, Any]]] = {
+    "banking77-full": [{"method": "target named in the training issue (published)", "accuracy": 0.937}],
+    "banking77-10shot": [{"method": "CPFT (published)", "accuracy": 0.872}],
+    "clinc150-oos": [
+        {"method": "BERT, `oos` as an intent (Larson et al. 2019, published)", "in_scope_accuracy": 0.969,
+         "oos_recall": 0.403},
+        {"method": "target named in the evaluation issue", "in_scope_accuracy": 0.96, "oos_recall": 0.80,
+         "note": ">= both"},
+    ],
+}  # fmt: skip
+COLUMNS = [
+    "task", "method", "test acc.", "macro-F1", "in-scope acc.", "OOS recall", "val. acc.", "train s",
+    "train time / TF-IDF's", "examples/s", "peak MiB", "p50 ms", "intentune's time to this val. acc. / this",
+]  # fmt: skip
+
+
+def load_records(results: Path) -> list[dict[str, Any]]:
+    """The piece records in ``results`` (the run summaries ``suite_*.json`` excluded)."""
+    return [json.loads(p.read_text()) for p in sorted(results.glob("*__*.json"))]
+
+
+def time_to_accuracy(intentune: dict[str, Any], target: float) -> float | None:
+    """Seconds until intentune's validation accuracy first reached ``target`` (None if it never did)."""
+    for point in intentune.get("curve", []):
+        if point["val_accuracy"] >= target - 1e-9:
+            return point["elapsed_s"]
+    return intentune["train_seconds"] if intentune["validation_accuracy"] >= target - 1e-9 else None
+
+
+def ratios(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per method label: training time / TF-IDF's, and intentune's time to the peer's accuracy / the peer's."""
+    by_method = {r["method"]: r for r in records if "error" not in r}
+    baseline = by_method.get("tfidf")
+    out: dict[str, dict[str, str]] = {}
+    for label, r in by_method.items():
+        base = r.get("tfidf_train_seconds_same_run")
+        if base is None and baseline is not None and baseline["run"]["id"] == r["run"]["id"]:
+            base = baseline["train_seconds"]
+        row = {"vs_tfidf": f"{r['train_seconds'] / base:,.0f}x" if base else "–"}
+        backbone = label.split("-", 1)[1] if "-" in label else "minilm-l6"
+        ours = by_method.get(f"intentune-{backbone}")
+        row["tta"] = "–"
+        if ours is not None and not label.startswith("intentune"):
+            seconds = time_to_accuracy(ours, r["validation_accuracy"])
+            which = ours["method"].split("-", 1)[1] + ("" if ours["run"]["id"] == r["run"]["id"] else "; other run")
+            row["tta"] = (f"{seconds / r['time_to_final_val_accuracy_s']:.2f} ({which})"
+                          if seconds is not None else f"not reached ({which})")  # fmt: skip
+        out[label] = row
+    return out
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def task_rows(task: str, records: list[dict[str, Any]]) -> list[str]:
+    """The table rows of one task: measured methods first (in METHOD_NAMES order), then the published ones."""
+    rows, extra = [], ratios(records)
+    order = list(METHOD_NAMES)
+    for r in sorted(records, key=lambda r: order.index(r["method"]) if r["method"] in order else 99):
+        name = METHOD_NAMES.get(r["method"], r["method"])
+        if "error" in r:
+            rows.append(f"| {task} | {name} | failed: {r['error']} |" + " |" * (len(COLUMNS) - 3))
+            continue
+        m, p = r["metrics"], r["process"]
+        rows.append("| " + " | ".join([
+            task, name, fmt(m["accuracy"]), fmt(m["macro_f1"]), fmt(m["in_scope_accuracy"]), fmt(m["oos_recall"]),
+            fmt(r["validation_accuracy"]), f"{r['train_seconds']:,.1f}", extra[r["method"]]["vs_tfidf"],
+            f"{r['train_examples_per_s']:,.1f}", f"{p['peak_rss_mib']:,.0f}", f"{r['latency_ms']['p50']:.1f}",
+            extra[r["method"]]["tta"],
+        ]) + " |")  # fmt: skip
+    for anchor in PUBLISHED.get(task, []):
+        note = anchor.get("note", "")
+        cells = [task, f"*{anchor['method']}*", fmt(anchor.get("accuracy"), 3), "–",
+                 fmt(anchor.get("in_scope_accuracy"), 3), fmt(anchor.get("oos_recall"), 3)]  # fmt: skip
+        rows.append("| " + " | ".join(cells) + " | " + " | ".join(["not measured here", *["–"] * 5, note]) + " |")
+    return rows
+
+
+def verdicts(task: str, records: list[dict[str, Any]]) -> list[str]:
+    """Whether each intentune row beats every peer's test accuracy, at a training time no longer than SetFit's
+    and the Trainer's."""
+    done = [r for r in records if "error" not in r]
+    peers = [r for r in done if not r["method"].startswith("intentune")]
+    lines = []
+    for ours in (r for r in done if r["method"].startswith("intentune")):
+        key = "in_scope_accuracy" if ours["metrics"]["in_scope_accuracy"] is not None else "accuracy"
+        better = [p["method"] for p in peers if ours["metrics"][key] <= p["metrics"][key]]
+        slower = [p["method"] for p in peers if p["method"].startswith(("setfit", "trainer"))
+                  and ours["train_seconds"] > p["train_seconds"]]  # fmt: skip
+        accuracy = "above every peer" if not better else f"**not** above {', '.join(better)}"
+        speed = "no longer than SetFit's and the Trainer's" if not slower else f"**longer** than {', '.join(slower)}"
+        lines.append(f"- {task}, {ours['method']}: {key.replace('_', ' ')} {accuracy}; training time {speed}.")
+    return lines
+
+
+def render(records: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> str:
+    """The Markdown block: one table per device, the verdicts against the targets, and the runs' provenance."""
+    lines: list[str] = []
+    for device in sorted({r["run"]["device"] for r in records}):
+        on_device = [r for r in records if r["run"]["device"] == device]
+        lines += [f"Device: **{device}**.", "", "| " + " | ".join(COLUMNS) + " |",
+                  "|---|---|" + "---:|" * (len(COLUMNS) - 2)]  # fmt: skip
+        checks: list[str] = []
+        for task in [t for t in TASK_ORDER if any(r["task"] == t for r in on_device)]:
+            in_task = [r for r in on_device if r["task"] == task]
+            lines += task_rows(task, in_task)
+            checks += verdicts(task, in_task)
+        lines += ["", "Against the targets (intentune's accuracy above every peer's, at a training time no longer "
+                  "than SetFit's and the Trainer's):", "", *checks, ""]  # fmt: skip
+    lines += ["Runs:", ""]
+    for s in summaries:
+        mach, v = s["machine"], s["versions"]
+        lines.append(
+            f"- `--suite {s['suite']} --device {s['device']}`{' --only ' + ' '.join(s['only']) if s['only'] else ''}"
+            f" (threads: {s.get('threads', 'default')}): {len(s['pieces'])} pieces in {s['duration_s'] / 60:.1f} "
+            f"min; {s['id']}, commit {mach['commit']}; {mach['cpu']}, {mach['cores']} cores, GPU {mach['gpu']}; "
+            f"Python {mach['python']}, torch {mach['torch']}, transformers {mach['transformers']}, "
+            + ", ".join(f"{k} {val}" for k, val in v.items())
+        )
+    return "\n".join(lines)
+
+
+def write_block(path: Path, block: str) -> None:
+    """Replace what is between the markers in ``path`` with ``block``."""
+    text = path.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"{path}: no {START} ... {END} markers to write the table between")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    path.write_text(pattern.sub(lambda _: f"{START}\n{block}\n{END}", text, count=1))
+
+
+def render_all(results: Path = RESULTS, *, write: bool = True) -> str:
+    """Render the results in ``results``; write them into RESULTS.md and README.md unless ``write`` is False."""
+    records = load_records(results)
+    summaries = [json.loads(p.read_text()) for p in sorted(results.glob("suite_*.json"))]
+    block = render(records, summaries)
+    if write:
+        for path in (ROOT / "benchmarks" / "RESULTS.md", ROOT / "README.md"):
+            write_block(path, block)
+    return block
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--print", action="store_true", help="print the block instead of writing the files")
+    args = parser.parse_args()
+    block = render_all(args.results, write=not args.print)
+    if args.print:
+        print(block)
+
+
+if __name__ == "__main__":
+    main()

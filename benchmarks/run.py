@@ -1,0 +1,313 @@
+"""The peer benchmark suite: intentune against TF-IDF, SetFit and a plain Hugging Face Trainer fine-tune.
+
+The peers: TF-IDF + logistic regression, SetFit on the same MiniLM body, and ``transformers.Trainer`` on each
+bundled backbone; the data: the shared BANKING77 and CLINC150 files; each method runs in its own process.
+
+    .venv/bin/python -m benchmarks.run --suite quick            # BANKING77 5-shot, MiniLM methods (< 20 min, 2 cores)
+    .venv/bin/python -m benchmarks.run --suite full --list      # every piece with its expected duration
+    .venv/bin/python -m benchmarks.run --suite full --only banking77-10shot --only 'clinc150-oos/trainer-*'
+    .venv/bin/python -m benchmarks.run --suite quick --device cuda
+
+Each piece (one method on one task) writes ``benchmarks/results/suite/TASK__METHOD__DEVICE.json`` (metrics, times,
+peak memory, machine, versions, date, commit); TF-IDF runs with every task selected, since every time is also
+given as a ratio to its time in the same run. Afterwards the tables in ``benchmarks/RESULTS.md`` and ``README.md``
+are rendered again (``python -m benchmarks.render``). The SetFit peer runs in ``.venv-bench`` (``benchmarks.env``),
+created on first use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import fnmatch
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import ROOT, SHARED, machine
+from benchmarks.peers import Job
+
+RESULTS = ROOT / "benchmarks" / "results" / "suite"
+BANKING, CLINC = SHARED / "banking77", SHARED / "clinc150"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A data set: its files, and what its test data measures."""
+
+    name: str
+    train: Path
+    validation: Path
+    test: Path
+    oos_label: str | None = None
+    drop_oos: bool = False
+    description: str = ""
+
+
+TASKS = {
+    t.name: t
+    for t in (
+        # DialoGLUE's training split: the validation rows are part of the original train.csv, so they are left out.
+        Task(
+            "banking77-full",
+            BANKING / "dialoglue_split/train.csv",
+            BANKING / "dialoglue_split/validation.csv",
+            BANKING / "test.csv",
+            description="BANKING77, DialoGLUE training split (8,622 rows)",
+        ),
+        Task(
+            "banking77-10shot",
+            BANKING / "train_10shot.csv",
+            BANKING / "dialoglue_split/validation.csv",
+            BANKING / "test.csv",
+            description="BANKING77 10-shot (770 rows)",
+        ),
+        Task(
+            "banking77-5shot",
+            BANKING / "train_5shot.csv",
+            BANKING / "dialoglue_split/validation.csv",
+            BANKING / "test.csv",
+            description="BANKING77 5-shot (385 rows)",
+        ),
+        Task(
+            "clinc150-oos",
+            CLINC / "train.csv",
+            CLINC / "validation.csv",
+            CLINC / "test.csv",
+            oos_label="oos",
+            description="CLINC150 full with out-of-scope rows (15,100 rows; test 4,500 in-scope + 1,000 oos)",
+        ),
+        Task(
+            "clinc150-10shot",
+            CLINC / "train_10shot.csv",
+            CLINC / "validation.csv",
+            CLINC / "test.csv",
+            oos_label="oos",
+            drop_oos=True,
+            description="CLINC150 10-shot, in-scope rows only (1,500 rows)",
+        ),
+    )  # fmt: skip
+}
+
+BACKBONES = ("minilm-l6", "smollm2-135m")
+# Method labels: METHOD or METHOD-BACKBONE. SetFit's body is MiniLM (a sentence encoder; the decoder is not one).
+METHOD_LABELS = ("tfidf", *(f"intentune-{b}" for b in BACKBONES), "setfit-minilm-l6",
+                 *(f"trainer-{b}" for b in BACKBONES))  # fmt: skip
+SUITES = {
+    "quick": [
+        f"banking77-5shot/{m}" for m in ("tfidf", "intentune-minilm-l6", "trainer-minilm-l6", "setfit-minilm-l6")
+    ],
+    "full": [f"{task}/{method}" for task in TASKS for method in METHOD_LABELS],
+}
+
+
+def make_job(piece: str, device: str) -> Job:
+    """The worker's job for a piece named ``TASK/METHOD[-BACKBONE]``."""
+    task_name, label = piece.split("/")
+    task = TASKS[task_name]
+    method, _, backbone = label.partition("-")
+    options: dict[str, Any] = {}
+    if method == "trainer":
+        options = intentune_training_settings(backbone)
+    return Job(method, str(task.train), str(task.validation), str(task.test), backbone=backbone, device=device,
+               oos_label=task.oos_label, drop_oos=task.drop_oos, options=options)  # fmt: skip
+
+
+def intentune_training_settings(backbone: str) -> dict[str, Any]:
+    """intentune's current default epochs, backbone learning rate, batch size and max length, which the Trainer
+    peer uses too (the same backbone, epochs and learning rate; padding to the same max length)."""
+    from intentune.backbones import BUNDLED
+    from intentune.config import Config
+
+    config = Config()
+    default_lr = {"encoder": 1e-4, "decoder": 5e-5}  # intentune's defaults when train.learning_rate is unset
+    try:
+        from intentune.train import DEFAULT_LEARNING_RATE
+
+        default_lr = dict(DEFAULT_LEARNING_RATE)
+    except ImportError:
+        pass
+    return {
+        "epochs": config.train.epochs,
+        "learning_rate": config.train.learning_rate or default_lr[BUNDLED[backbone].kind],
+        "batch_size": config.train.batch_size,
+        "max_length": config.model.max_length,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- expected durations
+# Rough seconds per text on 2 CPU cores (forward + backward while training; forward only when predicting), from
+# the earlier benchmarks in RESULTS.md. Only for --list; the measured times are in the results.
+TRAIN_S = {"minilm-l6": 0.02, "smollm2-135m": 0.12}
+PREDICT_S = {"minilm-l6": 0.008, "smollm2-135m": 0.035}
+
+
+def expected_seconds(piece: str) -> float:
+    """A rough expected duration of a piece on a 2-core CPU."""
+    task_name, label = piece.split("/")
+    task = TASKS[task_name]
+    n_train, n_val, n_test = (count_rows(p) for p in (task.train, task.validation, task.test))
+    method, _, backbone = label.partition("-")
+    if method == "tfidf":
+        return 10 + 0.004 * n_train
+    if method == "setfit":  # 20 pairs per example in each direction, two texts per pair
+        return 60 + 40 * n_train * 2 * TRAIN_S[backbone] / 2 + (n_val + n_test) * PREDICT_S[backbone]
+    epochs, padding = 5, 1.0
+    if method == "trainer":
+        padding = 2.5  # every text padded to max_length
+    few_shot = 5 if method == "intentune" and n_train / count_labels(task.train) <= 20 else 0
+    train = (epochs * padding + few_shot) * n_train * TRAIN_S[backbone]
+    return 60 + train + (epochs * padding * n_val + n_val + n_test) * PREDICT_S[backbone]
+
+
+def count_rows(path: Path) -> int:
+    with open(path, newline="", encoding="utf-8") as f:
+        return sum(1 for _ in csv.DictReader(f))
+
+
+def count_labels(path: Path) -> int:
+    with open(path, newline="", encoding="utf-8") as f:
+        return len({row["intent"] for row in csv.DictReader(f)})
+
+
+# ------------------------------------------------------------------------------------------------------- running
+def select(suite: str, patterns: list[str]) -> list[str]:
+    """The suite's pieces matching any pattern (a piece name, a glob, a task or a method label), with the TF-IDF
+    baseline of every selected task first."""
+    pieces = SUITES[suite]
+    if patterns:
+        pieces = [p for p in pieces if any(fnmatch.fnmatch(p, pat) or pat in p.split("/") for pat in patterns)]
+        if not pieces:
+            raise SystemExit(f"--only {' '.join(patterns)}: no piece of the {suite} suite matches (see --list)")
+    baselines = [f"{p.split('/')[0]}/tfidf" for p in pieces]
+    ordered = list(dict.fromkeys(baselines + pieces))
+    return sorted(ordered, key=lambda p: (list(TASKS).index(p.split("/")[0]), p.split("/")[1] != "tfidf"))
+
+
+def run_piece(
+    piece: str, device: str, out_dir: Path, run_info: dict[str, Any], threads: int = 0, baseline: float | None = None
+) -> dict[str, Any]:
+    """Run one piece in a child process; record its wall time and peak resident memory (``os.wait4``), and
+    ``baseline``, the training time of the TF-IDF piece of the same task in the same run."""
+    job = make_job(piece, device)
+    python = sys.executable
+    if job.method == "setfit":
+        from benchmarks.env import bench_python
+
+        python = str(bench_python())
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                        "PYTHONPATH": str(ROOT)}  # fmt: skip
+    if threads:  # torch's CPU thread pools read it at start-up
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    stem = f"{piece.replace('/', '__')}__{device}"
+    log = out_dir / "logs" / f"{stem}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp, open(log, "w") as log_file:
+        job_file, result_file = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job_file.write_text(json.dumps(asdict(job)))
+        started = time.perf_counter()
+        process = subprocess.Popen([python, "-m", "benchmarks.peers", str(job_file), str(result_file)],
+                                   cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        ok = os.waitstatus_to_exitcode(status) == 0 and result_file.exists()
+        result = json.loads(result_file.read_text()) if ok else {"error": f"exit {status}; see {log.relative_to(ROOT)}"}
+    record = {
+        "piece": piece,
+        "task": piece.split("/")[0],
+        "method": piece.split("/")[1],
+        **result,
+        "process": {"wall_s": round(wall, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+                    "load_average_before": round(load_before, 2), "load_average_after": round(os.getloadavg()[0], 2)},
+        "tfidf_train_seconds_same_run": baseline,
+        "run": run_info,
+    }  # fmt: skip
+    (out_dir / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages the methods use (SetFit's from its pinned requirements)."""
+    from importlib.metadata import version
+
+    found = {name: version(name) for name in ("intentune", "scikit-learn", "numpy", "accelerate", "tokenizers")}
+    pins = (ROOT / "benchmarks" / "requirements-setfit.txt").read_text().splitlines()
+    for line in pins:
+        name, _, pinned = line.partition("==")
+        if name in ("setfit", "sentence-transformers", "datasets"):
+            found[name] = pinned
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="a piece (TASK/METHOD), glob, task or method label; repeatable")  # fmt: skip
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--list", action="store_true", help="list the selected pieces with expected durations")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="CPU threads of every method (OMP_NUM_THREADS); 0 = torch's default")  # fmt: skip
+    parser.add_argument("--no-render", action="store_true", help="do not rewrite RESULTS.md and README.md")
+    args = parser.parse_args()
+    pieces = select(args.suite, args.only)
+    if args.list:
+        total = 0.0
+        for piece in pieces:
+            seconds = expected_seconds(piece)
+            total += seconds
+            print(f"{piece:45s} ~{seconds / 60:6.1f} min")
+        print(f"{len(pieces)} pieces, ~{total / 60:.0f} min expected on a 2-core CPU (rough estimate)")
+        return
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    mach = machine() | {"cores": str(len(os.sched_getaffinity(0)))}
+    if mach["commit"] and uncommitted_changes():
+        mach["commit"] += "-dirty"  # the code measured is not exactly the commit's
+    run_info = {"suite": args.suite, "device": args.device, "id": dt.datetime.now().isoformat(timespec="seconds"),
+                "machine": mach, "versions": versions(),
+                "threads": args.threads or "default"}  # fmt: skip
+    baselines: dict[str, float] = {}
+    for piece in pieces:
+        print(f"[{time.perf_counter() - started:7.0f} s] {piece} ...", flush=True)
+        task = piece.split("/")[0]
+        record = run_piece(piece, args.device, args.out_dir, run_info, args.threads, baselines.get(task))
+        if piece.endswith("/tfidf") and "error" not in record:
+            baselines[task] = record["train_seconds"]
+        print(f"          {summary_line(record)}", flush=True)
+    duration = round(time.perf_counter() - started, 1)
+    summary = run_info | {"pieces": pieces, "duration_s": duration, "only": args.only}
+    (args.out_dir / f"suite_{args.suite}_{args.device}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{len(pieces)} pieces in {duration / 60:.1f} min; results in {args.out_dir}")
+    if not args.no_render:
+        from benchmarks.render import render_all
+
+        render_all(args.out_dir)
+
+
+def uncommitted_changes() -> bool:
+    """Whether the package's or the benchmarks' code differs from the commit."""
+    status = subprocess.run(["git", "status", "--porcelain", "--", "src", "benchmarks/*.py"], cwd=ROOT,
+                            capture_output=True, text=True)  # fmt: skip
+    return bool(status.stdout.strip())
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    if "error" in record:
+        return f"FAILED: {record['error']}"
+    m = record["metrics"]
+    return (f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}, train {record['train_seconds']} s, "
+            f"peak {record['process']['peak_rss_mib']} MiB")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The benchmark suite's renderer on fixed records: table rows, ratios within a run, verdicts, the marked block."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+render = pytest.importorskip("benchmarks.render")
+
+RUN = {
+    "suite": "quick",
+    "device": "cpu",
+    "id": "2026-11-26T17:00:00",
+    "machine": {"cpu": "AMD EPYC", "cores": "2", "gpu": "none", "python": "3.11.7", "torch": "2.13.0",
+                "transformers": "5.24.0", "commit": "abc1234", "date": "2026-11-26"},
+    "versions": {"setfit": "1.2.0"},
+    "threads": 1,
+}  # fmt: skip
+
+
+def record(method: str, accuracy: float, seconds: float, val: float, curve: list[dict] | None = None) -> dict:
+    return {
+        "piece": f"banking77-10shot/{method}",
+        "task": "banking77-10shot",
+        "method": method,
+        "metrics": {"accuracy": accuracy, "macro_f1": accuracy - 0.01, "in_scope_accuracy": None, "oos_recall": None},
+        "validation_accuracy": val,
+        "train_seconds": seconds,
+        "train_examples_per_s": 100.0,
+        "time_to_final_val_accuracy_s": seconds,
+        "curve": curve or [],
+        "latency_ms": {"p50": 12.0, "p95": 20.0},
+        "process": {"wall_s": seconds + 5, "peak_rss_mib": 1000.0},
+        "run": RUN,
+    }
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    curve = [
+        {"epoch": 1.0, "val_accuracy": 0.5, "elapsed_s": 10.0},
+        {"epoch": 2.0, "val_accuracy": 0.8, "elapsed_s": 20.0},
+    ]
+    records = [
+        record("tfidf", 0.70, 2.0, 0.65),
+        record("intentune-minilm-l6", 0.85, 40.0, 0.82, curve),
+        record("setfit-minilm-l6", 0.86, 80.0, 0.80),
+    ]
+    for r in records:
+        (tmp_path / f"banking77-10shot__{r['method']}__cpu.json").write_text(json.dumps(r))
+    (tmp_path / "suite_quick_cpu.json").write_text(json.dumps(RUN | {"pieces": [], "duration_s": 600, "only": []}))
+    return tmp_path
+
+
+def test_table_rows_ratios_and_published_anchor(results: Path) -> None:
+    block = render.render_all(results, write=False)
+    lines = block.splitlines()
+    assert lines[2].startswith("| task | method | test acc.")
+    assert "| banking77-10shot | TF-IDF + logistic regression | 0.7000 | 0.6900 | – | – | 0.6500 | 2.0 | 1x |" in block
+    # SetFit's final validation accuracy 0.80 was reached by intentune at 20 s; SetFit took 80 s: ratio 0.25.
+    setfit_row = "| SetFit (MiniLM body) | 0.8600 | 0.8500 | – | – | 0.8000 | 80.0 | 40x | 100.0 | 1,000 | 12.0 |"
+    assert setfit_row + " 0.25 (minilm-l6) |" in block
+    assert "| banking77-10shot | *CPFT (published)* | 0.872 |" in block
+    assert "**not** above setfit-minilm-l6; training time no longer than SetFit's and the Trainer's." in block
+    assert "1 pieces" not in block and "0 pieces in 10.0 min" in block
+
+
+def test_write_block_replaces_only_between_markers(results: Path, tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(f"before\n{render.START}\nold\n{render.END}\nafter\n")
+    render.write_block(page, "new table")
+    assert page.read_text() == f"before\n{render.START}\nnew table\n{render.END}\nafter\n"
