@@ -94,7 +94,7 @@ def train(
     """
     from .config import Config, load_config
     from .pipeline import train_run
-    from .train import ProgressBar, is_main_process
+    from .train import ProgressBar
 
     def job() -> Any:
         saved = output / "config.toml"
@@ -105,7 +105,8 @@ def train(
         if backbone:
             cfg.model.backbone = backbone
         cfg.override(list(set_ or []))
-        bar = [] if quiet or not is_main_process() else [ProgressBar(file=sys.stderr)]
+        # Callbacks such as the progress bar run on the main process only.
+        bar = [] if quiet else [ProgressBar(file=sys.stderr)]
         return train_run(cfg, output, callbacks=bar, resume=resume)
 
     result = _run(job)
