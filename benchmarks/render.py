@@ -47,9 +47,23 @@ COLUMNS = [
 ]  # fmt: skip
 
 
+SECTIONS = {
+    "quick": "Quick suite (`--suite quick`: BANKING77 5-shot; SetFit draws 8 pair iterations per example here, 20 in "
+    "the full suite)",
+    "full": "Full-suite pieces (`--suite full --only ...`, the paper settings for every method)",
+}  # fmt: skip
+
+
 def load_records(results: Path) -> list[dict[str, Any]]:
-    """The piece records in ``results`` (the run summaries ``suite_*.json`` excluded)."""
+    """The piece records in ``results`` (the run summaries ``run_*.json`` / ``suite_*.json`` excluded)."""
     return [json.loads(p.read_text()) for p in sorted(results.glob("*__*.json"))]
+
+
+def load_summaries(results: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The summaries of the runs that at least one record in ``records`` still comes from."""
+    ids = {r["run"]["id"] for r in records}
+    found = [json.loads(p.read_text()) for p in sorted(results.glob("*.json")) if p.name.startswith(("run_", "suite_"))]
+    return [s for s in found if s["id"] in ids]
 
 
 def time_to_accuracy(intentune: dict[str, Any], target: float) -> float | None:
@@ -150,6 +164,7 @@ def render(records: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> st
             f"min; {s['id']}, commit {mach['commit']}; {mach['cpu']}, {mach['cores']} cores, GPU {mach['gpu']}; "
             f"Python {mach['python']}, torch {mach['torch']}, transformers {mach['transformers']}, "
             + ", ".join(f"{k} {val}" for k, val in v.items())
+            + (f". Note: {s['note']}" if s.get("note") else "")
         )
     return "\n".join(lines)
 
@@ -164,10 +179,15 @@ def write_block(path: Path, block: str) -> None:
 
 
 def render_all(results: Path = RESULTS, *, write: bool = True) -> str:
-    """Render the results in ``results``; write them into RESULTS.md and README.md unless ``write`` is False."""
-    records = load_records(results)
-    summaries = [json.loads(p.read_text()) for p in sorted(results.glob("suite_*.json"))]
-    block = render(records, summaries)
+    """Render the results in ``results`` (a section per suite folder in it, or the records in the folder itself);
+    write them into RESULTS.md and README.md unless ``write`` is False."""
+    parts = []
+    folders = [(results / name, title) for name, title in SECTIONS.items() if (results / name).is_dir()]
+    for folder, title in folders or [(results, "")]:
+        records = load_records(folder)
+        if records:
+            parts.append((f"#### {title}\n\n" if title else "") + render(records, load_summaries(folder, records)))
+    block = "\n\n".join(parts)
     if write:
         for path in (ROOT / "benchmarks" / "RESULTS.md", ROOT / "README.md"):
             write_block(path, block)

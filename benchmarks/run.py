@@ -8,11 +8,12 @@ bundled backbone; the data: the shared BANKING77 and CLINC150 files; each method
     .venv/bin/python -m benchmarks.run --suite full --only banking77-10shot --only 'clinc150-oos/trainer-*'
     .venv/bin/python -m benchmarks.run --suite quick --device cuda
 
-Each piece (one method on one task) writes ``benchmarks/results/suite/TASK__METHOD__DEVICE.json`` (metrics, times,
-peak memory, machine, versions, date, commit); TF-IDF runs with every task selected, since every time is also
-given as a ratio to its time in the same run. Afterwards the tables in ``benchmarks/RESULTS.md`` and ``README.md``
-are rendered again (``python -m benchmarks.render``). The SetFit peer runs in ``.venv-bench`` (``benchmarks.env``),
-created on first use.
+Each piece (one method on one task) writes ``benchmarks/results/suite/SUITE/TASK__METHOD__DEVICE.json`` (metrics,
+times, peak memory, machine, versions, date, commit; the quick and full suites keep their results apart, since the
+quick suite shortens SetFit's training, see ``SUITE_OPTIONS``); TF-IDF runs with every task selected, since every
+time is also given as a ratio to its time in the same run. Afterwards the tables in ``benchmarks/RESULTS.md`` and
+``README.md`` are rendered again (``python -m benchmarks.render``). The SetFit peer runs in ``.venv-bench``
+(``benchmarks.env``), created on first use.
 """
 
 from __future__ import annotations
@@ -106,16 +107,20 @@ SUITES = {
     ],
     "full": [f"{task}/{method}" for task in TASKS for method in METHOD_LABELS],
 }
+# Settings a suite changes. SetFit's contrastive phase on BANKING77 5-shot with the paper's 20 pair iterations takes
+# ~18 of the quick suite's 20 minutes on a 2-core CPU (1,061 s measured), so the quick suite draws 8 pairs per
+# example in each direction instead; the full suite keeps 20. The setting is recorded with each result.
+SUITE_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {"quick": {"setfit": {"num_iterations": 8}}}
 
 
-def make_job(piece: str, device: str) -> Job:
-    """The worker's job for a piece named ``TASK/METHOD[-BACKBONE]``."""
+def make_job(piece: str, device: str, suite: str = "full") -> Job:
+    """The worker's job for a piece named ``TASK/METHOD[-BACKBONE]`` in ``suite``."""
     task_name, label = piece.split("/")
     task = TASKS[task_name]
     method, _, backbone = label.partition("-")
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = dict(SUITE_OPTIONS.get(suite, {}).get(method, {}))
     if method == "trainer":
-        options = intentune_training_settings(backbone)
+        options |= intentune_training_settings(backbone)
     return Job(method, str(task.train), str(task.validation), str(task.test), backbone=backbone, device=device,
                oos_label=task.oos_label, drop_oos=task.drop_oos, options=options)  # fmt: skip
 
@@ -147,9 +152,10 @@ def intentune_training_settings(backbone: str) -> dict[str, Any]:
 # the earlier benchmarks in RESULTS.md. Only for --list; the measured times are in the results.
 TRAIN_S = {"minilm-l6": 0.02, "smollm2-135m": 0.12}
 PREDICT_S = {"minilm-l6": 0.008, "smollm2-135m": 0.035}
+SETFIT_PAIR_S = 0.069  # per sentence pair with the MiniLM body: 1,061 s for 15,400 pairs (BANKING77 5-shot, idle)
 
 
-def expected_seconds(piece: str) -> float:
+def expected_seconds(piece: str, suite: str = "full") -> float:
     """A rough expected duration of a piece on a 2-core CPU."""
     task_name, label = piece.split("/")
     task = TASKS[task_name]
@@ -157,8 +163,9 @@ def expected_seconds(piece: str) -> float:
     method, _, backbone = label.partition("-")
     if method == "tfidf":
         return 10 + 0.004 * n_train
-    if method == "setfit":  # 20 pairs per example in each direction, two texts per pair
-        return 60 + 40 * n_train * 2 * TRAIN_S[backbone] / 2 + (n_val + n_test) * PREDICT_S[backbone]
+    if method == "setfit":  # num_iterations positive and as many negative pairs per example
+        iterations = SUITE_OPTIONS.get(suite, {}).get("setfit", {}).get("num_iterations", 20)
+        return 40 + 2 * iterations * n_train * SETFIT_PAIR_S + (n_val + n_test) * PREDICT_S[backbone]
     epochs, padding = 5, 1.0
     if method == "trainer":
         padding = 2.5  # every text padded to max_length
@@ -192,18 +199,24 @@ def select(suite: str, patterns: list[str]) -> list[str]:
 
 
 def run_piece(
-    piece: str, device: str, out_dir: Path, run_info: dict[str, Any], threads: int = 0, baseline: float | None = None
+    piece: str,
+    device: str,
+    out_dir: Path,
+    run_info: dict[str, Any],
+    threads: int = 0,
+    baseline: float | None = None,
+    suite: str = "full",
 ) -> dict[str, Any]:
     """Run one piece in a child process; record its wall time and peak resident memory (``os.wait4``), and
     ``baseline``, the training time of the TF-IDF piece of the same task in the same run."""
-    job = make_job(piece, device)
+    job = make_job(piece, device, suite)
     python = sys.executable
     if job.method == "setfit":
         from benchmarks.env import bench_python
 
         python = str(bench_python())
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                        "PYTHONPATH": str(ROOT)}  # fmt: skip
+                        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}  # this checkout's code  # fmt: skip
     if threads:  # torch's CPU thread pools read it at start-up
         env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     stem = f"{piece.replace('/', '__')}__{device}"
@@ -254,7 +267,7 @@ def main() -> None:
                         help="a piece (TASK/METHOD), glob, task or method label; repeatable")  # fmt: skip
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--list", action="store_true", help="list the selected pieces with expected durations")
-    parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--out-dir", type=Path, help=f"default: {RESULTS.relative_to(ROOT)}/SUITE")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads of every method (OMP_NUM_THREADS); 0 = torch's default")  # fmt: skip
     parser.add_argument("--no-render", action="store_true", help="do not rewrite RESULTS.md and README.md")
@@ -263,11 +276,12 @@ def main() -> None:
     if args.list:
         total = 0.0
         for piece in pieces:
-            seconds = expected_seconds(piece)
+            seconds = expected_seconds(piece, args.suite)
             total += seconds
             print(f"{piece:45s} ~{seconds / 60:6.1f} min")
         print(f"{len(pieces)} pieces, ~{total / 60:.0f} min expected on a 2-core CPU (rough estimate)")
         return
+    args.out_dir = args.out_dir or RESULTS / args.suite
     args.out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     mach = machine() | {"cores": str(len(os.sched_getaffinity(0)))}
@@ -280,18 +294,19 @@ def main() -> None:
     for piece in pieces:
         print(f"[{time.perf_counter() - started:7.0f} s] {piece} ...", flush=True)
         task = piece.split("/")[0]
-        record = run_piece(piece, args.device, args.out_dir, run_info, args.threads, baselines.get(task))
+        record = run_piece(piece, args.device, args.out_dir, run_info, args.threads, baselines.get(task), args.suite)
         if piece.endswith("/tfidf") and "error" not in record:
             baselines[task] = record["train_seconds"]
         print(f"          {summary_line(record)}", flush=True)
     duration = round(time.perf_counter() - started, 1)
     summary = run_info | {"pieces": pieces, "duration_s": duration, "only": args.only}
-    (args.out_dir / f"suite_{args.suite}_{args.device}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    stamp = run_info["id"].replace(":", "")
+    (args.out_dir / f"run_{args.suite}_{args.device}_{stamp}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{len(pieces)} pieces in {duration / 60:.1f} min; results in {args.out_dir}")
     if not args.no_render:
         from benchmarks.render import render_all
 
-        render_all(args.out_dir)
+        render_all()
 
 
 def uncommitted_changes() -> bool:

@@ -74,3 +74,28 @@ def test_write_block_replaces_only_between_markers(results: Path, tmp_path: Path
     page.write_text(f"before\n{render.START}\nold\n{render.END}\nafter\n")
     render.write_block(page, "new table")
     assert page.read_text() == f"before\n{render.START}\nnew table\n{render.END}\nafter\n"
+
+
+def test_suite_sections_and_only_runs_with_records(results: Path, tmp_path: Path) -> None:
+    root = tmp_path / "suites"
+    quick = root / "quick"
+    quick.mkdir(parents=True)
+    for path in results.glob("*.json"):
+        (quick / path.name).write_text(path.read_text())
+    stale = RUN | {"id": "2026-01-01T00:00:00", "pieces": [], "duration_s": 60, "only": []}
+    (quick / "run_quick_cpu_20260101T000000.json").write_text(json.dumps(stale))
+    block = render.render_all(root, write=False)
+    assert block.startswith("#### Quick suite")
+    assert "Full-suite pieces" not in block  # no full/ folder
+    assert "2026-11-26T17:00:00" in block and "2026-01-01T00:00:00" not in block  # a run no record comes from
+
+
+def test_quick_suite_shortens_setfit_only() -> None:
+    run = pytest.importorskip("benchmarks.run")
+    quick = run.make_job("banking77-5shot/setfit-minilm-l6", "cpu", "quick")
+    full = run.make_job("banking77-5shot/setfit-minilm-l6", "cpu", "full")
+    assert quick.options == {"num_iterations": 8} and full.options == {}
+    assert run.make_job("banking77-5shot/tfidf", "cpu", "quick").options == {}
+    assert run.expected_seconds("banking77-5shot/setfit-minilm-l6", "quick") < run.expected_seconds(
+        "banking77-5shot/setfit-minilm-l6", "full"
+    )
