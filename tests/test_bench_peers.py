@@ -1,0 +1,74 @@
+"""The benchmark suite's worker (``benchmarks.peers``) on the toy set with a tiny random encoder: every method it
+runs in CI's environment (TF-IDF, intentune, the Hugging Face Trainer; SetFit needs ``.venv-bench``) returns the
+same, consistent fields."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DEVICE, toy_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+peers = pytest.importorskip("benchmarks.peers")
+
+
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("toy")
+    texts, labels = toy_data()
+    files = {}
+    for name in ("train", "validation", "test"):
+        path = folder / f"{name}.csv"
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "intent"])
+            writer.writerows(zip(texts, labels))
+        files[name] = str(path)
+    return files
+
+
+def job(method: str, files: dict[str, str], backbone: str = "", **options: object) -> object:
+    return peers.Job(method, files["train"], files["validation"], files["test"], backbone=backbone, device=DEVICE,
+                     options=dict(options))  # fmt: skip
+
+
+def check_common(result: dict, rows: int = 24) -> None:
+    assert result["sizes"] == {"train": rows, "validation": rows, "test": rows}
+    assert 0.0 <= result["metrics"]["accuracy"] <= 1.0 and result["metrics"]["oos_recall"] is None
+    assert result["train_seconds"] > 0 and result["train_examples_per_s"] > 0
+    assert 0 < result["time_to_final_val_accuracy_s"] <= result["train_seconds"] + 1e-6
+    assert result["latency_ms"]["p50"] > 0 and result["latency_ms"]["p95"] >= result["latency_ms"]["p50"]
+
+
+def test_tfidf_fits_the_toy_set(toy_files: dict[str, str]) -> None:
+    result = peers.run_job(job("tfidf", toy_files))
+    check_common(result)
+    assert result["metrics"]["accuracy"] == 1.0  # its own training texts
+    assert result["curve"] == []
+
+
+def test_intentune_records_its_curve_and_the_answer_with_rejection(
+    toy_files: dict[str, str], tiny_encoder: Path
+) -> None:
+    settings = ["train.epochs=4", "train.learning_rate=0.003", "train.head_learning_rate=0.03", "train.batch_size=8",
+                "train.early_stopping_patience=0", "model.dropout=0"]  # fmt: skip
+    result = peers.run_job(job("intentune", toy_files, str(tiny_encoder), set=settings))
+    check_common(result)
+    assert [p["epoch"] for p in result["curve"]] == [1.0, 2.0, 3.0, 4.0]
+    assert result["metrics"]["accuracy"] >= 0.75
+    assert result["settings"]["epochs_run"] == 4 and result["settings"]["few_shot"]  # 6 rows per intent: few-shot
+    rejected = result["settings"]["with_rejection"]  # answers with the fitted rejection can only lose accuracy
+    assert rejected["accuracy"] <= result["metrics"]["accuracy"]
+    assert result["examples_processed"] == 24 * 4 + 24 * 5  # 4 epochs + the 5 contrastive passes
+
+
+def test_trainer_pads_to_max_length_and_evaluates_every_epoch(toy_files: dict[str, str], tiny_encoder: Path) -> None:
+    options = {"epochs": 3, "learning_rate": 3e-3, "batch_size": 8, "max_length": 16}
+    result = peers.run_job(job("trainer", toy_files, str(tiny_encoder), **options))
+    check_common(result)
+    assert [p["epoch"] for p in result["curve"]] == [1.0, 2.0, 3.0]
+    assert result["settings"]["max_length"] == 16 and result["examples_processed"] == 72
