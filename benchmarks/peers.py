@@ -110,7 +110,7 @@ def finish(
     predict_seconds = time.perf_counter() - started
     validation_accuracy = score(data["validation"].labels, predict(data["validation"].texts), None)["accuracy"]
     # Time to the final validation accuracy: the first evaluation that reached it (the whole fit without a curve).
-    reached = [p["elapsed_s"] for p in curve if p["val_accuracy"] >= validation_accuracy - 1e-9]
+    reached = [p["elapsed_s"] for p in curve if round(p["val_accuracy"], 4) >= validation_accuracy - 1e-9]
     return {
         "metrics": score(data["test"].labels, test_predicted, job.oos_label),
         "validation_accuracy": validation_accuracy,

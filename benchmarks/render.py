@@ -67,9 +67,11 @@ def load_summaries(results: Path, records: list[dict[str, Any]]) -> list[dict[st
 
 
 def time_to_accuracy(intentune: dict[str, Any], target: float) -> float | None:
-    """Seconds until intentune's validation accuracy first reached ``target`` (None if it never did)."""
+    """Seconds until intentune's validation accuracy first reached ``target`` (None if it never did). Curve points
+    carry 5 decimals, final accuracies 4: compared at 4, so that the same count of right answers on the same
+    validation file counts as reached."""
     for point in intentune.get("curve", []):
-        if point["val_accuracy"] >= target - 1e-9:
+        if round(point["val_accuracy"], 4) >= target - 1e-9:
             return point["elapsed_s"]
     return intentune["train_seconds"] if intentune["validation_accuracy"] >= target - 1e-9 else None
 

@@ -112,10 +112,31 @@ def test_export_writes_only_finished_files(exported: Path) -> None:
     assert sorted(p.name for p in (exported / "onnx").iterdir()) == ["export.json", "model.int8.onnx", "model.onnx"]
     assert not [p.name for p in exported.iterdir() if p.name.startswith(".")]  # no temporary folders left
     info = json.loads((exported / "onnx" / "export.json").read_text())
-    assert info["format"] == "onnx" and info["quantized"] == "int8" and info["opset"] >= 18
+    assert info["format"] == "onnx" and info["quantized"] == "int8" and info["opset"] >= 17
     assert {"torch", "onnx", "onnxruntime", "intentune"} <= set(info["versions"])
     assert info["int8_method"].startswith("weight-only" if info["kind"] == "decoder" else "dynamic")
     assert info["parity"] is None
+
+
+def test_encoders_get_a_fused_graph_decoders_torch_export(exported: Path) -> None:
+    info = json.loads((exported / "onnx" / "export.json").read_text())
+    if info["kind"] == "encoder":  # the tiny BERT: 2 layers, each one Attention and two SkipLayerNormalization nodes
+        assert info["graph"]["exporter"].startswith("TorchScript") and info["opset"] == 17
+        assert info["graph"]["fused"]["Attention"] == 2 and info["graph"]["fused"]["SkipLayerNormalization"] == 4
+    else:
+        assert info["graph"] == {"exporter": "torch.export (dynamo)", "fused": {}} and info["opset"] == 20
+
+
+def test_an_encoder_without_fusion_patterns_falls_back_to_torch_export(
+    fitted_encoder: IntentClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = fitted_encoder.save(tmp_path / "model")
+    monkeypatch.setattr("intentune.export.FUSABLE_ENCODERS", ())
+    info = export_model(folder).info
+    assert info["graph"]["exporter"] == "torch.export (dynamo)" and info["opset"] == 20
+    np.testing.assert_allclose(
+        OnnxPredictor.load(folder).predict_proba(TEXTS), fitted_encoder.predict_proba(TEXTS), atol=1e-4, rtol=0
+    )
 
 
 def test_a_failed_export_leaves_the_previous_one(

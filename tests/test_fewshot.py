@@ -10,6 +10,8 @@ import torch
 from intentune import Config, IntentClassifier
 from intentune.errors import ConfigError
 from intentune.fewshot import (
+    _embed,
+    _embed_by_length,
     contrastive_pretrain,
     embed_texts,
     embedding_separation,
@@ -110,6 +112,19 @@ def test_pretraining_pulls_same_intent_embeddings_together(backbone: str, reques
     # The prototype-initialised head already classifies the training set before any cross-entropy step.
     logits = net.head(embed_texts(net, ids, pad_id, "cpu", 64))
     assert (logits.argmax(dim=1) == labels).float().mean() >= 0.9
+
+
+@pytest.mark.parametrize("backbone", ["tiny_encoder", "tiny_decoder"])
+def test_length_sorted_chunks_give_the_batch_embeddings_in_order(backbone: str, request: pytest.FixtureRequest) -> None:
+    net, ids, _, pad_id = _tiny_net(request.getfixturevalue(backbone))
+    net.eval()
+    batch = [ids[i] for i in (5, 0, 17, 3, 11, 20, 8, 1, 14)]  # mixed lengths, not sorted
+    assert sorted(map(len, batch)) != list(map(len, batch))
+    whole = _embed(net, batch, pad_id, "cpu")
+    chunked = _embed_by_length(net, batch, pad_id, "cpu", 4)
+    torch.testing.assert_close(chunked, whole, atol=1e-5, rtol=1e-4)
+    chunked.sum().backward()  # the loss's gradient reaches the backbone through every chunk
+    assert all(p.grad is not None for p in net.backbone.get_input_embeddings().parameters())
 
 
 @pytest.mark.parametrize("backbone", ["tiny_encoder", "tiny_decoder"])

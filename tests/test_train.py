@@ -69,6 +69,19 @@ def test_schedules_warm_up_then_follow_their_shape(schedule: str) -> None:
         )
 
 
+def test_auto_early_stopping_metric_follows_the_validation_size() -> None:
+    from intentune.train import resolve_early_stopping_metric
+
+    per_intent = lambda n: [label for label in range(5) for _ in range(n)]  # noqa: E731
+    assert resolve_early_stopping_metric("auto", per_intent(10)) == "val_accuracy"
+    assert resolve_early_stopping_metric("auto", per_intent(9)) == "val_loss"
+    assert resolve_early_stopping_metric("auto", [0] * 30 + [1, 2, 3]) == "val_loss"  # the median, not the mean
+    assert resolve_early_stopping_metric("auto", None) == "val_loss"
+    assert resolve_early_stopping_metric("val_loss", per_intent(50)) == "val_loss"
+    assert resolve_early_stopping_metric("val_accuracy", per_intent(1)) == "val_accuracy"
+    assert Config().train.early_stopping_metric == "auto"
+
+
 @pytest.mark.parametrize(
     ("metric", "saved_at"),
     [("val_loss", [1, 3]), ("val_accuracy", [1, 2])],

@@ -150,10 +150,11 @@ class TrainConfig:
         2, "Stop after this many evaluations without a better validation score; 0 disables early stopping."
     )
     early_stopping_metric: str = _opt(
-        "val_loss",
+        "auto",
         "What 'better' means for early stopping and the best weights: lower val_loss (smooth, reliable on small "
-        "validation sets) or higher val_accuracy (ties broken by val_loss).",
-        ("val_loss", "val_accuracy"),
+        "validation sets), higher val_accuracy (ties broken by val_loss), or auto: val_accuracy when the validation "
+        "data has at least 10 examples per intent, else val_loss.",
+        ("auto", "val_loss", "val_accuracy"),
     )
     device: str = _opt("auto", "auto, cpu or cuda.", ("auto", "cpu", "cuda"))
     calibrate: bool = _opt(

@@ -73,7 +73,7 @@ def contrastive_pretrain(
         net.backbone.train()
         epoch_losses = []
         for batch in _intent_batches(label_ids, cfg, generator):
-            embeddings = _embed(net, [token_ids[i] for i in batch], pad_id, device)
+            embeddings = _embed_by_length(net, [token_ids[i] for i in batch], pad_id, device, cfg.batch_size)
             loss = supcon_loss(embeddings, labels[batch].to(device), cfg.few_shot_temperature)
             loss.backward()
             if cfg.max_grad_norm > 0:
@@ -154,6 +154,24 @@ def embed_texts(net: nn.Module, token_ids: list[list[int]], pad_id: int, device:
         out[chunk] = _embed(net, [token_ids[i] for i in chunk], pad_id, device).float()
     net.backbone.train(was_training)
     return out
+
+
+def _embed_by_length(
+    net: nn.Module, sequences: list[list[int]], pad_id: int, device: str, chunk_size: int
+) -> torch.Tensor:
+    """:func:`_embed` of one contrastive batch, in chunks of ``chunk_size`` texts of similar length, returned in
+    the batch's order. A contrastive batch mixes intents, so its texts have all lengths; padded as one, most of its
+    tokens would be padding (BANKING77: ~2x the compute of the real tokens). The loss still sees the whole batch."""
+    if chunk_size <= 0 or len(sequences) <= chunk_size:
+        return _embed(net, sequences, pad_id, device)
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    parts = [
+        _embed(net, [sequences[i] for i in order[start : start + chunk_size]], pad_id, device)
+        for start in range(0, len(order), chunk_size)
+    ]
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return torch.cat(parts)[inverse.to(parts[0].device)]
 
 
 def _embed(net: nn.Module, sequences: list[list[int]], pad_id: int, device: str) -> torch.Tensor:
