@@ -4,6 +4,7 @@ rejection honoured, runtime choice, atomic writes, errors, and the CLI."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -125,6 +126,17 @@ def test_encoders_get_a_fused_graph_decoders_torch_export(exported: Path) -> Non
         assert info["graph"]["fused"]["Attention"] == 2 and info["graph"]["fused"]["SkipLayerNormalization"] == 4
     else:
         assert info["graph"] == {"exporter": "torch.export (dynamo)", "fused": {}} and info["opset"] == 20
+
+
+def test_fusion_logs_nothing_below_warning(
+    fitted_encoder: IntentClassifier, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = fitted_encoder.save(tmp_path / "model")
+    with caplog.at_level(logging.DEBUG):
+        info = export_model(folder).info
+    assert info["graph"]["fused"]["Attention"] == 2
+    noise = [r.getMessage() for r in caplog.records if not r.name.startswith("intentune")]
+    assert noise == [] and logging.root.manager.disable == logging.NOTSET
 
 
 def test_an_encoder_without_fusion_patterns_falls_back_to_torch_export(

@@ -10,12 +10,12 @@ Out-of-fold probabilities come one of two ways:
   sees the data the way the real model will).
 
 The rule for a suspect row (given intent ``i``, out-of-fold probabilities ``p``): let ``s`` be the most probable
-other intent. The row is a suspect when ``p[s] > p[i]``, i.e. the held-out model prefers another intent
-(cleanlab's ``predicted_neq_given``); suspects are ranked by the margin ``p[s] - p[i]``, largest first (cleanlab's
-normalised-margin ranking). A suspect is also marked ``confident`` when ``p[s]`` reaches the suggested intent's
-threshold ``t[s]``, the mean probability that the rows labelled ``s`` get for ``s``: such a row lies off the
-diagonal of the confident joint of confident learning (Northcutt, Jiang and Chuang, JAIR 2021) and is the
-strongest kind of suspect.
+other intent. The row is a suspect when ``p[s] > p[i]``, i.e. the held-out model prefers another intent (cleanlab's
+``predicted_neq_given``), by at least 0.0001 (the precision the margin is reported with); suspects are ranked by the
+margin ``p[s] - p[i]``, largest first (cleanlab's normalised-margin ranking). A suspect is also marked ``confident``
+when ``p[s]`` reaches the suggested intent's threshold ``t[s]``, the mean probability that the rows labelled ``s``
+get for ``s``: such a row lies off the diagonal of the confident joint of confident learning (Northcutt, Jiang and
+Chuang, JAIR 2021) and is the strongest kind of suspect.
 
 Overlapping intents are pairs whose rows the out-of-fold predictions mix up: the count each way, the rate each
 way (over the true intent's rows) and the share of both intents' rows that went to the other one.
@@ -270,7 +270,7 @@ def find_label_issues(
             confident=bool(p_suggested[i] >= thresholds[suggested[i]]),
         )  # fmt: skip
         for i in np.argsort(-margin, kind="stable")
-        if margin[i] > 0
+        if round(float(margin[i]), 4) > 0  # a tie at the 4 decimals shown is no disagreement
     ]
     return suspects, {c: round(float(t), 4) for c, t in zip(classes, thresholds)}
 

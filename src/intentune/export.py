@@ -258,12 +258,18 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
                 opset_version=FUSED_OPSET, input_names=["input_ids", "attention_mask"], output_names=["logits"],
                 dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")},
             )  # fmt: skip
-        optimized = optimize_model(
-            str(traced), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size,
-            opt_level=0,  # the optimizer's fusions only; ONNX Runtime applies its own when the session starts
-        )  # fmt: skip
-        fused = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
-        optimized.save_model_to_file(str(path))
+        previous = logging.root.manager.disable
+        logging.disable(logging.INFO)  # the optimizer's modules log each fusion and the saved path at INFO
+        try:
+            optimized = optimize_model(
+                str(traced), model_type="bert", num_heads=config.num_attention_heads,
+                hidden_size=config.hidden_size,
+                opt_level=0,  # the optimizer's fusions only; ONNX Runtime adds its own when a session starts
+            )  # fmt: skip
+            fused = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
+            optimized.save_model_to_file(str(path))
+        finally:
+            logging.disable(previous)
     batch = pad_batch(ids, classifier._pad_id(), side=classifier.tokenizer_.padding_side)
     reference = classifier.net_
     if next(reference.parameters()).device.type != "cpu":  # compare on a CPU copy; the classifier keeps its device
