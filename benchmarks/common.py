@@ -59,3 +59,9 @@ def machine() -> dict[str, str]:
 def relative(command: list[str]) -> str:
     """A command line as a user would type it from the repository root."""
     return shlex.join(command).replace(str(ROOT) + "/", "").replace(str(ROOT.parent / "shared"), "../shared")
+
+
+def reached(accuracy: float, target: float) -> bool:
+    """Whether a validation accuracy reached ``target``. Curves carry 5 decimals and final accuracies 4, so both are
+    compared at 4: the same count of right answers on the same validation file counts as reached."""
+    return round(accuracy, 4) >= target - 1e-9

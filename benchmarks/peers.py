@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import reached
+
 LATENCY_QUERIES = 100
 LATENCY_WARMUP = 10
 
@@ -110,14 +112,14 @@ def finish(
     predict_seconds = time.perf_counter() - started
     validation_accuracy = score(data["validation"].labels, predict(data["validation"].texts), None)["accuracy"]
     # Time to the final validation accuracy: the first evaluation that reached it (the whole fit without a curve).
-    reached = [p["elapsed_s"] for p in curve if round(p["val_accuracy"], 4) >= validation_accuracy - 1e-9]
+    times = [p["elapsed_s"] for p in curve if reached(p["val_accuracy"], validation_accuracy)]
     return {
         "metrics": score(data["test"].labels, test_predicted, job.oos_label),
         "validation_accuracy": validation_accuracy,
         "train_seconds": round(train_seconds, 2),
         "examples_processed": examples_processed,
         "train_examples_per_s": round(examples_processed / train_seconds, 1),
-        "time_to_final_val_accuracy_s": round(reached[0] if reached else train_seconds, 2),
+        "time_to_final_val_accuracy_s": round(times[0] if times else train_seconds, 2),
         "curve": curve,
         "test_predict_seconds": round(predict_seconds, 2),
         "latency_ms": latency_ms(predict_one, data["test"].texts),

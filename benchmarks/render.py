@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT
+from benchmarks.common import ROOT, reached
 
 RESULTS = ROOT / "benchmarks" / "results" / "suite"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -67,13 +67,11 @@ def load_summaries(results: Path, records: list[dict[str, Any]]) -> list[dict[st
 
 
 def time_to_accuracy(intentune: dict[str, Any], target: float) -> float | None:
-    """Seconds until intentune's validation accuracy first reached ``target`` (None if it never did). Curve points
-    carry 5 decimals, final accuracies 4: compared at 4, so that the same count of right answers on the same
-    validation file counts as reached."""
+    """Seconds until intentune's validation accuracy first reached ``target`` (None if it never did)."""
     for point in intentune.get("curve", []):
-        if round(point["val_accuracy"], 4) >= target - 1e-9:
+        if reached(point["val_accuracy"], target):
             return point["elapsed_s"]
-    return intentune["train_seconds"] if intentune["validation_accuracy"] >= target - 1e-9 else None
+    return intentune["train_seconds"] if reached(intentune["validation_accuracy"], target) else None
 
 
 def ratios(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:

@@ -113,12 +113,17 @@ SUITES = {
 SUITE_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {"quick": {"setfit": {"num_iterations": 8}}}
 
 
+def suite_options(suite: str, method: str) -> dict[str, Any]:
+    """The settings ``suite`` gives ``method`` (see ``SUITE_OPTIONS``)."""
+    return dict(SUITE_OPTIONS.get(suite, {}).get(method, {}))
+
+
 def make_job(piece: str, device: str, suite: str = "full") -> Job:
     """The worker's job for a piece named ``TASK/METHOD[-BACKBONE]`` in ``suite``."""
     task_name, label = piece.split("/")
     task = TASKS[task_name]
     method, _, backbone = label.partition("-")
-    options: dict[str, Any] = dict(SUITE_OPTIONS.get(suite, {}).get(method, {}))
+    options = suite_options(suite, method)
     if method == "trainer":
         options |= intentune_training_settings(backbone)
     return Job(method, str(task.train), str(task.validation), str(task.test), backbone=backbone, device=device,
@@ -164,7 +169,7 @@ def expected_seconds(piece: str, suite: str = "full") -> float:
     if method == "tfidf":
         return 10 + 0.004 * n_train
     if method == "setfit":  # num_iterations positive and as many negative pairs per example
-        iterations = SUITE_OPTIONS.get(suite, {}).get("setfit", {}).get("num_iterations", 20)
+        iterations = suite_options(suite, "setfit").get("num_iterations", 20)
         return 40 + 2 * iterations * n_train * SETFIT_PAIR_S + (n_val + n_test) * PREDICT_S[backbone]
     epochs, padding = 5, 1.0
     if method == "trainer":

@@ -4,11 +4,12 @@ same, consistent fields."""
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
 import pytest
+
+from intentune import Examples, write_examples
 
 from conftest import DEVICE, toy_data
 
@@ -20,15 +21,10 @@ peers = pytest.importorskip("benchmarks.peers")
 def toy_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     folder = tmp_path_factory.mktemp("toy")
     texts, labels = toy_data()
-    files = {}
-    for name in ("train", "validation", "test"):
-        path = folder / f"{name}.csv"
-        with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(["text", "intent"])
-            writer.writerows(zip(texts, labels))
-        files[name] = str(path)
-    return files
+    files = {name: folder / f"{name}.csv" for name in ("train", "validation", "test")}
+    for path in files.values():
+        write_examples(Examples(texts, labels), path)
+    return {name: str(path) for name, path in files.items()}
 
 
 def job(method: str, files: dict[str, str], backbone: str = "", **options: object) -> object:
