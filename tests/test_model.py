@@ -170,3 +170,44 @@ def test_same_seed_gives_identical_models_and_another_seed_does_not(tiny_encoder
     other = IntentClassifier(tiny_config(tiny_encoder, epochs=2, seed=7)).fit(texts, labels)
     np.testing.assert_array_equal(first.predict_proba(texts), again.predict_proba(texts))
     assert not np.allclose(first.predict_proba(texts), other.predict_proba(texts))
+
+
+@pytest.mark.parametrize("fixture", ["tiny_decoder", "tiny_encoder"])
+def test_num_layers_keeps_the_lower_layers(
+    fixture: str, request: pytest.FixtureRequest, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    from intentune.backbones import load_backbone
+
+    backbone = request.getfixturevalue(fixture)
+    full, _, _ = load_backbone(str(backbone))
+    capfd.readouterr()  # the tiny encoder's own load report (a masked-LM head, no pooler) is not this test's
+    short, _, _ = load_backbone(str(backbone), num_layers=1)
+    assert "UNEXPECTED" not in "".join(capfd.readouterr()), "leaving layers out on purpose prints no load report"
+    assert (full.config.num_hidden_layers, short.config.num_hidden_layers) == (2, 1)
+    full_state, short_state = full.state_dict(), short.state_dict()
+    assert set(short_state) < set(full_state), "the shorter model's weights are a subset of the full model's"
+    assert any(".1." in key for key in set(full_state) - set(short_state)), "only the upper layer is left out"
+    for key, value in short_state.items():
+        if not key.startswith("pooler."):  # BERT's pooler is not in the tiny checkpoint: random in both loads
+            torch.testing.assert_close(value, full_state[key], rtol=0, atol=0)
+
+    config = tiny_config(backbone, epochs=15)
+    config.model.num_layers = 1
+    texts, labels = toy_data()
+    clf = IntentClassifier(config).fit(texts, labels)
+    assert clf.predict(texts) == labels, "one layer still learns the toy set"
+    folder = clf.save(tmp_path / "model")
+    assert json.loads((folder / "config.json").read_text())["num_hidden_layers"] == 1
+    loaded = IntentClassifier.load(folder, device=DEVICE)
+    np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+
+
+def test_num_layers_beyond_the_backbone_names_the_limit(tiny_encoder: Path) -> None:
+    from intentune import BackboneError
+
+    config = tiny_config(tiny_encoder)
+    config.model.num_layers = 3
+    with pytest.raises(BackboneError, match=r"num_layers = 3, but backbone .* has only 2 layers; set it to 2 or less"):
+        IntentClassifier(config).fit(*toy_data())

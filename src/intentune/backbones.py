@@ -4,6 +4,7 @@ local Hugging Face folder or hub id. Remote code is never executed (``trust_remo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -107,7 +108,7 @@ def detect_kind(config: Any) -> str:
     raise BackboneError(f"cannot tell whether backbone type {model_type!r} is a decoder or an encoder; set model.kind")
 
 
-def load_backbone(name: str, *, kind: str = "auto") -> tuple[Any, Any, str]:
+def load_backbone(name: str, *, kind: str = "auto", num_layers: int | None = None) -> tuple[Any, Any, str]:
     """Load a pretrained backbone body (without its language-model head) and its tokenizer.
 
     The tokenizer pads on the right, and gets a pad token if it has none (the end-of-text token for
@@ -116,6 +117,8 @@ def load_backbone(name: str, *, kind: str = "auto") -> tuple[Any, Any, str]:
     Args:
         name: anything :func:`resolve_backbone` accepts.
         kind: ``auto``, ``decoder`` or ``encoder``.
+        num_layers: keep only the lower ``num_layers`` transformer layers (the model's config says
+            ``num_hidden_layers=num_layers``, so a saved folder loads as the shorter model); ``None``: all.
 
     Returns:
         ``(model, tokenizer, kind)`` with the model in float32.
@@ -130,13 +133,49 @@ def load_backbone(name: str, *, kind: str = "auto") -> tuple[Any, Any, str]:
     try:
         config = AutoConfig.from_pretrained(source)
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModel.from_pretrained(source, dtype=torch.float32)
+        if num_layers is None:
+            model = AutoModel.from_pretrained(source, dtype=torch.float32)
+        else:
+            config = _truncated_config(config, num_layers, name)
+            with _quiet_transformers():  # the upper layers' weights are left out on purpose: no load report
+                model = AutoModel.from_pretrained(source, config=config, dtype=torch.float32)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BackboneError(f"cannot load backbone {name!r} from {source}: {first}") from None
     kind = detect_kind(config) if kind == "auto" else kind
     prepare_tokenizer(tokenizer, model, kind)
     return model, tokenizer, kind
+
+
+def _truncated_config(config: Any, num_layers: int, name: str) -> Any:
+    """``config`` with its lower ``num_layers`` layers (per-layer lists such as ``layer_types`` cut to match)."""
+    import copy
+
+    total = getattr(config, "num_hidden_layers", None)
+    if not isinstance(total, int):
+        raise BackboneError(f"backbone {name!r} does not say how many layers it has; unset model.num_layers")
+    if num_layers > total:
+        raise BackboneError(f"model.num_layers = {num_layers}, but backbone {name!r} has only {total} layers; "
+                            f"set it to {total} or less (or unset it)")  # fmt: skip
+    config = copy.deepcopy(config)
+    for key, value in vars(config).items():
+        if isinstance(value, list) and len(value) == total and key != "architectures":
+            setattr(config, key, value[:num_layers])
+    config.num_hidden_layers = num_layers
+    return config
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Any:
+    """Only errors from transformers' logging inside the block."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def load_tokenizer(name: str) -> Any:

@@ -74,6 +74,12 @@ class ModelConfig:
     )
     max_length: int = _opt(64, "Texts are truncated to this many tokens.")
     dropout: float = _opt(0.1, "Dropout on the pooled vector before the dense classification layer.")
+    num_layers: int | None = _opt(
+        None,
+        "Keep only the lower N transformer layers of the backbone (faster training and prediction, usually at "
+        "some accuracy); unset = all of them.",
+        example=12,
+    )
 
 
 @dataclass
@@ -352,6 +358,7 @@ class Config:
             ("data.test_fraction", 0.0 <= self.data.test_fraction < 0.5, "between 0 and 0.5"),
             ("model.max_length", self.model.max_length >= 2, "at least 2"),
             ("model.dropout", 0.0 <= self.model.dropout < 1.0, "in [0, 1)"),
+            ("model.num_layers", (self.model.num_layers or 1) >= 1, "at least 1"),
             ("train.epochs", self.train.epochs >= 1, "at least 1"),
             ("train.batch_size", self.train.batch_size >= 1, "at least 1"),
             ("train.eval_batch_size", self.train.eval_batch_size >= 1, "at least 1"),

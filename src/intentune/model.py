@@ -142,7 +142,7 @@ class IntentClassifier:
 
         set_seed(self.config.train.seed)  # before the head is initialised, so a seed fixes the whole run
         mcfg = self.config.model
-        backbone, self.tokenizer_, self.kind_ = load_backbone(mcfg.backbone, kind=mcfg.kind)
+        backbone, self.tokenizer_, self.kind_ = load_backbone(mcfg.backbone, kind=mcfg.kind, num_layers=mcfg.num_layers)
         self._attach_labels(backbone)
         pooling = mcfg.pooling if mcfg.pooling != "auto" else ("last" if self.kind_ == DECODER else "mean")
         backbone, trainable = prepare_backbone(backbone, self.config.train)  # freezing or LoRA adapters
