@@ -150,7 +150,7 @@ class OnnxPredictor(IntentClassifier):
 
     def decision_function(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Raw logits, shape ``(len(texts), len(classes_))``, computed by ONNX Runtime."""
-        from .preprocess import pad_batch
+        from .preprocess import pad_arrays
 
         self._check_fitted()
         if isinstance(texts, str):
@@ -164,8 +164,7 @@ class OnnxPredictor(IntentClassifier):
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
-            batch = pad_batch([ids[i] for i in chunk], self._pad_id(), side=self.tokenizer_.padding_side)
-            feeds = {name: tensor.numpy() for name, tensor in batch.items()}  # (batch, seq) int64 each
+            feeds = pad_arrays([ids[i] for i in chunk], self._pad_id(), side=self.tokenizer_.padding_side)
             out[chunk] = self.session_.run(["logits"], feeds)[0]
         return out
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import re
+import weakref
 from typing import Any
 
+import numpy as np
 import torch
 
 _SPECIAL = re.compile(r"[^\w\s']|_", re.UNICODE)
@@ -30,26 +33,60 @@ def encode_labels(labels: list[str], classes: list[str]) -> list[int]:
     return [index[label] for label in labels]
 
 
+# Fast tokenizers' Rust backends, copied and set to truncate at a max length (see ``tokenize``).
+_BACKENDS: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = weakref.WeakKeyDictionary()
+
+
 def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
-    """Token ids per text, truncated to ``max_length``, not padded (padding is per batch)."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
-    return [list(ids) for ids in encoded["input_ids"]]
+    """Token ids per text, truncated to ``max_length``, not padded (padding is per batch).
+
+    A fast tokenizer's Rust backend is called directly (a copy set to truncate, kept per tokenizer): the same ids
+    as ``tokenizer(texts, truncation=True, max_length=max_length)`` without its Python wrapping, which costs
+    more than the encoding itself for one short text (0.17 against 0.07 ms for MiniLM's tokenizer).
+    """
+    backend = _truncating_backend(tokenizer, max_length)
+    if backend is None:
+        encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
+        return [list(ids) for ids in encoded["input_ids"]]
+    return [encoding.ids for encoding in backend.encode_batch(list(texts))]
 
 
-def pad_batch(sequences: list[list[int]], pad_id: int, *, side: str = "right") -> dict[str, torch.Tensor]:
-    """Pad a batch to its own longest sequence (dynamic padding).
+def _truncating_backend(tokenizer: Any, max_length: int) -> Any:
+    try:
+        cached = _BACKENDS.get(tokenizer)
+    except TypeError:  # not weak-referenceable
+        return None
+    if cached is not None and cached[0] == max_length:
+        return cached[1]
+    source = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if source is None:
+        return None
+    backend = copy.deepcopy(source)
+    backend.enable_truncation(max_length, direction=getattr(tokenizer, "truncation_side", "right"))
+    backend.no_padding()
+    _BACKENDS[tokenizer] = (max_length, backend)
+    return backend
+
+
+def pad_arrays(sequences: list[list[int]], pad_id: int, *, side: str = "right") -> dict[str, np.ndarray]:
+    """Pad a batch to its own longest sequence (dynamic padding), as NumPy arrays (what ONNX Runtime takes).
 
     Returns:
         ``input_ids`` and ``attention_mask``, both ``(batch, longest)`` int64.
     """
     longest = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    ids = np.full((len(sequences), longest), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), longest), dtype=np.int64)
     for row, seq in enumerate(sequences):
         span = slice(0, len(seq)) if side == "right" else slice(longest - len(seq), longest)
-        ids[row, span] = torch.tensor(seq, dtype=torch.long)
+        ids[row, span] = seq
         mask[row, span] = 1
     return {"input_ids": ids, "attention_mask": mask}
+
+
+def pad_batch(sequences: list[list[int]], pad_id: int, *, side: str = "right") -> dict[str, torch.Tensor]:
+    """:func:`pad_arrays` as PyTorch tensors (sharing the arrays' memory)."""
+    return {name: torch.from_numpy(array) for name, array in pad_arrays(sequences, pad_id, side=side).items()}
 
 
 class Collator:
