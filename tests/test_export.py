@@ -124,6 +124,12 @@ def test_encoders_get_a_fused_graph_decoders_torch_export(exported: Path) -> Non
     if info["kind"] == "encoder":  # the tiny BERT: 2 layers, each one Attention and two SkipLayerNormalization nodes
         assert info["graph"]["exporter"].startswith("TorchScript") and info["opset"] == 17
         assert info["graph"]["fused"]["Attention"] == 2 and info["graph"]["fused"]["SkipLayerNormalization"] == 4
+        import onnx
+
+        ops = [node.op_type for node in onnx.load(str(exported / "onnx" / "model.onnx")).graph.node]
+        # Segment ids traced as zeros of the input's shape, not BERT's buffered zeros sliced and expanded.
+        assert ops.count("EmbedLayerNormalization") == 1
+        assert not {"Expand", "GatherElements", "Where", "Equal"} & set(ops), ops
     else:
         assert info["graph"] == {"exporter": "torch.export (dynamo)", "fused": {}} and info["opset"] == 20
 

@@ -254,7 +254,7 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(
-                net, (example["input_ids"], example["attention_mask"]), str(traced), dynamo=False,
+                _with_zero_segments(net), (example["input_ids"], example["attention_mask"]), str(traced), dynamo=False,
                 opset_version=FUSED_OPSET, input_names=["input_ids", "attention_mask"], output_names=["logits"],
                 dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")},
             )  # fmt: skip
@@ -283,6 +283,29 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
     if not difference <= 1e-4:
         raise ValueError(f"the fused graph's logits differ from PyTorch's by {difference:.2e}")
     return {"exporter": "TorchScript + ONNX Runtime transformer fusion", "opset": FUSED_OPSET, "fused": fused}
+
+
+def _with_zero_segments(net: Any) -> Any:
+    """``net`` (an ``IntentNet``) with the segment (token type) ids given as zeros of the input's shape: what a
+    BERT-family encoder uses when it gets none, but traced as two nodes instead of the ~20 shape nodes that slice
+    and expand its buffered zeros (about 0.1-0.2 ms of a 3 ms single query; the logits are unchanged)."""
+    import torch
+    from torch import nn
+
+    from .model import pool_hidden
+
+    class ZeroSegments(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            segments = torch.zeros_like(input_ids)
+            out = self.net.backbone(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=segments)
+            pooled = pool_hidden(out.last_hidden_state, attention_mask, self.net.pooling)
+            return self.net.head(self.net.dropout(pooled))
+
+    return ZeroSegments()
 
 
 def _export_dynamo(classifier: IntentClassifier, path: Path) -> None:
