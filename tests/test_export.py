@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -234,3 +236,24 @@ def test_cli_export_to_a_deployable_folder_with_a_parity_check(
     assert json.loads(result.output)["intent"] == fitted_encoder.predict(["hello there"])[0]
     result = runner.invoke(app, ["export", str(tmp_path / "nope")])
     assert result.exit_code == 1 and "error: " in result.output and "does not exist" in result.output
+
+
+def test_decoder_quantization_leaves_logging_as_it_was(tiny_decoder: Path, tmp_path: Path) -> None:
+    """onnxruntime's weight-only quantizer calls logging.basicConfig(level=INFO) when imported and logs a line per
+    node it skips; an export in a fresh process must leave the root logger alone and print none of that."""
+    script = f"""
+import logging, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from conftest import tiny_config, toy_data
+from intentune import IntentClassifier
+from intentune.export import export_model
+clf = IntentClassifier(tiny_config({str(tiny_decoder)!r}, epochs=1)).fit(*toy_data())
+export_model(clf.save({str(tmp_path / "model")!r}), quantize="int8")
+root = logging.getLogger()
+print("ROOT", len(root.handlers), logging.getLevelName(root.level))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ROOT 0 WARNING" in done.stdout
+    assert "skip to quantize" not in done.stderr and "[INFO]" not in done.stderr, done.stderr[-2000:]
+    assert (tmp_path / "model" / "onnx" / "model.int8.onnx").is_file()

@@ -349,6 +349,23 @@ class _QuietQuantizer(logging.Filter):
         return not (record.levelno < logging.WARNING and "onnxruntime" in record.pathname)
 
 
+NBITS_MODULE = "onnxruntime.quantization.matmul_nbits_quantizer"
+
+
+def _import_nbits_quantizer() -> type:
+    """``MatMulNBitsQuantizer``, imported without its module's side effect: ``logging.basicConfig(level=INFO)`` at
+    import, which gives the root logger a stderr handler and the INFO level for the rest of the process."""
+    import importlib
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    module = importlib.import_module(NBITS_MODULE)
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+    root.setLevel(level)
+    return module.MatMulNBitsQuantizer
+
+
 def _quantize_int8(source: Path, target: Path, kind: str) -> None:
     """Write ``target``: ``source`` with int8 weights in its matrix products, by the method of :data:`INT8_METHODS`
     for the backbone kind; products of two activations (attention scores) stay float32.
@@ -370,10 +387,15 @@ def _quantize_int8(source: Path, target: Path, kind: str) -> None:
     logging.getLogger().addFilter(hint)
     try:
         if kind == DECODER:
-            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-            quantizer = MatMulNBitsQuantizer(str(source), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
-            quantizer.process()
+            quantizer_class = _import_nbits_quantizer()
+            quantizer = quantizer_class(str(source), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
+            nbits_logger = logging.getLogger(NBITS_MODULE)
+            level = nbits_logger.level
+            nbits_logger.setLevel(logging.WARNING)  # one INFO line per node it skips (550 for an 8-layer decoder)
+            try:
+                quantizer.process()
+            finally:
+                nbits_logger.setLevel(level)
             quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
         else:
             import onnx
