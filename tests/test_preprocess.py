@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -25,6 +27,33 @@ def test_tokenize_matches_the_tokenizers_own_call(fixture: str, side: str, reque
         assert got == expected
         assert max(len(ids) for ids in got) == max_length, "the long text is truncated"
     assert len(tokenizer(TEXTS[3])["input_ids"]) > 32, "the tokenizer itself does not start truncating"
+
+
+def test_tokenize_calls_a_tokenizer_that_overrides_encoding(tiny_encoder: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    original = type(tokenizer)
+
+    class Custom(original):  # type: ignore[misc, valid-type]
+        def _encode_plus(self, *args: object, **kwargs: object):  # noqa: ANN202
+            encoded = super()._encode_plus(*args, **kwargs)
+            encoded["input_ids"] = [[7] + list(ids) for ids in encoded["input_ids"]]
+            return encoded
+
+    tokenizer.__class__ = Custom
+    assert tokenize(tokenizer, ["where is my card"], 16)[0][0] == 7, "the override is honoured"
+
+
+def test_tokenize_follows_a_changed_truncation_side(tiny_encoder: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    right = tokenize(tokenizer, [TEXTS[1] * 5], 8)
+    tokenizer.truncation_side = "left"
+    left = tokenize(tokenizer, [TEXTS[1] * 5], 8)
+    assert left != right
+    assert left == [list(tokenizer([TEXTS[1] * 5], truncation=True, max_length=8)["input_ids"][0])]
 
 
 def test_tokenize_falls_back_to_the_call_for_slow_tokenizers() -> None:

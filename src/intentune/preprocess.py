@@ -34,7 +34,7 @@ def encode_labels(labels: list[str], classes: list[str]) -> list[int]:
 
 
 # Fast tokenizers' Rust backends, copied and set to truncate at a max length (see ``tokenize``).
-_BACKENDS: weakref.WeakKeyDictionary[Any, tuple[int, Any]] = weakref.WeakKeyDictionary()
+_BACKENDS: weakref.WeakKeyDictionary[Any, tuple[tuple[int, str], Any]] = weakref.WeakKeyDictionary()
 
 
 def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int]]:
@@ -51,21 +51,35 @@ def tokenize(tokenizer: Any, texts: list[str], max_length: int) -> list[list[int
     return [encoding.ids for encoding in backend.encode_batch(list(texts))]
 
 
+# transformers' own encoding methods; a tokenizer class that overrides one of them may do more than its backend.
+_PLAIN_ENCODERS = {"TokenizersBackend", "PreTrainedTokenizerFast", "PreTrainedTokenizerBase"}
+
+
 def _truncating_backend(tokenizer: Any, max_length: int) -> Any:
+    """The cached backend copy for ``tokenizer`` (None: call the tokenizer itself)."""
+    key = (max_length, getattr(tokenizer, "truncation_side", "right"))
     try:
         cached = _BACKENDS.get(tokenizer)
     except TypeError:  # not weak-referenceable
         return None
-    if cached is not None and cached[0] == max_length:
+    if cached is not None and cached[0] == key:
         return cached[1]
     source = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
-    if source is None:
+    if source is None or not _encodes_plainly(type(tokenizer)):
         return None
     backend = copy.deepcopy(source)
-    backend.enable_truncation(max_length, direction=getattr(tokenizer, "truncation_side", "right"))
+    backend.enable_truncation(max_length, direction=key[1])
     backend.no_padding()
-    _BACKENDS[tokenizer] = (max_length, backend)
+    _BACKENDS[tokenizer] = (key, backend)
     return backend
+
+
+def _encodes_plainly(cls: type) -> bool:
+    for name in ("__call__", "_encode_plus"):
+        owner = next((c for c in cls.__mro__ if name in c.__dict__), None)
+        if owner is None or owner.__name__ not in _PLAIN_ENCODERS:
+            return False
+    return True
 
 
 def pad_arrays(sequences: list[list[int]], pad_id: int, *, side: str = "right") -> dict[str, np.ndarray]:
