@@ -247,6 +247,7 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
         module_config = getattr(module, "config", None)
         if module_config is not None and hasattr(module_config, "_attn_implementation"):
             module_config._attn_implementation = "eager"
+    net.backbone = _zero_segments(net.backbone)  # a copy: the classifier's own network is untouched
     ids = classifier._token_ids(list(EXAMPLE_TEXTS) + list(PARITY_TEXTS))
     example = pad_batch(ids[: len(EXAMPLE_TEXTS)], classifier._pad_id(), side=classifier.tokenizer_.padding_side)
     with tempfile.TemporaryDirectory() as tmp:
@@ -254,7 +255,7 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(
-                _with_zero_segments(net), (example["input_ids"], example["attention_mask"]), str(traced), dynamo=False,
+                net, (example["input_ids"], example["attention_mask"]), str(traced), dynamo=False,
                 opset_version=FUSED_OPSET, input_names=["input_ids", "attention_mask"], output_names=["logits"],
                 dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")},
             )  # fmt: skip
@@ -285,25 +286,21 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
     return {"exporter": "TorchScript + ONNX Runtime transformer fusion", "opset": FUSED_OPSET, "fused": fused}
 
 
-def _with_zero_segments(net: Any) -> Any:
-    """``net`` (an ``IntentNet``) with the segment (token type) ids given as zeros of the input's shape: what a
-    BERT-family encoder uses when it gets none, but traced as two nodes instead of the ~20 shape nodes that slice
-    and expand its buffered zeros (about 0.1-0.2 ms of a 3 ms single query; the logits are unchanged)."""
+def _zero_segments(backbone: Any) -> Any:
+    """``backbone`` given segment (token type) ids as zeros of the input's shape: what a BERT-family encoder uses
+    when it gets none, but traced as two nodes instead of the ~20 shape nodes that slice and expand its buffered
+    zeros (about 0.1-0.2 ms of a 3 ms single query; the logits are unchanged)."""
     import torch
     from torch import nn
-
-    from .model import pool_hidden
 
     class ZeroSegments(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.net = net
+            self.inner = backbone
+            self.config = backbone.config
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            segments = torch.zeros_like(input_ids)
-            out = self.net.backbone(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=segments)
-            pooled = pool_hidden(out.last_hidden_state, attention_mask, self.net.pooling)
-            return self.net.head(self.net.dropout(pooled))
+        def forward(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
+            return self.inner(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids), **kwargs)
 
     return ZeroSegments()
 
