@@ -131,7 +131,7 @@ EXPECTED_SUMMARY = """
 calibration: temperature 1.800, ECE 0.213 -> 0.043 (raw -> calibrated, 10 bins)
 out of scope (oos): in-scope accuracy 0.800, OOS precision 0.500, recall 1.000, F1 0.667
   without rejection: in-scope accuracy 0.800, OOS precision 0.000, recall 0.000, F1 0.000
-  rejection thresholds: global 0.550, per-intent for 2 intents"""
+  rejection thresholds: confidence below 0.550, per-intent for 2 intents"""
 
 EXPECTED_MARKDOWN_SECTIONS = """
 ## Calibration
@@ -152,7 +152,7 @@ Out-of-scope label `oos`: 5 in-scope and 1 out-of-scope examples.
 | with rejection | 0.800 | 0.500 | 1.000 | 0.667 |
 | without rejection | 0.800 | 0.000 | 0.000 | 0.000 |
 
-Rejection thresholds: global 0.550, per-intent for 2 intents."""
+Rejection thresholds: confidence below 0.550, per-intent for 2 intents."""
 
 SCRIPT = "<script>alert('pwned')</script> & more"
 

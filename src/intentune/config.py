@@ -215,6 +215,13 @@ class OOSConfig:
         "Per-intent thresholds: on, off, or auto (used when validation out-of-scope rows show they catch more).",
         ("auto", "on", "off"),
     )
+    score: str = _opt(
+        "auto",
+        "What the fitted threshold applies to: confidence (the calibrated probability), distance (how far the "
+        "message's vector lies from the training examples of its nearest intent), or auto (distance when "
+        "validation out-of-scope rows show it catches more within the same accuracy budget, else confidence).",
+        ("auto", "confidence", "distance"),
+    )
 
 
 @dataclass

@@ -3,7 +3,8 @@
 ``intentune export MODEL --format onnx [--quantize int8] [--check FILE]`` adds to the model folder:
 
 - ``onnx/model.onnx``: the whole network (backbone, pooling, dense head) as one ONNX graph: ``input_ids`` and
-  ``attention_mask`` ``(batch, sequence)`` int64 in, ``logits`` ``(batch, intents)`` float32 out; batch and
+  ``attention_mask`` ``(batch, sequence)`` int64 in, ``logits`` ``(batch, intents)`` and ``pooled``
+  ``(batch, hidden)`` (what the dense layer reads; the out-of-scope distance needs it) float32 out; batch and
   sequence sizes are dynamic;
 - ``onnx/model.int8.onnx``: the same with int8 weights in its matrix products (ONNX Runtime quantization: dynamic
   for encoders, weight-only for decoders; see :func:`_quantize_int8`);
@@ -38,7 +39,7 @@ from . import __version__
 from .backbones import DECODER, ENCODER
 from .errors import ConfigError, ModelError
 from .inference import ONNX_DIR, ONNX_FILES, OnnxPredictor, Predictor
-from .model import IntentClassifier, _replace_folder, resolve_model_dir
+from .model import DISTANCE_FILE, IntentClassifier, _replace_folder, resolve_model_dir
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ INT8_METHODS = {
     ENCODER: "dynamic, QInt8 weights per output channel, reduce_range, MatMul, Gemm and fused Attention",
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin")
+OUTPUTS = ["logits", "pooled"]
 
 
 @dataclass
@@ -248,6 +250,7 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
         if module_config is not None and hasattr(module_config, "_attn_implementation"):
             module_config._attn_implementation = "eager"
     net.backbone = _zero_segments(net.backbone)  # a copy: the classifier's own network is untouched
+    net = _with_pooled(net)
     ids = classifier._token_ids(list(EXAMPLE_TEXTS) + list(PARITY_TEXTS))
     example = pad_batch(ids[: len(EXAMPLE_TEXTS)], classifier._pad_id(), side=classifier.tokenizer_.padding_side)
     with tempfile.TemporaryDirectory() as tmp:
@@ -256,7 +259,7 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
             torch.onnx.export(
                 net, (example["input_ids"], example["attention_mask"]), str(traced), dynamo=False,
-                opset_version=FUSED_OPSET, input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                opset_version=FUSED_OPSET, input_names=["input_ids", "attention_mask"], output_names=OUTPUTS,
                 dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")},
             )  # fmt: skip
         previous = logging.root.manager.disable
@@ -276,13 +279,13 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
     if next(reference.parameters()).device.type != "cpu":  # compare on a CPU copy; the classifier keeps its device
         reference = copy.deepcopy(reference).cpu()
     with torch.no_grad():
-        expected = reference(batch["input_ids"], batch["attention_mask"]).numpy()
+        expected = [t.numpy() for t in reference(batch["input_ids"], batch["attention_mask"], return_pooled=True)]
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {name: batch[name].numpy() for name in ("input_ids", "attention_mask")}
-    got = session.run(["logits"], feeds)[0]
-    difference = float(np.abs(got - expected).max())
+    got = session.run(OUTPUTS, feeds)
+    difference = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
     if not difference <= 1e-4:
-        raise ValueError(f"the fused graph's logits differ from PyTorch's by {difference:.2e}")
+        raise ValueError(f"the fused graph's outputs differ from PyTorch's by {difference:.2e}")
     return {"exporter": "TorchScript + ONNX Runtime transformer fusion", "opset": FUSED_OPSET, "fused": fused}
 
 
@@ -305,6 +308,21 @@ def _zero_segments(backbone: Any) -> Any:
     return ZeroSegments()
 
 
+def _with_pooled(net: Any) -> Any:
+    """``net`` answering ``(logits, pooled)``: the graph outputs of :data:`OUTPUTS`."""
+    from torch import nn
+
+    class WithPooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
+            return self.net(input_ids, attention_mask, return_pooled=True)
+
+    return WithPooled()
+
+
 def _export_dynamo(classifier: IntentClassifier, path: Path) -> None:
     """Capture ``classifier.net_`` with ``torch.export`` and save it as one ONNX file (weights inside)."""
     import torch
@@ -322,8 +340,8 @@ def _export_dynamo(classifier: IntentClassifier, path: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporter's notes on axis names and deprecated internals
             program = torch.onnx.export(
-                net, (example["input_ids"], example["attention_mask"]), dynamo=True, opset_version=OPSET,
-                input_names=["input_ids", "attention_mask"], output_names=["logits"], verbose=False,
+                _with_pooled(net), (example["input_ids"], example["attention_mask"]), dynamo=True,
+                opset_version=OPSET, input_names=["input_ids", "attention_mask"], output_names=OUTPUTS, verbose=False,
                 dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
             )  # fmt: skip
     except torch.onnx.errors.OnnxExporterError as exc:
@@ -420,7 +438,7 @@ def _export_info(classifier: IntentClassifier, quantize: str | None) -> dict[str
         "int8_method": INT8_METHODS[classifier.kind_] if quantize else None,
         "files": {r: name for r, name in ONNX_FILES.items() if r == "onnx" or quantize},
         "inputs": ["input_ids", "attention_mask"],
-        "outputs": ["logits"],
+        "outputs": list(OUTPUTS),
         "backbone": classifier.config.model.backbone,
         "kind": classifier.kind_,
         "versions": {
@@ -434,9 +452,10 @@ def _export_info(classifier: IntentClassifier, quantize: str | None) -> dict[str
 
 
 def _write_deployable(source: Path, classifier: IntentClassifier, folder: Path, quantize: str | None) -> None:
-    """A model folder without PyTorch weights: metadata, config and tokenizer files, and ``onnx/``."""
+    """A model folder without PyTorch weights: metadata, config and tokenizer files, the out-of-scope distance
+    model if any, and ``onnx/``."""
     for item in source.iterdir():
-        if item.is_file() and not item.name.endswith(_WEIGHT_SUFFIXES):
+        if item.is_file() and (item.name == DISTANCE_FILE or not item.name.endswith(_WEIGHT_SUFFIXES)):
             shutil.copy2(item, folder / item.name)
     export_onnx(classifier, folder / ONNX_DIR, quantize=quantize)
 

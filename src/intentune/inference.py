@@ -124,7 +124,7 @@ class OnnxPredictor(IntentClassifier):
         from .config import Config
         from .errors import ModelError
         from .evaluate.oos import Thresholds
-        from .model import META_FILE, _read_metadata, resolve_model_dir
+        from .model import META_FILE, _read_metadata, load_distance, resolve_model_dir
 
         directory = resolve_model_dir(directory)
         runtime = "onnx-int8" if quantized else "onnx"
@@ -140,33 +140,50 @@ class OnnxPredictor(IntentClassifier):
         self.history_, self.train_summary_ = meta.get("history", []), meta.get("train_summary", {})
         self.temperature_ = float(meta.get("temperature", 1.0))
         self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
+        self.distance_ = load_distance(directory, self.thresholds_)
         try:
             self.tokenizer_ = AutoTokenizer.from_pretrained(directory)
         except (OSError, ValueError) as exc:
             raise ModelError(f"model folder {directory} has no usable tokenizer files: {exc}") from None
         prepare_tokenizer(self.tokenizer_, SimpleNamespace(config=SimpleNamespace()), self.kind_)
         self.session_ = _session(path, threads or cpu_threads())
+        if self.distance_ is not None and "pooled" not in {o.name for o in self.session_.get_outputs()}:
+            flag = " --quantize int8" if quantized else ""
+            raise ModelError(
+                f"{path} has no 'pooled' output, which this model's out-of-scope distance needs; export it again "
+                f"with this version: `intentune export {directory} --format onnx{flag}`"
+            )
         return self
 
-    def decision_function(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
-        """Raw logits, shape ``(len(texts), len(classes_))``, computed by ONNX Runtime."""
+    def _forward(
+        self, texts: Sequence[str], *, batch_size: int | None = None, pooled: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and (with ``pooled``) pooled vectors, as :meth:`IntentClassifier._forward`, by ONNX Runtime."""
         from .preprocess import pad_arrays
 
         self._check_fitted()
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, not one string; wrap it: [text]")
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
+        vectors = None
         if len(texts) == 0:
-            return out
+            hidden = self.distance_.whiten.shape[0] if getattr(self, "distance_", None) is not None else 0
+            return out, (np.zeros((0, hidden), dtype=np.float32) if pooled else None)
         size = batch_size or self.config.train.eval_batch_size
         ids = self._token_ids(texts)
+        names = ["logits", "pooled"] if pooled else ["logits"]
         # Sort by length so each batch pads little; restore the order at the end.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
             feeds = pad_arrays([ids[i] for i in chunk], self._pad_id(), side=self.tokenizer_.padding_side)
-            out[chunk] = self.session_.run(["logits"], feeds)[0]
-        return out
+            got = self.session_.run(names, feeds)
+            out[chunk] = got[0]
+            if pooled:
+                if vectors is None:
+                    vectors = np.zeros((len(texts), got[1].shape[1]), dtype=np.float32)
+                vectors[chunk] = got[1]
+        return out, vectors
 
     def describe(self) -> dict[str, Any]:
         """As :meth:`IntentClassifier.describe`, with ``runtime`` ``onnx`` or ``onnx-int8``."""

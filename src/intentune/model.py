@@ -25,6 +25,7 @@ from .preprocess import clean_text, encode_labels, pad_batch, tokenize
 FORMAT_VERSION = 1
 META_FILE = "intentune.json"
 HEAD_FILE = "head.safetensors"
+DISTANCE_FILE = "oos_distance.safetensors"  # the out-of-scope distance model, when its threshold is used
 
 
 def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -61,15 +62,19 @@ class IntentNet(nn.Module):
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits ``(batch, num_labels)`` for token ids and mask of shape ``(batch, seq)``."""
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_pooled: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(batch, num_labels)`` for token ids and mask of shape ``(batch, seq)``; with
+        ``return_pooled``, also the pooled vectors ``(batch, hidden)`` the dense layer reads."""
         extra = {}
         if self.kind == DECODER:
             # Positions count real tokens only, so left and right padding give the same result.
             extra["position_ids"] = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
         pooled = pool_hidden(out.last_hidden_state, attention_mask, self.pooling)  # (batch, hidden)
-        return self.head(self.dropout(pooled))
+        logits = self.head(self.dropout(pooled))
+        return (logits, pooled) if return_pooled else logits
 
 
 class IntentClassifier:
@@ -83,6 +88,8 @@ class IntentClassifier:
         kind_: ``decoder`` or ``encoder``.
         temperature_: the calibration temperature (1.0 when not calibrated).
         thresholds_: the out-of-scope rejection thresholds, or None.
+        distance_: the out-of-scope :class:`~intentune.evaluate.oos.DistanceModel` when the thresholds are on
+            the distance score, else None.
         history_: one dict per validation evaluation during training.
 
     Example:
@@ -169,37 +176,58 @@ class IntentClassifier:
         if few_shot is not None:
             self.train_summary_["few_shot"] = few_shot
         self.net_.eval()
-        self._fit_confidence(validation)
+        self._fit_confidence(validation, (texts, labels))
         return self
 
-    def _fit_confidence(self, validation: tuple[Sequence[str], Sequence[str]] | None) -> None:
+    def _fit_confidence(
+        self,
+        validation: tuple[Sequence[str], Sequence[str]] | None,
+        training: tuple[Sequence[str], Sequence[str]] | None = None,
+    ) -> None:
         """Temperature scaling and out-of-scope thresholds, fitted on the validation data (``train.calibrate``,
-        ``[oos]``); without validation data, temperature 1 and only a fixed ``oos.threshold`` if one is set."""
+        ``[oos]``); without validation data, temperature 1 and only a fixed ``oos.threshold`` if one is set. The
+        distance score (``oos.score``) is fitted on the training rows when it can be chosen: always for
+        ``distance``, for ``auto`` only when validation has out-of-scope rows to choose with."""
         from .evaluate.calibration import calibration_summary, fit_temperature, softmax
-        from .evaluate.oos import Thresholds, fit_thresholds
+        from .evaluate.oos import DistanceModel, Thresholds, fit_thresholds
 
         ocfg = self.config.oos
-        self.temperature_, self.thresholds_ = 1.0, None
+        self.temperature_, self.thresholds_, self.distance_ = 1.0, None, None
         if ocfg.reject and ocfg.threshold is not None:
             self.thresholds_ = Thresholds(ocfg.label, ocfg.threshold, fit={"fixed": True})
         if validation is None or not validation[0]:
             return
-        logits = self.decision_function(validation[0])
+        fitting = ocfg.reject and ocfg.threshold is None
+        with_distance = (
+            fitting
+            and training is not None
+            and (ocfg.score == "distance" or (ocfg.score == "auto" and ocfg.label in set(validation[1])))
+        )
+        logits, pooled = self._forward(validation[0], pooled=with_distance)
         known = [i for i, y in enumerate(validation[1]) if y in self.classes_]
         known_ids = self._label_ids([validation[1][i] for i in known])
         if self.config.train.calibrate:
             self.temperature_ = fit_temperature(logits[known], known_ids)
         summary = calibration_summary(logits[known], known_ids, self.temperature_)
         self.train_summary_["calibration"] = {k: summary[k] for k in ("temperature", "ece_before", "ece_after")}
-        if ocfg.reject and ocfg.threshold is None:
+        if fitting:
+            distance, distances = None, None
+            if with_distance:
+                assert training is not None and pooled is not None
+                distance = DistanceModel.fit(self._forward(training[0], pooled=True)[1], training[1], ocfg.label)
+                distances = distance.distances(pooled)
             self.thresholds_ = fit_thresholds(
                 softmax(logits, self.temperature_), validation[1], self.classes_, oos_label=ocfg.label,
-                max_accuracy_drop=ocfg.max_accuracy_drop, per_intent=ocfg.per_intent,
+                max_accuracy_drop=ocfg.max_accuracy_drop, per_intent=ocfg.per_intent, distances=distances,
+                score=ocfg.score if with_distance else "confidence",
             )  # fmt: skip
+            if self.thresholds_.score == "distance":
+                self.distance_ = distance
         if self.thresholds_ is not None:
             self.train_summary_["oos"] = {
                 "global_threshold": self.thresholds_.global_threshold,
                 "per_intent_thresholds": len(self.thresholds_.per_intent),
+                "score": self.thresholds_.score,
                 **self.thresholds_.fit,
             }
 
@@ -214,6 +242,17 @@ class IntentClassifier:
         # answer can fall just below its own threshold.
         return softmax(logits, getattr(self, "temperature_", 1.0))
 
+    def scores(self, texts: Sequence[str], *, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """What rejection reads, in one pass over the network: the calibrated probabilities (as
+        :meth:`predict_proba`) and, when the thresholds are on the distance score, each text's distance from the
+        training data of its nearest intent (see :class:`~intentune.evaluate.oos.DistanceModel`), else None."""
+        from .evaluate.calibration import softmax
+
+        distance = getattr(self, "distance_", None)
+        logits, pooled = self._forward(texts, batch_size=batch_size, pooled=distance is not None)
+        probs = softmax(logits, getattr(self, "temperature_", 1.0))
+        return probs, (distance.distances(pooled) if distance is not None else None)
+
     def predict(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[str]:
         """The intent of each text: the most probable one, or ``oos.label`` when the out-of-scope intent wins or
         the confidence is below the rejection threshold (so the answer may be a label not in ``classes_``)."""
@@ -227,8 +266,10 @@ class IntentClassifier:
         with their probabilities, rejected or not)."""
         from .evaluate.oos import apply_rejection
 
-        probs = self.predict_proba(texts, batch_size=batch_size)
-        answers, confidences, out = apply_rejection(self.classes_, probs, self.thresholds, self.config.oos.label)
+        probs, distances = self.scores(texts, batch_size=batch_size)
+        answers, confidences, out = apply_rejection(
+            self.classes_, probs, self.thresholds, self.config.oos.label, distances
+        )
         results = []
         for row, answer, confidence, rejected in zip(probs, answers, confidences, out):
             order = row.argsort()[::-1][: max(1, top_k)]
@@ -253,6 +294,7 @@ class IntentClassifier:
             "temperature": getattr(self, "temperature_", 1.0),
             "oos_label": self.config.oos.label,
             "oos_threshold": self.thresholds.global_threshold if self.thresholds is not None else None,
+            "oos_score": self.thresholds.score if self.thresholds is not None else None,
             "training": {
                 k: summary[k]
                 for k in ("steps", "epochs", "train_seconds", "best_validation", "calibration")
@@ -268,25 +310,37 @@ class IntentClassifier:
 
     def decision_function(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Raw logits, shape ``(len(texts), len(classes_))``."""
+        return self._forward(texts, batch_size=batch_size)[0]
+
+    def _forward(
+        self, texts: Sequence[str], *, batch_size: int | None = None, pooled: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``(n, len(classes_))`` and, with ``pooled``, the pooled vectors ``(n, hidden)`` (else None)."""
         self._check_fitted()
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, not one string; wrap it: [text]")
+        hidden = self.net_.head.in_features
+        out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
+        vectors = np.zeros((len(texts), hidden), dtype=np.float32) if pooled else None
         if len(texts) == 0:
-            return np.zeros((0, len(self.classes_)), dtype=np.float32)
+            return out, vectors
         size = batch_size or self.config.train.eval_batch_size
         ids = self._token_ids(texts)
         # Sort by length so each batch pads little; restore the order at the end.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         device = next(self.net_.parameters()).device
-        out = np.zeros((len(ids), len(self.classes_)), dtype=np.float32)
         self.net_.eval()
         with torch.inference_mode():
             for start in range(0, len(order), size):
                 chunk = order[start : start + size]
                 batch = pad_batch([ids[i] for i in chunk], self._pad_id(), side=self.tokenizer_.padding_side)
-                logits = self.net_(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+                logits, states = self.net_(
+                    batch["input_ids"].to(device), batch["attention_mask"].to(device), return_pooled=True
+                )
                 out[chunk] = logits.float().cpu().numpy()
-        return out
+                if vectors is not None:
+                    vectors[chunk] = states.float().cpu().numpy()
+        return out, vectors
 
     # ---------------------------------------------------------- save and load
     def save(self, directory: str | Path) -> Path:
@@ -310,6 +364,10 @@ class IntentClassifier:
             self.tokenizer_.save_pretrained(tmp)
             head = {k: v.detach().cpu().contiguous() for k, v in self.net_.head.state_dict().items()}
             save_file(head, str(tmp / HEAD_FILE))
+            if getattr(self, "distance_", None) is not None:
+                from safetensors.numpy import save_file as save_arrays
+
+                save_arrays(self.distance_.to_arrays(), str(tmp / DISTANCE_FILE))
             (tmp / META_FILE).write_text(json.dumps(self._metadata(), indent=2), encoding="utf-8")
             _replace_folder(tmp, directory)
         finally:
@@ -344,6 +402,7 @@ class IntentClassifier:
         prepare_tokenizer(self.tokenizer_, backbone, self.kind_)
         self.temperature_ = float(meta.get("temperature", 1.0))
         self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
+        self.distance_ = load_distance(directory, self.thresholds_)
         self.net_ = IntentNet(backbone, len(self.classes_), kind=self.kind_, pooling=meta["pooling"], dropout=0.0)
         self.net_.head.load_state_dict(head)
         self.net_.to(device).eval()
@@ -411,6 +470,27 @@ def resolve_model_dir(directory: str | Path) -> Path:
         f"{directory} is not an intentune model folder (no {META_FILE}); "
         "pass the folder that `intentune train` wrote, or its model/ sub-folder"
     )
+
+
+def load_distance(directory: Path, thresholds: Any) -> Any:
+    """The out-of-scope distance model of a model folder when its thresholds are on the distance score, else None.
+
+    Raises:
+        ModelError: if the thresholds need it and the folder lacks a readable one.
+    """
+    if thresholds is None or thresholds.score != "distance":
+        return None
+    from safetensors.numpy import load_file
+
+    from .evaluate.oos import DistanceModel
+
+    try:
+        return DistanceModel.from_arrays(load_file(str(directory / DISTANCE_FILE)))
+    except (OSError, KeyError, ValueError) as exc:
+        raise ModelError(
+            f"model folder {directory} rejects out-of-scope messages by distance but {DISTANCE_FILE} is missing "
+            f"or damaged ({exc}); copy the whole model folder, or retrain"
+        ) from None
 
 
 def _read_metadata(directory: Path) -> dict[str, Any]:

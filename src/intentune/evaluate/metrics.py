@@ -141,11 +141,18 @@ class EvalReport:
         )
 
     def _thresholds(self, digits: int) -> str:
-        """The rejection thresholds in words: the global one and how many intents have their own."""
+        """The rejection thresholds in words: the score they apply to, the global one and how many intents have
+        their own."""
         threshold = (self.oos or {}).get("threshold") or {}
         glob = threshold.get("global")
         per_intent = len(threshold.get("per_intent") or {})
-        text = f"global {glob:.{digits}f}" if glob is not None else "no global one"
+        score = threshold.get("score") or "confidence"
+        if glob is None:
+            text = "no global one"
+        elif score == "distance":
+            text = f"distance from the nearest intent above {glob:.{digits}f}"
+        else:
+            text = f"confidence below {glob:.{digits}f}"
         return f"{text}, per-intent for {per_intent} intent{'' if per_intent == 1 else 's'}"
 
     def to_markdown(self, digits: int = 3) -> str:
@@ -347,14 +354,21 @@ def evaluate_predictions(
 def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[str]) -> EvalReport:
     """Predict ``texts`` with a fitted classifier (its calibration and out-of-scope rejection included) and score
     against ``labels``; rows labelled with the model's out-of-scope label count as out-of-scope examples."""
+    distance = getattr(classifier, "distance_", None)
+    if distance is not None:
+        logits, pooled = classifier._forward(texts, pooled=True)
+        distances = distance.distances(pooled)
+    else:
+        logits, distances = classifier.decision_function(texts), None
     return evaluate_logits(
-        classifier.decision_function(texts),
+        logits,
         labels,
         classifier.classes_,
         texts=texts,
         temperature=getattr(classifier, "temperature_", 1.0),
         thresholds=getattr(classifier, "thresholds_", None),
         oos_label=classifier.config.oos.label,
+        distances=distances,
     )
 
 
@@ -367,6 +381,7 @@ def evaluate_logits(
     temperature: float = 1.0,
     thresholds: Any = None,
     oos_label: str = "oos",
+    distances: np.ndarray | None = None,
 ) -> EvalReport:
     """Score raw logits: predictions after temperature scaling and rejection, plus the calibration summary (ECE
     before and after) and, when out-of-scope rows or rejection are involved, the out-of-scope summary.
@@ -377,13 +392,14 @@ def evaluate_logits(
         classes: the model's intents, in logit order.
         temperature: the model's calibration temperature.
         thresholds: the model's :class:`~intentune.evaluate.oos.Thresholds`, or None.
+        distances: ``(n,)`` out-of-scope distances, needed when ``thresholds`` are on the distance score.
     """
     from .calibration import calibration_summary, softmax
     from .oos import apply_rejection
 
     classes = list(classes)
     probs = softmax(logits, temperature)
-    answers, confidences, _ = apply_rejection(classes, probs, thresholds, oos_label)
+    answers, confidences, _ = apply_rejection(classes, probs, thresholds, oos_label, distances)
     labels = list(classes)
     # The out-of-scope label gets a row only when the data has it or the model answered it, so it never adds an
     # empty row to the macro average.
@@ -414,6 +430,7 @@ def _oos_summary(
     return {
         "label": oos_label,
         "threshold": {
+            "score": thresholds.score if thresholds is not None else None,
             "global": thresholds.global_threshold if thresholds is not None else None,
             "per_intent": dict(thresholds.per_intent) if thresholds is not None else {},
         },
