@@ -98,12 +98,13 @@ def test_the_confidence_stays_without_out_of_scope_rows_or_when_asked() -> None:
         fit_thresholds(probs, true, CLASSES, score="energy")
 
 
-@pytest.fixture(scope="module")
-def distance_model(tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, list]:
-    """A tiny encoder fitted with ``oos.score = "distance"``, saved and exported to ONNX (float and int8)."""
+@pytest.fixture(scope="module", params=["tiny_encoder", "tiny_decoder"])
+def distance_model(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, list]:
+    """A tiny model of each kind fitted with ``oos.score = "distance"``, saved and exported to ONNX (float and
+    int8; the decoder's graph comes from torch.export, the encoder's is fused)."""
     texts, labels = toy_data()
     val = (texts[:8] + ["what is the meaning of life", "tell me a joke"], labels[:8] + ["oos", "oos"])
-    config = tiny_config(tiny_encoder, epochs=3)
+    config = tiny_config(request.getfixturevalue(request.param), epochs=3)
     config.oos.score = "distance"
     clf = IntentClassifier(config).fit(texts, labels, validation=val)
     assert clf.thresholds.score == "distance" and clf.distance_ is not None
