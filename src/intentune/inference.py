@@ -155,35 +155,13 @@ class OnnxPredictor(IntentClassifier):
             )
         return self
 
-    def _forward(
-        self, texts: Sequence[str], *, batch_size: int | None = None, pooled: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits and (with ``pooled``) pooled vectors, as :meth:`IntentClassifier._forward`, by ONNX Runtime."""
+    def _run_batch(self, ids: list[list[int]], pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network on one batch of token ids, in ONNX Runtime (inputs padded in NumPy)."""
         from .preprocess import pad_arrays
 
-        self._check_fitted()
-        if isinstance(texts, str):
-            raise TypeError("texts must be a list of strings, not one string; wrap it: [text]")
-        out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
-        vectors = None
-        if len(texts) == 0:
-            hidden = self.distance_.whiten.shape[0] if getattr(self, "distance_", None) is not None else 0
-            return out, (np.zeros((0, hidden), dtype=np.float32) if pooled else None)
-        size = batch_size or self.config.train.eval_batch_size
-        ids = self._token_ids(texts)
-        names = ["logits", "pooled"] if pooled else ["logits"]
-        # Sort by length so each batch pads little; restore the order at the end.
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), size):
-            chunk = order[start : start + size]
-            feeds = pad_arrays([ids[i] for i in chunk], self._pad_id(), side=self.tokenizer_.padding_side)
-            got = self.session_.run(names, feeds)
-            out[chunk] = got[0]
-            if pooled:
-                if vectors is None:
-                    vectors = np.zeros((len(texts), got[1].shape[1]), dtype=np.float32)
-                vectors[chunk] = got[1]
-        return out, vectors
+        feeds = pad_arrays(ids, self._pad_id(), side=self.tokenizer_.padding_side)
+        got = self.session_.run(["logits", "pooled"] if pooled else ["logits"], feeds)
+        return got[0], (got[1] if pooled else None)
 
     def describe(self) -> dict[str, Any]:
         """As :meth:`IntentClassifier.describe`, with ``runtime`` ``onnx`` or ``onnx-int8``."""

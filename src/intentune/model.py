@@ -315,32 +315,42 @@ class IntentClassifier:
     def _forward(
         self, texts: Sequence[str], *, batch_size: int | None = None, pooled: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Logits ``(n, len(classes_))`` and, with ``pooled``, the pooled vectors ``(n, hidden)`` (else None)."""
+        """Logits ``(n, len(classes_))`` and, with ``pooled``, the pooled vectors ``(n, hidden)`` (else None).
+        Texts are batched by length (each batch padded to its longest) and returned in their own order; each
+        runtime runs a batch in :meth:`_run_batch`."""
         self._check_fitted()
         if isinstance(texts, str):
             raise TypeError("texts must be a list of strings, not one string; wrap it: [text]")
-        hidden = self.net_.head.in_features
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
-        vectors = np.zeros((len(texts), hidden), dtype=np.float32) if pooled else None
+        vectors = None
         if len(texts) == 0:
-            return out, vectors
+            distance = getattr(self, "distance_", None)
+            hidden = distance.whiten.shape[0] if distance is not None else 0
+            return out, (np.zeros((0, hidden), dtype=np.float32) if pooled else None)
         size = batch_size or self.config.train.eval_batch_size
         ids = self._token_ids(texts)
         # Sort by length so each batch pads little; restore the order at the end.
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            logits, states = self._run_batch([ids[i] for i in chunk], pooled)
+            out[chunk] = logits
+            if states is not None:
+                if vectors is None:
+                    vectors = np.zeros((len(texts), states.shape[1]), dtype=np.float32)
+                vectors[chunk] = states
+        return out, vectors
+
+    def _run_batch(self, ids: list[list[int]], pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network on one batch of token ids, in PyTorch: logits, and the pooled vectors if ``pooled``."""
         device = next(self.net_.parameters()).device
+        batch = pad_batch(ids, self._pad_id(), side=self.tokenizer_.padding_side)
         self.net_.eval()
         with torch.inference_mode():
-            for start in range(0, len(order), size):
-                chunk = order[start : start + size]
-                batch = pad_batch([ids[i] for i in chunk], self._pad_id(), side=self.tokenizer_.padding_side)
-                logits, states = self.net_(
-                    batch["input_ids"].to(device), batch["attention_mask"].to(device), return_pooled=True
-                )
-                out[chunk] = logits.float().cpu().numpy()
-                if vectors is not None:
-                    vectors[chunk] = states.float().cpu().numpy()
-        return out, vectors
+            logits, states = self.net_(
+                batch["input_ids"].to(device), batch["attention_mask"].to(device), return_pooled=True
+            )
+        return logits.float().cpu().numpy(), (states.float().cpu().numpy() if pooled else None)
 
     # ---------------------------------------------------------- save and load
     def save(self, directory: str | Path) -> Path:
