@@ -172,6 +172,7 @@ def intentune_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
         def on_evaluate(self, state: Any, control: Any, metrics: dict[str, float]) -> None:
             point = {"epoch": round(float(metrics.get("epoch", 0)), 2), "val_accuracy": metrics["val_accuracy"]}
             curve.append(point | {"elapsed_s": round(time.perf_counter() - started, 2)})
+            print("evaluation:", json.dumps(curve[-1]), flush=True)  # progress in the piece's log
 
     train, validation = data["train"], data["validation"]
     model = IntentClassifier(config).fit(

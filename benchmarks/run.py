@@ -203,6 +203,18 @@ def select(suite: str, patterns: list[str]) -> list[str]:
     return sorted(ordered, key=lambda p: (list(TASKS).index(p.split("/")[0]), p.split("/")[1] != "tfidf"))
 
 
+def piece_env(threads: int = 0) -> dict[str, str]:
+    """The environment of a piece's process: offline hub, this checkout's code first on ``PYTHONPATH`` (a
+    ``PYTHONPATH`` already set, say packages installed with ``pip --target``, is kept after it), and ``threads``
+    CPU threads when given (torch's thread pools read them at start-up)."""
+    path = os.pathsep.join(p for p in (str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                        "PYTHONPATH": path}  # fmt: skip
+    if threads:
+        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return env
+
+
 def run_piece(
     piece: str,
     device: str,
@@ -220,10 +232,7 @@ def run_piece(
         from benchmarks.env import bench_python
 
         python = str(bench_python())
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-                        "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}  # this checkout's code  # fmt: skip
-    if threads:  # torch's CPU thread pools read it at start-up
-        env |= {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = piece_env(threads)
     stem = f"{piece.replace('/', '__')}__{device}"
     log = out_dir / "logs" / f"{stem}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -254,9 +263,16 @@ def run_piece(
 
 def versions() -> dict[str, str]:
     """Versions of the packages the methods use (SetFit's from its pinned requirements)."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    found = {name: version(name) for name in ("intentune", "scikit-learn", "numpy", "accelerate", "tokenizers")}
+    import intentune
+
+    found = {}
+    for name in ("intentune", "scikit-learn", "numpy", "accelerate", "tokenizers"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # run from a copied tree on PYTHONPATH (a lent GPU machine), not installed
+            found[name] = intentune.__version__ if name == "intentune" else "not installed"
     pins = (ROOT / "benchmarks" / "requirements-setfit.txt").read_text().splitlines()
     for line in pins:
         name, _, pinned = line.partition("==")

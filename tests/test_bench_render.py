@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -107,3 +108,34 @@ def test_time_to_accuracy_compares_at_the_final_accuracy_precision() -> None:
             "train_seconds": 753.0, "validation_accuracy": 0.9234}  # fmt: skip
     assert render.time_to_accuracy(ours, 0.9273) == 538.0
     assert render.time_to_accuracy(ours, 0.9274) is None
+
+
+def test_piece_env_keeps_an_existing_pythonpath_after_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = pytest.importorskip("benchmarks.run")
+    monkeypatch.setenv("PYTHONPATH", "/opt/extra-site")
+    env = run.piece_env(threads=3)
+    parts = env["PYTHONPATH"].split(":")
+    assert parts == [str(run.ROOT / "src"), str(run.ROOT), "/opt/extra-site"]
+    assert env["OMP_NUM_THREADS"] == "3" and env["HF_HUB_OFFLINE"] == "1"
+    monkeypatch.delenv("PYTHONPATH")
+    assert run.piece_env()["PYTHONPATH"].split(":") == [str(run.ROOT / "src"), str(run.ROOT)]
+    assert run.piece_env().get("OMP_NUM_THREADS") == os.environ.get("OMP_NUM_THREADS")  # not set by the suite
+
+
+def test_versions_without_an_installed_intentune(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    run = pytest.importorskip("benchmarks.run")
+    real = importlib.metadata.version
+
+    def version(name: str) -> str:
+        if name in ("intentune", "tokenizers"):
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    found = run.versions()
+    import intentune
+
+    assert found["intentune"] == intentune.__version__ and found["tokenizers"] == "not installed"
+    assert found["numpy"] == real("numpy")
