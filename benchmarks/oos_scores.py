@@ -95,6 +95,18 @@ def compare_scores(
     is_oos = true_t == oos_label
     plain, confidences, _ = apply_rejection(classes, probs_t, None, oos_label)
     results: dict[str, Any] = {"without_rejection": oos_metrics(true_t, plain, oos_label)}
+    # The model's own choice (score = auto): which candidate the validation data picks, and how it does on test.
+    auto = fit_thresholds(
+        validation[0], validation[2], classes, oos_label=oos_label, max_accuracy_drop=max_accuracy_drop,
+        per_intent=per_intent, distances=validation[1], score="auto",
+    )  # fmt: skip
+    answers = apply_rejection(classes, probs_t, auto, oos_label, dist_t)[0]
+    results["auto"] = {
+        "chosen": auto.fit["chosen"],
+        "test": oos_metrics(true_t, answers, oos_label),
+        "validation": auto.fit["candidates"],
+        "held_out": auto.fit.get("held_out", {}),
+    }
     for score in SCORES:
         fitted = fit_thresholds(
             validation[0], validation[2], classes, oos_label=oos_label, max_accuracy_drop=max_accuracy_drop,
@@ -144,6 +156,18 @@ def markdown(results: dict[str, Any], floor: float) -> str:
             f"{f['oos_precision']:.4f} ({f['chosen']}) | {c['oos_recall']:.4f} |"
         )
     lines.append(f"\nWithout rejection: in-scope {base['in_scope_accuracy']:.4f}, OOS recall {base['oos_recall']:.4f}.")
+    if "auto" in results:
+        a = results["auto"]
+        lines += ["", "| candidate | validation (fitted on it): in-scope acc. / OOS recall | held-out: in-scope cost / "
+                  "OOS recall |", "|---|---:|---:|"]  # fmt: skip
+        for key, v in a["validation"].items():
+            h = a["held_out"].get(key)
+            held = f"{h['cost']:.4f} / {h['oos_recall']:.4f}" if h else "–"
+            mark = " (chosen)" if key == a["chosen"] else ""
+            lines.append(f"| {key}{mark} | {v['in_scope_accuracy']:.4f} / {v['oos_recall']:.4f} | {held} |")
+        t = a["test"]
+        lines.append(f"\nChosen ({a['chosen']}) on test: in-scope {t['in_scope_accuracy']:.4f}, OOS recall "
+                     f"{t['oos_recall']:.4f}, precision {t['oos_precision']:.4f}.")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -34,6 +34,10 @@ def test_distance_wins_on_auroc_fit_and_ceiling() -> None:
     table = markdown(results, 0.96)
     row = f"| distance | 1.0000 | {fitted['in_scope_accuracy']:.4f} / 1.0000 / {fitted['oos_precision']:.4f} "
     assert row + "(distance_global) | 1.0000 |" in table.splitlines()
+    auto = results["auto"]  # the model's own choice: the distance, judged on held-out rows too
+    assert auto["chosen"] == "distance_global" and auto["test"]["oos_recall"] == 1.0
+    assert auto["held_out"]["distance_global"]["oos_recall"] > auto["held_out"]["global"]["oos_recall"]
+    assert any(line.startswith("| distance_global (chosen) |") for line in table.splitlines())
 
 
 def test_ceiling_keeps_the_floor() -> None:

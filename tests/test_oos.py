@@ -166,3 +166,54 @@ def test_least_confident_right_answer_is_kept_after_fit(tiny_encoder: Path) -> N
     plain = [clf.classes_[i] for i in clf.predict_proba(texts).argmax(axis=1)]
     right = sum(p == y for p, y in zip(plain, labels))
     assert sum(p == y for p, y in zip(clf.predict(texts), labels)) == right
+
+
+def test_per_intent_thresholds_that_overspend_on_held_out_rows_are_not_chosen() -> None:
+    """40 intents with 8 validation rows each, all answered right with the same spread of confidences, and 40
+    out-of-scope rows answered at random intents with confidences in the same range. Per-intent thresholds fitted
+    on 8 rows each catch more out-of-scope rows on the rows they were fitted on, within the budget there; judged
+    on held-out rows (5-fold cross-fitting) they spend more of the budget than the global threshold does, so
+    ``auto`` keeps the global one. With ``on`` they are used anyway."""
+    rng = np.random.default_rng(5)
+    classes = [f"i{k}" for k in range(40)]
+    intents = [c for c in classes for _ in range(8)]
+    conf = list(rng.uniform(0.3, 1.0, len(intents)))
+    oos_intents = list(rng.choice(classes, 40))
+    probs = np.zeros((len(intents) + 40, len(classes)))
+    for row, (intent, c) in enumerate(zip(intents + oos_intents, conf + list(rng.uniform(0.3, 0.8, 40)))):
+        probs[row] = (1 - c) / (len(classes) - 1)
+        probs[row, classes.index(intent)] = c
+    true = intents + ["oos"] * 40
+    fitted = fit_thresholds(probs, true, classes, max_accuracy_drop=0.05, per_intent="auto")
+    fit = fitted.fit
+    # On the rows they were fitted on, both keep the budget and per-intent catches more...
+    assert fit["candidates"]["per_intent"]["in_scope_accuracy"] >= 0.95
+    assert fit["candidates"]["per_intent"]["oos_recall"] > fit["candidates"]["global"]["oos_recall"]
+    # ...but on held-out rows per-intent costs more than the budget and more than the global threshold.
+    held = fit["held_out"]
+    assert held["folds"] == 5
+    assert held["per_intent"]["cost"] > max(0.05, held["global"]["cost"])
+    assert fit["chosen"] == "global" and fitted.per_intent == {}
+    forced = fit_thresholds(probs, true, classes, max_accuracy_drop=0.05, per_intent="on")
+    assert forced.fit["chosen"] == "per_intent" and forced.per_intent
+
+
+def test_held_out_numbers_are_cross_fitted_by_hand() -> None:
+    """The held-out cost and recall of the global threshold equal a by-hand 5-fold computation."""
+    from intentune.evaluate.oos import HELD_OUT_FOLDS, _stratified_folds
+
+    rng = np.random.default_rng(7)
+    conf = np.array([*rng.uniform(0.5, 1.0, 60), *rng.uniform(0.5, 0.8, 15)])  # >= 0.5: the arg-max stays
+    intents = ["a", "b"] * 30 + ["a"] * 15
+    true = np.array(["a", "b"] * 30 + ["oos"] * 15, dtype=object)
+    fit = fit_thresholds(probs_for(intents, list(conf)), list(true), CLASSES, max_accuracy_drop=0.1).fit
+    folds = _stratified_folds(true, HELD_OUT_FOLDS)
+    assert sorted(np.bincount(folds).tolist()) == [15] * 5  # 30 a, 30 b, 15 oos dealt evenly
+    lost = caught = 0
+    for k in range(HELD_OUT_FOLDS):
+        train, test = folds != k, folds == k
+        right = conf[train][true[train] != "oos"]
+        t = np.sort(right)[int(0.1 * len(right) + 1e-9)]
+        lost += int(((conf < t) & test & (true != "oos")).sum())
+        caught += int(((conf < t) & test & (true == "oos")).sum())
+    assert fit["held_out"]["global"] == {"cost": round(lost / 60, 6), "oos_recall": round(caught / 15, 6)}

@@ -30,6 +30,7 @@ from ..errors import DataError
 
 PER_INTENT_PRIOR = 20.0  # validation rows' worth of weight the global threshold gets in each per-intent one
 SCORES = ("confidence", "distance")
+HELD_OUT_FOLDS = 5  # cross-fitting folds that judge per-intent thresholds and the score on unseen validation rows
 
 
 @dataclass
@@ -185,11 +186,17 @@ def fit_thresholds(
         classes: the model's intents.
         oos_label: the out-of-scope label.
         max_accuracy_drop: how much in-scope accuracy (a share, 0.01 = one point) rejection may cost.
-        per_intent: ``off`` (global only), ``on``, or ``auto`` (per-intent when validation out-of-scope rows
-            show higher recall with them than without).
+        per_intent: ``off`` (global only), ``on``, or ``auto``: per-intent thresholds when, fitted on part of the
+            validation rows and judged on the rest (:data:`HELD_OUT_FOLDS`-fold cross-fitting), they catch more
+            out-of-scope rows than the global threshold without costing more in-scope accuracy than the budget
+            (or than the global threshold itself costs on held-out rows, if that is more). Per-intent thresholds
+            rest on few rows each, so judged on the rows they were fitted on they always look within budget.
         distances: ``(n,)`` distance scores of the validation rows (:meth:`DistanceModel.distances`).
         score: ``confidence``, ``distance`` (needs ``distances``), or ``auto``: the distance when validation
-            out-of-scope rows show it catches more than the confidence within the same budget.
+            out-of-scope rows show it catches more than the confidence within the same budget (held-out rows too).
+
+    The thresholds returned are fitted on all the validation rows; ``fit["candidates"]`` scores each candidate on
+    those rows, ``fit["held_out"]`` on held-out rows (when a choice was made from out-of-scope rows).
 
     Raises:
         DataError: if the validation data has no in-scope rows.
@@ -213,26 +220,36 @@ def fit_thresholds(
         values["distance"] = -np.asarray(distances, dtype=np.float64)
     if score == "distance":
         del values["confidence"]
+    kinds = ("global",) if per_intent == "off" else ("global", "per_intent")
     candidates: dict[str, Thresholds] = {}
     scores: dict[str, dict[str, float]] = {}
-    chosen_of: dict[str, str] = {}
     for name, value in values.items():
+        for key, t in _candidates(intents, value, correct, allowed, oos_label, kinds, name).items():
+            candidates[key] = t
+            scores[key] = _score(t, intents, value, true, in_scope, explicit, oos_label)
+    # Choices that out-of-scope rows decide are judged on rows the thresholds were not fitted on.
+    choosing = has_oos and (per_intent == "auto" or len(values) == 2)
+    held_out = (
+        _held_out(intents, values, correct, true, in_scope, explicit, max_accuracy_drop, oos_label, kinds)
+        if choosing
+        else {}
+    )
+    chosen_of: dict[str, str] = {}
+    for name in values:
         prefix = "" if name == "confidence" else "distance_"
-        global_t = _highest_threshold(value[correct], allowed)
-        found = {"global": Thresholds(oos_label, global_t)}
-        if per_intent != "off":
-            found["per_intent"] = _fit_per_intent(intents, value, correct, allowed, global_t, oos_label)
-        for kind, t in found.items():
-            candidates[prefix + kind] = t
-            scores[prefix + kind] = _score(t, intents, value, true, in_scope, explicit, oos_label)
-        recall = {kind: scores[prefix + kind]["oos_recall"] for kind in found}
         chosen_of[name] = prefix + "global"
-        if per_intent == "on" or (per_intent == "auto" and has_oos and recall["per_intent"] > recall["global"]):
+        if per_intent == "on":
             chosen_of[name] = prefix + "per_intent"
+        elif per_intent == "auto" and has_oos:
+            glob, per = held_out[prefix + "global"], held_out[prefix + "per_intent"]
+            affordable = per["cost"] <= max(max_accuracy_drop, glob["cost"]) + 1e-12
+            if affordable and per["oos_recall"] > glob["oos_recall"]:
+                chosen_of[name] = prefix + "per_intent"
     used = next(iter(values))
-    recall_of = {name: scores[key]["oos_recall"] for name, key in chosen_of.items()}
-    if len(values) == 2 and has_oos and recall_of["distance"] > recall_of["confidence"]:
-        used = "distance"
+    if len(values) == 2 and has_oos:
+        recall_of = {name: held_out[key]["oos_recall"] for name, key in chosen_of.items()}
+        if recall_of["distance"] > recall_of["confidence"]:
+            used = "distance"
     chosen = chosen_of[used]
     result = candidates[chosen]
     if used == "distance":  # back from the negated values to distances (rejected above the threshold)
@@ -249,7 +266,81 @@ def fit_thresholds(
         "without_rejection": base,
         "candidates": scores,
     }
+    if held_out:
+        result.fit["held_out"] = {"folds": HELD_OUT_FOLDS, **held_out}
     return result
+
+
+def _candidates(
+    intents: list[str],
+    value: np.ndarray,
+    correct: np.ndarray,
+    allowed: int,
+    oos_label: str,
+    kinds: Sequence[str],
+    score: str,
+) -> dict[str, Thresholds]:
+    """The global and (if in ``kinds``) per-intent thresholds on one score (values kept when high), keyed as in
+    ``fit["candidates"]``: ``global``, ``per_intent``, ``distance_global``, ``distance_per_intent``."""
+    prefix = "" if score == "confidence" else "distance_"
+    global_t = _highest_threshold(value[correct], allowed)
+    found = {prefix + "global": Thresholds(oos_label, global_t)}
+    if "per_intent" in kinds:
+        found[prefix + "per_intent"] = _fit_per_intent(intents, value, correct, allowed, global_t, oos_label)
+    return found
+
+
+def _held_out(
+    intents: list[str],
+    values: dict[str, np.ndarray],
+    correct: np.ndarray,
+    true: np.ndarray,
+    in_scope: np.ndarray,
+    explicit: np.ndarray,
+    max_accuracy_drop: float,
+    oos_label: str,
+    kinds: Sequence[str],
+) -> dict[str, dict[str, float]]:
+    """Cross-fitting: every candidate fitted on all folds but one and applied to that one, over
+    :data:`HELD_OUT_FOLDS` folds stratified by label (a fixed draw, so the fit is deterministic). Per candidate:
+    ``cost``, the share of in-scope rows answered right without rejection and rejected on held-out rows, and
+    ``oos_recall``, the share of out-of-scope rows rejected or answered out-of-scope on held-out rows."""
+    folds = _stratified_folds(true, HELD_OUT_FOLDS)
+    lost = dict.fromkeys((k for n in values for k in _keys(n, kinds)), 0)
+    caught = dict(lost)
+    names = np.asarray(intents, dtype=object)
+    for fold in range(HELD_OUT_FOLDS):
+        test, train = folds == fold, folds != fold
+        if not train.any() or not test.any():
+            continue
+        part = [i for i, keep in zip(intents, train) if keep]
+        allowed = math.floor(max_accuracy_drop * in_scope[train].sum() + 1e-9)
+        for name, value in values.items():
+            for key, t in _candidates(part, value[train], correct[train], allowed, oos_label, kinds, name).items():
+                rejected = t.reject(list(names[test]), value[test]) | explicit[test]
+                lost[key] += int((rejected & correct[test]).sum())
+                caught[key] += int((rejected & ~in_scope[test]).sum())
+    n_in, n_oos = max(int(in_scope.sum()), 1), max(int((~in_scope).sum()), 1)
+    return {k: {"cost": round(lost[k] / n_in, 6), "oos_recall": round(caught[k] / n_oos, 6)} for k in lost}
+
+
+def _keys(score: str, kinds: Sequence[str]) -> list[str]:
+    prefix = "" if score == "confidence" else "distance_"
+    return [prefix + kind for kind in kinds]
+
+
+def _stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """A fold number per row: each label's rows shuffled (fixed seed) and dealt to the folds in turn, so every
+    fold holds about the same share of every intent and of the out-of-scope rows."""
+    rng = np.random.default_rng(seed)
+    out = np.empty(len(labels), dtype=np.int64)
+    offset = 0
+    for label in sorted(set(labels.tolist())):
+        rows = np.flatnonzero(labels == label)
+        rng.shuffle(rows)
+        out[rows] = (np.arange(len(rows)) + offset) % folds
+        offset += len(rows)  # labels with few rows do not all start in fold 0
+    return out
 
 
 def _highest_threshold(correct_confidences: np.ndarray, allowed: int) -> float:
