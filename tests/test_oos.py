@@ -109,6 +109,15 @@ def test_oos_metrics_and_coverage_curve() -> None:
     assert curve[0] == {"threshold": 0.0, "coverage": 1.0, "accuracy": pytest.approx(2 / 3, abs=1e-6)}
     assert curve[5] == {"threshold": 0.5, "coverage": pytest.approx(2 / 3, abs=1e-6), "accuracy": 1.0}
     assert curve[10]["coverage"] == 0.0
+    # On the distance: answered when at most the threshold, thresholds from the smallest to the largest distance.
+    by_distance = coverage_curve(np.array([0.5, 1.0, 2.5]), np.array([True, True, False]), points=5, score="distance")
+    assert [p["threshold"] for p in by_distance] == [0.5, 1.0, 1.5, 2.0, 2.5]
+    assert [p["coverage"] for p in by_distance] == [
+        pytest.approx(1 / 3, abs=1e-6),
+        *[pytest.approx(2 / 3, abs=1e-6)] * 3,
+        1.0,
+    ]
+    assert [p["accuracy"] for p in by_distance] == [1.0, 1.0, 1.0, 1.0, pytest.approx(2 / 3, abs=1e-6)]
 
 
 def test_classifier_answers_out_of_scope_and_keeps_thresholds(tiny_encoder: Path, tmp_path: Path) -> None:

@@ -129,6 +129,12 @@ def test_a_distance_model_saves_loads_and_answers_the_same(distance_model) -> No
     report = evaluate_classifier(clf, texts, labels)
     assert report.oos["oos_recall"] == 1.0 and report.oos["in_scope_accuracy"] == 0.0
     assert report.oos["threshold"]["score"] == "distance"
+    # The coverage curve sweeps the distance (the score the model rejects by), from the smallest in-scope one.
+    in_scope = np.array([y != "oos" for y in labels])
+    curve = report.oos["coverage_curve"]
+    assert report.oos["coverage_score"] == "distance"
+    assert curve[0]["threshold"] == pytest.approx(float(distances[in_scope].min()), abs=1e-4)
+    assert curve[-1]["coverage"] == 1.0 and curve[0]["coverage"] < 1.0
     assert "distance from the nearest intent above" in report.to_markdown()
     assert clf.describe()["oos_score"] == "distance"
 

@@ -23,8 +23,8 @@ CAPTIONS = {
     "confidence_histogram": "How sure the model was of its right and of its wrong predictions.",
     "reliability": "Accuracy against mean confidence per bin; on the diagonal, answers given with confidence 0.8 "
     "are right 80 % of the time. Marker area grows with the number of predictions in the bin.",
-    "coverage": "One global rejection threshold swept over [0, 1] on the in-scope messages: the share answered "
-    "(coverage) and the accuracy on the answered ones.",
+    "coverage": "One global rejection threshold swept over the in-scope messages, on the score the model rejects "
+    "by (the confidence, or the distance): the share answered (coverage) and the accuracy on the answered ones.",
 }
 
 STYLE = """

@@ -47,8 +47,9 @@ class EvalReport:
         oos: None, or the out-of-scope summary: ``{"label", "threshold": {"global", "per_intent"},
             "in_scope_support", "oos_support", "in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1",
             "without_rejection": {"in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1"},
-            "coverage_curve": [{"threshold", "coverage", "accuracy"}, ...]}``; the curve sweeps one global
-            threshold over the in-scope rows (coverage = share answered, accuracy = on the answered ones).
+            "coverage_score", "coverage_curve": [{"threshold", "coverage", "accuracy"}, ...]}``; the curve sweeps
+            one global threshold over the in-scope rows (coverage = share answered, accuracy = on the answered
+            ones), on the score the model rejects by (``coverage_score``: confidence or distance).
     """
 
     labels: list[str]
@@ -415,18 +416,28 @@ def evaluate_logits(
         ids = [index[y] for y in true[known]]
         report.calibration = calibration_summary(logits[known], ids, temperature)
     if oos_label in labels:
-        report.oos = _oos_summary(probs, true, classes, answers, thresholds, oos_label)
+        report.oos = _oos_summary(probs, true, classes, answers, thresholds, oos_label, distances)
     return report
 
 
 def _oos_summary(
-    probs: np.ndarray, true: np.ndarray, classes: list[str], answers: list[str], thresholds: Any, oos_label: str
+    probs: np.ndarray,
+    true: np.ndarray,
+    classes: list[str],
+    answers: list[str],
+    thresholds: Any,
+    oos_label: str,
+    distances: np.ndarray | None = None,
 ) -> dict[str, Any]:
     from .oos import apply_rejection, coverage_curve, oos_metrics
 
     plain, confidences, _ = apply_rejection(classes, probs, None, oos_label)
     in_scope = true != oos_label
     argmax = np.asarray([classes[i] for i in probs.argmax(axis=1)], dtype=object)
+    # The curve sweeps the score the model rejects by, so the fitted threshold lies on it.
+    by_distance = thresholds is not None and thresholds.score == "distance" and distances is not None
+    swept = np.asarray(distances, dtype=np.float64) if by_distance else confidences
+    score = "distance" if by_distance else "confidence"
     return {
         "label": oos_label,
         "threshold": {
@@ -438,7 +449,8 @@ def _oos_summary(
         "oos_support": int((~in_scope).sum()),
         **oos_metrics(true, answers, oos_label),
         "without_rejection": oos_metrics(true, plain, oos_label),
-        "coverage_curve": coverage_curve(confidences[in_scope], (argmax == true)[in_scope]),
+        "coverage_score": score,
+        "coverage_curve": coverage_curve(swept[in_scope], (argmax == true)[in_scope], score=score),
     }
 
 

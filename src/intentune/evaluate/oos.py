@@ -420,14 +420,28 @@ def oos_metrics(true: Sequence[str], answers: Sequence[str], oos_label: str) -> 
     }
 
 
-def coverage_curve(confidences: np.ndarray, correct: np.ndarray, points: int = 101) -> list[dict[str, float]]:
+def coverage_curve(
+    values: np.ndarray, correct: np.ndarray, points: int = 101, *, score: str = "confidence"
+) -> list[dict[str, float]]:
     """Sweep one global threshold over in-scope answers: the share answered (coverage) and the accuracy on the
-    answered ones, at ``points`` thresholds evenly spaced over [0, 1]."""
-    confidences = np.asarray(confidences, dtype=np.float64)
+    answered ones, at ``points`` thresholds.
+
+    Args:
+        values: the score of each answer: the confidence (answered when at least the threshold; thresholds evenly
+            spaced over [0, 1]) or, for ``score="distance"``, the distance (answered when at most the threshold;
+            thresholds evenly spaced from the smallest to the largest distance).
+        correct: whether each answer is right.
+    """
+    values = np.asarray(values, dtype=np.float64)
     correct = np.asarray(correct, dtype=bool)
+    if score == "distance":
+        low, high = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
+        thresholds, kept_at = np.linspace(low, high, points), lambda t: values <= t
+    else:
+        thresholds, kept_at = np.linspace(0.0, 1.0, points), lambda t: values >= t
     curve = []
-    for t in np.linspace(0.0, 1.0, points):
-        kept = confidences >= t
+    for t in thresholds:
+        kept = kept_at(t)
         coverage = float(kept.mean()) if len(kept) else 0.0
         accuracy = float(correct[kept].mean()) if kept.any() else 1.0
         curve.append({"threshold": round(float(t), 4), "coverage": round(coverage, 6), "accuracy": round(accuracy, 6)})

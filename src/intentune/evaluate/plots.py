@@ -147,7 +147,8 @@ def _reliability_points(ax: Any, bins: list[dict[str, Any]], label: str, color: 
 
 def plot_coverage(oos: dict[str, Any], path: Target) -> None:
     """Accuracy on the answered in-scope messages against the share answered (coverage), as one global threshold
-    sweeps [0, 1]; the fitted global threshold, when there is one, is marked."""
+    sweeps the score the model rejects by (confidence or distance); the fitted global threshold, when there is
+    one, is marked."""
     from matplotlib.figure import Figure
 
     curve = oos.get("coverage_curve") or []
@@ -158,12 +159,13 @@ def plot_coverage(oos: dict[str, Any], path: Target) -> None:
     if threshold is not None and curve:
         point = min(curve, key=lambda p: abs(p["threshold"] - threshold))
         x, y = point["coverage"], point["accuracy"]
-        label = f"global threshold {threshold:.3f}: coverage {x:.3f}, accuracy {y:.3f}"
+        score = oos.get("coverage_score", "confidence")
+        label = f"global {score} threshold {threshold:.3f}: coverage {x:.3f}, accuracy {y:.3f}"
         ax.scatter([x], [y], s=90, color="tab:red", zorder=3, label=label)
         ax.legend(loc="lower left")
     ax.set_xlim(0.0, 1.02)
     ax.set_xlabel("coverage (share of in-scope messages answered)")
     ax.set_ylabel("accuracy on the answered ones")
-    ax.set_title("Coverage against accuracy")
+    ax.set_title(f"Coverage against accuracy (threshold on the {oos.get('coverage_score', 'confidence')})")
     fig.tight_layout()
     fig.savefig(path, format="png")
