@@ -236,7 +236,7 @@ def fit_thresholds(
     )
     chosen_of: dict[str, str] = {}
     for name in values:
-        prefix = "" if name == "confidence" else "distance_"
+        prefix = _prefix(name)
         chosen_of[name] = prefix + "global"
         if per_intent == "on":
             chosen_of[name] = prefix + "per_intent"
@@ -282,7 +282,7 @@ def _candidates(
 ) -> dict[str, Thresholds]:
     """The global and (if in ``kinds``) per-intent thresholds on one score (values kept when high), keyed as in
     ``fit["candidates"]``: ``global``, ``per_intent``, ``distance_global``, ``distance_per_intent``."""
-    prefix = "" if score == "confidence" else "distance_"
+    prefix = _prefix(score)
     global_t = _highest_threshold(value[correct], allowed)
     found = {prefix + "global": Thresholds(oos_label, global_t)}
     if "per_intent" in kinds:
@@ -306,7 +306,7 @@ def _held_out(
     ``cost``, the share of in-scope rows answered right without rejection and rejected on held-out rows, and
     ``oos_recall``, the share of out-of-scope rows rejected or answered out-of-scope on held-out rows."""
     folds = _stratified_folds(true, HELD_OUT_FOLDS)
-    lost = dict.fromkeys((k for n in values for k in _keys(n, kinds)), 0)
+    lost = dict.fromkeys((_prefix(name) + kind for name in values for kind in kinds), 0)
     caught = dict(lost)
     names = np.asarray(intents, dtype=object)
     for fold in range(HELD_OUT_FOLDS):
@@ -324,9 +324,9 @@ def _held_out(
     return {k: {"cost": round(lost[k] / n_in, 6), "oos_recall": round(caught[k] / n_oos, 6)} for k in lost}
 
 
-def _keys(score: str, kinds: Sequence[str]) -> list[str]:
-    prefix = "" if score == "confidence" else "distance_"
-    return [prefix + kind for kind in kinds]
+def _prefix(score: str) -> str:
+    """How a score's candidates are keyed: ``global`` / ``per_intent`` for the confidence, ``distance_...``."""
+    return "" if score == "confidence" else "distance_"
 
 
 def _stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
