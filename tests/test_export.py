@@ -238,16 +238,20 @@ def test_cli_export_to_a_deployable_folder_with_a_parity_check(
     assert result.exit_code == 1 and "error: " in result.output and "does not exist" in result.output
 
 
-def test_decoder_quantization_leaves_logging_as_it_was(tiny_decoder: Path, tmp_path: Path) -> None:
-    """onnxruntime's weight-only quantizer calls logging.basicConfig(level=INFO) when imported and logs a line per
-    node it skips; an export in a fresh process must leave the root logger alone and print none of that."""
+@pytest.mark.parametrize("kind", ["decoder", "encoder"])
+def test_quantization_leaves_logging_as_it_was(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """onnxruntime's weight-only quantizer (decoders) calls logging.basicConfig(level=INFO) when imported and logs a
+    line per node it skips; its dynamic quantizer (encoders) logs through logging.info(), which gives a root logger
+    without handlers a stderr one. An export in a fresh process must leave the root logger alone and print none of
+    that."""
+    backbone = request.getfixturevalue(f"tiny_{kind}")
     script = f"""
 import logging, sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from conftest import tiny_config, toy_data
 from intentune import IntentClassifier
 from intentune.export import export_model
-clf = IntentClassifier(tiny_config({str(tiny_decoder)!r}, epochs=1)).fit(*toy_data())
+clf = IntentClassifier(tiny_config({str(backbone)!r}, epochs=1)).fit(*toy_data())
 export_model(clf.save({str(tmp_path / "model")!r}), quantize="int8")
 root = logging.getLogger()
 print("ROOT", len(root.handlers), logging.getLevelName(root.level))

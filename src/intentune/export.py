@@ -398,8 +398,9 @@ def _quantize_int8(source: Path, target: Path, kind: str) -> None:
     quantized per block inside the product). Dynamic quantization cost smollm2-135m 8.4 points on 500 BANKING77
     test texts (one scale per activation tensor, probably stretched by outlier channels), this 0.2.
     """
-    hint = _QuietQuantizer()
-    logging.getLogger().addFilter(hint)
+    root = logging.getLogger()
+    hint, handlers, root_level = _QuietQuantizer(), list(root.handlers), root.level
+    root.addFilter(hint)
     try:
         if kind == DECODER:
             quantizer_class = _import_nbits_quantizer()
@@ -423,7 +424,11 @@ def _quantize_int8(source: Path, target: Path, kind: str) -> None:
                 extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
             )  # fmt: skip
     finally:
-        logging.getLogger().removeFilter(hint)
+        root.removeFilter(hint)
+        # The dynamic quantizer logs through logging.info(), which gives a root logger without handlers a stderr one.
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(root_level)
 
 
 def _export_info(classifier: IntentClassifier, quantize: str | None) -> dict[str, Any]:
