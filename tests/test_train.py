@@ -109,3 +109,35 @@ def test_early_stopping_scores_and_patience(metric: str, saved_at: list[int]) ->
     expected = [*saved_at, 3] if metric == "val_accuracy" else saved_at
     assert saved == sorted(set(expected))
     assert control.should_stop and state.step == 5 and state.best_step == 3
+
+
+def test_layer_lr_decay_lowers_the_rate_layer_by_layer(tiny_encoder: object) -> None:
+    """The tiny BERT (2 layers), decay 0.5: the top layer and the pooler above it at the backbone's rate, layer 0
+    at half of it, the embeddings at a quarter; the head keeps its own rate; 1.0 gives one rate to the backbone."""
+    from intentune.backbones import load_backbone
+    from intentune.model import IntentNet
+
+    backbone, _, kind = load_backbone(str(tiny_encoder))
+    net = IntentNet(backbone, 3, kind=kind, pooling="mean", dropout=0.1)
+    cfg = Config().override(["train.learning_rate=1e-4", "train.head_learning_rate=1e-3", "train.layer_lr_decay=0.5"])
+    by_id = {id(p): g["lr"] for g in build_optimizer(net, cfg.train, kind).param_groups for p in g["params"]}
+    rates = {name: by_id[id(p)] for name, p in net.named_parameters()}
+    layer = {i: [r for n, r in rates.items() if f".layer.{i}." in n] for i in (0, 1)}
+    assert set(layer[1]) == {1e-4} and set(layer[0]) == {5e-5}
+    assert {r for n, r in rates.items() if ".embeddings." in n} == {2.5e-5}
+    assert {r for n, r in rates.items() if ".pooler." in n} == {1e-4}  # registered after the layers
+    assert rates["head.weight"] == rates["head.bias"] == 1e-3
+    flat = Config().override(["train.learning_rate=1e-4", "train.head_learning_rate=1e-3"])
+    assert {g["lr"] for g in build_optimizer(net, flat.train, kind).param_groups} == {1e-4, 1e-3}
+
+
+def test_layer_lr_decay_is_checked_and_needs_a_layer_stack() -> None:
+    from intentune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.layer_lr_decay .*\(0, 1\]"):
+        Config().override(["train.layer_lr_decay=0"])
+    net = nn.Module()
+    net.backbone = nn.Linear(4, 4)
+    net.head = nn.Linear(4, 2)
+    with pytest.raises(ConfigError, match="cannot find the transformer layers of Linear for train.layer_lr_decay"):
+        build_optimizer(net, Config().override(["train.layer_lr_decay=0.9"]).train, "encoder")

@@ -99,6 +99,13 @@ class TrainConfig:
     head_learning_rate: float = _opt(
         2e-3, "Learning rate of the freshly initialised classification layer (it needs a larger one)."
     )
+    layer_lr_decay: float = _opt(
+        1.0,
+        "Layer-wise learning-rate decay: the top transformer layer trains at the backbone's learning rate, each "
+        "layer below at this factor times the rate of the one above, the embeddings below the lowest layer at one "
+        "factor less again (0.9 over 6 layers: 0.53x for the embeddings); 1.0 = one rate for the whole backbone.",
+        example=0.9,
+    )
     weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and norms).")
     warmup_ratio: float = _opt(0.1, "Share of the steps over which the learning rate rises from 0.")
     schedule: str = _opt("linear", "Decay after warmup.", ("linear", "cosine", "constant"))
@@ -372,6 +379,7 @@ class Config:
             ("train.eval_batch_size", self.train.eval_batch_size >= 1, "at least 1"),
             ("train.warmup_ratio", 0.0 <= self.train.warmup_ratio < 1.0, "in [0, 1)"),
             ("train.head_learning_rate", self.train.head_learning_rate > 0, "positive"),
+            ("train.layer_lr_decay", 0.0 < self.train.layer_lr_decay <= 1.0, "in (0, 1]"),
             ("train.learning_rate", (self.train.learning_rate or 1.0) > 0, "positive"),
             ("train.early_stopping_patience", self.train.early_stopping_patience >= 0, "0 or more"),
             ("train.eval_every_steps", (self.train.eval_every_steps or 1) >= 1, "at least 1"),

@@ -264,22 +264,22 @@ def compute_class_weights(
 def build_optimizer(net: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.Optimizer:
     """``train.optimizer`` with two learning rates: a low one for the pretrained body, a larger one for the new head.
 
-    Biases and normalisation weights get no weight decay. Frozen parameters are left out.
+    With ``train.layer_lr_decay`` below 1 the body's rate falls layer by layer from the top down (see
+    :func:`layer_depths`). Biases and normalisation weights get no weight decay. Frozen parameters are left out.
     """
     body_lr = cfg.learning_rate or DEFAULT_LEARNING_RATE[kind]
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    depths = layer_depths(net) if cfg.layer_lr_decay != 1.0 else {}
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for name, param in net.named_parameters():
         if param.requires_grad:
-            is_head = name.startswith("head.")
-            decays = param.ndim >= 2
-            groups.setdefault((is_head, decays), []).append(param)
+            if name.startswith("head."):
+                lr = cfg.head_learning_rate
+            else:
+                lr = body_lr * cfg.layer_lr_decay ** depths.get(name, 0)
+            groups.setdefault((lr, param.ndim >= 2), []).append(param)
     param_groups = [
-        {
-            "params": params,
-            "lr": cfg.head_learning_rate if is_head else body_lr,
-            "weight_decay": cfg.weight_decay if decays else 0.0,
-        }
-        for (is_head, decays), params in groups.items()
+        {"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decays else 0.0}
+        for (lr, decays), params in groups.items()
     ]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(param_groups, momentum=cfg.momentum)
@@ -293,6 +293,38 @@ def build_optimizer(net: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.
         return optimizer_class(param_groups, fused=True)
     except (RuntimeError, TypeError):  # a device or dtype without a fused kernel
         return optimizer_class(param_groups)
+
+
+def layer_depths(net: nn.Module) -> dict[str, int]:
+    """How many layers below the top transformer layer each backbone parameter sits (the learning rate is scaled
+    by ``train.layer_lr_decay`` to this power): 0 for the top layer and whatever follows it (a final norm, a
+    pooler), ``L - 1 - i`` for layer ``i`` of ``L``, and ``L`` for what comes before the lowest layer (the
+    embeddings). Parameters are named as ``net.named_parameters()`` names them.
+
+    Raises:
+        ConfigError: if the backbone's layer stack cannot be found.
+    """
+    from .adapters import transformer_layers
+
+    try:
+        layers = transformer_layers(net.backbone)
+    except (ConfigError, AttributeError):
+        raise ConfigError(
+            f"cannot find the transformer layers of {type(getattr(net, 'backbone', net)).__name__} for "
+            "train.layer_lr_decay; set it to 1.0"
+        ) from None
+    count = len(layers)
+    in_layer = {id(param): i for i, layer in enumerate(layers) for param in layer.parameters()}
+    depths, seen_layer = {}, False
+    for name, param in net.named_parameters():
+        if name.startswith("head."):
+            continue
+        if id(param) in in_layer:
+            seen_layer = True
+            depths[name] = count - 1 - in_layer[id(param)]
+        else:  # registered before the layers (embeddings) or after them (final norm, pooler)
+            depths[name] = 0 if seen_layer else count
+    return depths
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
