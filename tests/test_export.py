@@ -71,6 +71,19 @@ def test_int8_predictions_mostly_agree(exported: Path) -> None:
     assert np.abs(int8 - expected).max() < 0.05
 
 
+def test_int8_answers_do_not_depend_on_the_batch(exported: Path) -> None:
+    """A dynamically quantized graph shares one activation scale across the rows of a batch; the predictor runs the
+    int8 graph one text at a time, so each text gets the same probabilities alone, in a batch, and with the
+    pooled vectors requested."""
+    int8 = OnnxPredictor.load(exported, quantized=True)
+    alone = np.concatenate([int8.predict_proba([text]) for text in TEXTS])
+    assert np.array_equal(int8.predict_proba(TEXTS), alone)
+    assert np.array_equal(int8.predict_proba(TEXTS[::-1], batch_size=7)[::-1], alone)
+    _, pooled = int8._forward(TEXTS, pooled=True)
+    assert pooled is not None and pooled.shape[0] == len(TEXTS)
+    np.testing.assert_array_equal(pooled[3], int8._forward([TEXTS[3]], pooled=True)[1][0])
+
+
 def test_onnx_predictor_honours_temperature_and_thresholds(exported: Path, tmp_path: Path) -> None:
     folder = _copy(exported, tmp_path)
     meta = json.loads((folder / "intentune.json").read_text())
