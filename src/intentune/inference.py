@@ -164,7 +164,7 @@ class OnnxPredictor(IntentClassifier):
         per tensor, over every row of a batch, so a text's answer would depend on the texts it shares a batch with:
         on the BANKING77 test set (minilm-l6) 72 of 3,080 answers differed between one-at-a-time and batches of 64,
         and accuracy moved from 0.8455 to 0.8403 with shuffled batches. One text per call was also faster there
-        (2-core CPU: 289 texts/s against 172 in batches of 64).
+        (2-core CPU: 222-279 texts/s against 161-165 in batches of 64, two runs each).
         """
         from .preprocess import pad_arrays
 
