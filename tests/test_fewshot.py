@@ -74,6 +74,31 @@ def test_supcon_loss_prefers_clustered_embeddings() -> None:
     assert loss.item() == 0.0 and lonely.grad is not None
 
 
+def _dense_separation(embeddings: torch.Tensor, labels: torch.Tensor) -> float:
+    """The definition, with the full n x n cosine matrix (what embedding_separation avoids building)."""
+    z = torch.nn.functional.normalize(embeddings.double(), dim=-1)
+    cosine = z @ z.T
+    same = labels[:, None] == labels[None, :]
+    same_off = same & ~torch.eye(len(labels), dtype=torch.bool)
+    return float(cosine[same_off].mean() - cosine[~same].mean())
+
+
+def test_separation_equals_the_mean_pairwise_cosines() -> None:
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.tensor([0] * 7 + [1] * 2 + [2] * 5 + [4] * 3)  # intent 3 has no rows; uneven counts
+    embeddings = torch.randn(len(labels), 6, generator=generator) + 2.0 * torch.randn(5, 6, generator=generator)[labels]
+    embeddings[3] = 0.0  # a zero vector: cosine 0 with everything, as normalize() leaves it
+    expected = _dense_separation(embeddings, labels)
+    assert expected > 0.1  # the clusters are visible, so a sign or pairing mistake would show
+    assert embedding_separation(embeddings, labels) == pytest.approx(expected, abs=1e-9)
+    assert embedding_separation(embeddings.float(), labels) == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("labels", [[0, 0, 0, 0], [0, 1, 2, 3]])
+def test_separation_is_zero_without_same_or_different_pairs(labels: list[int]) -> None:
+    assert embedding_separation(torch.randn(4, 3), torch.tensor(labels)) == 0.0
+
+
 def test_prototype_init_classifies_the_class_means() -> None:
     embeddings = torch.tensor([[2.0, 0.0], [1.0, 0.2], [0.0, 3.0], [0.2, 1.0]])
     head = torch.nn.Linear(2, 2)
