@@ -66,7 +66,7 @@ def test_table_rows_ratios_and_published_anchor(results: Path) -> None:
     setfit_row = "| SetFit (MiniLM body) | 0.8600 | 0.8500 | – | – | 0.8000 | 80.0 | 40x | 100.0 | 1,000 | 12.0 |"
     assert setfit_row + " 0.25 (minilm-l6) |" in block
     assert "| banking77-10shot | *CPFT (published)* | 0.872 |" in block
-    assert "**not** above setfit-minilm-l6; training time no longer than SetFit's and the Trainer's." in block
+    assert "**not** above setfit-minilm-l6; training time no longer than setfit-minilm-l6." in block
     assert "1 pieces" not in block and "0 pieces in 10.0 min" in block
 
 
@@ -75,6 +75,28 @@ def test_write_block_replaces_only_between_markers(results: Path, tmp_path: Path
     page.write_text(f"before\n{render.START}\nold\n{render.END}\nafter\n")
     render.write_block(page, "new table")
     assert page.read_text() == f"before\n{render.START}\nnew table\n{render.END}\nafter\n"
+
+
+def test_training_time_is_compared_with_the_same_backbones_peers_only() -> None:
+    records = [
+        record("intentune-minilm-l6", 0.86, 300.0, 0.86),
+        record("trainer-minilm-l6", 0.48, 320.0, 0.47),
+        record("intentune-smollm2-135m", 0.77, 1800.0, 0.77),
+        record("trainer-smollm2-135m", 0.57, 3000.0, 0.59),
+        record("setfit-minilm-l6", 0.76, 1000.0, 0.75),
+    ]
+    lines = render.verdicts("banking77-10shot", records)
+    assert lines == [
+        "- banking77-10shot, intentune-minilm-l6: accuracy above every peer; training time no longer than "
+        "trainer-minilm-l6 and setfit-minilm-l6.",
+        # 1,800 s is longer than the encoder's Trainer (320 s) and SetFit (1,000 s), but those train another model.
+        "- banking77-10shot, intentune-smollm2-135m: accuracy above every peer; training time no longer than "
+        "trainer-smollm2-135m.",
+    ]
+    slow = [record("intentune-smollm2-135m", 0.77, 3100.0, 0.77), record("trainer-smollm2-135m", 0.57, 3000.0, 0.59)]
+    assert "training time **longer** than trainer-smollm2-135m." in render.verdicts("t", slow)[0]
+    alone = [record("intentune-smollm2-135m", 0.77, 3100.0, 0.77), record("trainer-minilm-l6", 0.48, 320.0, 0.47)]
+    assert "not compared (no SetFit or Trainer piece with smollm2-135m)" in render.verdicts("t", alone)[0]
 
 
 def test_suite_sections_and_only_runs_with_records(results: Path, tmp_path: Path) -> None:
