@@ -74,6 +74,11 @@ def time_to_accuracy(intentune: dict[str, Any], target: float) -> float | None:
     return intentune["train_seconds"] if reached(intentune["validation_accuracy"], target) else None
 
 
+def backbone_of(method: str) -> str | None:
+    """The backbone in a method label (``trainer-smollm2-135m`` -> ``smollm2-135m``); None for TF-IDF."""
+    return method.split("-", 1)[1] if "-" in method else None
+
+
 def ratios(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     """Per method label: training time / TF-IDF's, and intentune's time to the peer's accuracy / the peer's."""
     by_method = {r["method"]: r for r in records if "error" not in r}
@@ -84,8 +89,7 @@ def ratios(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
         if base is None and baseline is not None and baseline["run"]["id"] == r["run"]["id"]:
             base = baseline["train_seconds"]
         row = {"vs_tfidf": f"{r['train_seconds'] / base:,.0f}x" if base else "–"}
-        backbone = label.split("-", 1)[1] if "-" in label else "minilm-l6"
-        ours = by_method.get(f"intentune-{backbone}")
+        ours = by_method.get(f"intentune-{backbone_of(label) or 'minilm-l6'}")
         row["tta"] = "–"
         if ours is not None and not label.startswith("intentune"):
             seconds = time_to_accuracy(ours, r["validation_accuracy"])
@@ -122,11 +126,6 @@ def task_rows(task: str, records: list[dict[str, Any]]) -> list[str]:
                  fmt(anchor.get("in_scope_accuracy"), 3), fmt(anchor.get("oos_recall"), 3)]  # fmt: skip
         rows.append("| " + " | ".join(cells) + " | " + " | ".join(["not measured here", *["–"] * 5, note]) + " |")
     return rows
-
-
-def backbone_of(method: str) -> str | None:
-    """The backbone in a method label (``trainer-smollm2-135m`` -> ``smollm2-135m``); None for TF-IDF."""
-    return method.split("-", 1)[1] if "-" in method else None
 
 
 def verdicts(task: str, records: list[dict[str, Any]]) -> list[str]:
