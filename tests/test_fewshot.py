@@ -171,3 +171,29 @@ def test_fit_without_few_shot_has_no_summary(tiny_encoder: Path) -> None:
     texts, labels = toy_data()
     clf = IntentClassifier(tiny_config(tiny_encoder, epochs=2, few_shot="off")).fit(texts, labels)
     assert "few_shot" not in clf.train_summary_
+
+
+def test_the_prototype_head_is_evaluated_first_and_kept_when_fine_tuning_makes_it_worse(tiny_encoder: Path) -> None:
+    texts, labels = toy_data()
+    # A classifier phase with absurd learning rates wrecks what the contrastive phase built.
+    config = tiny_config(tiny_encoder, epochs=2, few_shot="on", few_shot_epochs=15, few_shot_learning_rate=3e-3)
+    config.train.few_shot_batch_intents, config.train.few_shot_examples_per_intent = 4, 3
+    config.train.learning_rate, config.train.head_learning_rate = 5.0, 50.0
+    config.train.early_stopping_metric = "val_accuracy"
+    clf = IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
+    first, *later = clf.history_
+    assert (first["step"], first["epoch"]) == (0, 0.0) and first["elapsed_s"] >= 0
+    assert first["val_accuracy"] >= 0.9  # the prototype head already classifies
+    assert later and all(h["step"] > 0 and h["val_accuracy"] < first["val_accuracy"] for h in later)
+    assert clf.train_summary_["best_step"] == 0
+    top = [clf.classes_[i] for i in clf.predict_proba(texts).argmax(axis=1)]  # the kept weights are step 0's
+    assert round(sum(p == y for p, y in zip(top, labels)) / len(labels), 5) == first["val_accuracy"]
+
+
+def test_no_first_evaluation_without_few_shot_or_prototype_head(tiny_encoder: Path) -> None:
+    texts, labels = toy_data()
+    for settings in ({"few_shot": "off"}, {"few_shot": "on", "few_shot_epochs": 1, "few_shot_prototype_init": False}):
+        clf = IntentClassifier(tiny_config(tiny_encoder, epochs=1, **settings)).fit(
+            texts, labels, validation=(texts, labels)
+        )
+        assert [h["step"] for h in clf.history_] == [clf.train_summary_["steps"]], settings

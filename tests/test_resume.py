@@ -50,7 +50,8 @@ def test_resumed_training_ends_where_uninterrupted_training_ends(tiny_encoder: P
         IntentClassifier(cfg).fit(texts, labels, validation=validation, checkpoint_dir=tmp_path / "b",
                                   callbacks=[_Interrupt(11)])  # fmt: skip
     state = json.loads((tmp_path / "b" / "state.json").read_text())
-    assert state["step"] == 8 and len(state["history"]) == 2  # checkpoints at 4 and 8; evaluations at 3 and 6
+    # Checkpoints at 4 and 8; evaluations at 0 (few-shot mode's prototype head: the toy set is few-shot), 3 and 6.
+    assert state["step"] == 8 and [h["step"] for h in state["history"]] == [0, 3, 6]
     resumed = IntentClassifier(cfg).fit(texts, labels, validation=validation, checkpoint_dir=tmp_path / "b",
                                         resume=True)  # fmt: skip
     assert resumed.train_summary_["resumed_from_step"] == 8
@@ -128,7 +129,7 @@ def test_sigkill_midway_then_resume_finishes_and_loses_nothing(tiny_encoder: Pat
     clf = IntentClassifier.load(run / "model")
     assert clf.train_summary_["resumed_from_step"] == killed_at and clf.train_summary_["steps"] == 180
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in log] == list(range(3, 181, 3))  # every evaluation once, in order
+    assert [entry["step"] for entry in log] == list(range(0, 181, 3))  # every evaluation once, in order (0: few-shot)
     assert not (run / "checkpoint").exists()
     texts, labels = toy_data()
     assert sum(p == y for p, y in zip(clf.predict(texts), labels)) >= 0.9 * len(labels)

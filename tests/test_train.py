@@ -141,3 +141,47 @@ def test_layer_lr_decay_is_checked_and_needs_a_layer_stack() -> None:
     net.head = nn.Linear(4, 2)
     with pytest.raises(ConfigError, match="cannot find the transformer layers of Linear for train.layer_lr_decay"):
         build_optimizer(net, Config().override(["train.layer_lr_decay=0.9"]).train, "encoder")
+
+
+def _tiny_loop_inputs(tiny_encoder: object) -> tuple[nn.Module, tuple, tuple, int]:
+    from intentune.backbones import load_backbone
+    from intentune.model import IntentNet
+    from intentune.preprocess import encode_labels, tokenize
+
+    from conftest import toy_data
+
+    texts, labels = toy_data()
+    classes = sorted(set(labels))
+    backbone, tokenizer, kind = load_backbone(str(tiny_encoder))
+    net = IntentNet(backbone, len(classes), kind=kind, pooling="mean", dropout=0.0)
+    encoded = (tokenize(tokenizer, texts, 32), encode_labels(labels, classes))
+    return net, encoded, encoded, int(tokenizer.pad_token_id)
+
+
+def test_validation_batches_are_sorted_by_length(tiny_encoder: object) -> None:
+    from intentune.train import TrainingLoop, make_accelerator
+
+    net, train, validation, pad_id = _tiny_loop_inputs(tiny_encoder)
+    cfg = Config().override(["train.device=cpu", "train.eval_batch_size=4"]).train
+    loop = TrainingLoop(net, train, validation, cfg, pad_id, make_accelerator(cfg))
+    batches = list(loop.val_loader)
+    widths = [b["input_ids"].shape[1] for b in batches]
+    assert widths == sorted(widths) and len(set(widths)) > 1
+    lengths = [int(n) for b in batches for n in b["attention_mask"].sum(dim=1)]
+    assert lengths == sorted(lengths) == sorted(len(ids) for ids in validation[0])
+
+
+def test_a_callback_can_stop_training_at_the_first_evaluation(tiny_encoder: object) -> None:
+    from intentune.train import Callback, train_net
+
+    net, train, validation, pad_id = _tiny_loop_inputs(tiny_encoder)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+
+    class StopAtOnce(Callback):
+        def on_evaluate(self, state: object, control: object, metrics: dict[str, float]) -> None:
+            control.should_stop = True
+
+    cfg = Config().override(["train.device=cpu", "train.epochs=2"]).train
+    result = train_net(net, train, validation, cfg, pad_id, [StopAtOnce()], evaluate_first=True)
+    assert result.state.step == 0 and [h["step"] for h in result.history] == [0] and result.stopped_early
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())

@@ -169,6 +169,7 @@ class IntentClassifier:
         result = train_net(
             self.net_, (train_ids, self._label_ids(labels)), val, self.config.train, self._pad_id(), callbacks,
             class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
+            evaluate_first=few_shot is not None and tcfg.few_shot_prototype_init,  # the prototype head classifies
         )  # fmt: skip
         self.net_.backbone = merge_lora(self.net_.backbone)
         self.history_ = result.history
