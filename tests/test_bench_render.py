@@ -161,3 +161,17 @@ def test_versions_without_an_installed_intentune(monkeypatch: pytest.MonkeyPatch
 
     assert found["intentune"] == intentune.__version__ and found["tokenizers"] == "not installed"
     assert found["numpy"] == real("numpy")
+
+
+def test_one_table_per_machine(tmp_path: Path) -> None:
+    xeon = RUN | {"id": "2026-11-27T13:00:00", "machine": RUN["machine"] | {"cpu": "Intel(R) Xeon(R) Processor"}}
+    records = [record("intentune-minilm-l6", 0.86, 130.0, 0.87), record("trainer-minilm-l6", 0.43, 256.0, 0.44)]
+    records += [r | {"run": xeon} for r in records]
+    for r in records:
+        name = f"banking77-10shot__{r['method']}__{r['run']['machine']['cpu'].split()[0]}.json"
+        (tmp_path / name).write_text(json.dumps(r))
+    block = render.render_all(tmp_path, write=False)
+    heads = [line for line in block.splitlines() if line.startswith("Device:")]
+    assert heads == ["Device: **cpu** (AMD EPYC, 2 cores).", "Device: **cpu** (Intel(R) Xeon(R) Processor, 2 cores)."]
+    tables = block.split("Device:")[1:]
+    assert all(t.count("| banking77-10shot | **intentune** minilm-l6 |") == 1 for t in tables)

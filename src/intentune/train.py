@@ -385,7 +385,7 @@ class TrainingLoop:
         weight = None
         if class_weights is not None:
             weight = torch.tensor(list(class_weights), dtype=torch.float32, device=accelerator.device)
-        self.loss_fn = nn.CrossEntropyLoss(weight=weight)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.eval_every = cfg.eval_every_steps or self.steps_per_epoch
         self.epoch_index = 0
         self.batch_index = 0  # batches of the current epoch already trained on
