@@ -185,3 +185,25 @@ def test_a_callback_can_stop_training_at_the_first_evaluation(tiny_encoder: obje
     result = train_net(net, train, validation, cfg, pad_id, [StopAtOnce()], evaluate_first=True)
     assert result.state.step == 0 and [h["step"] for h in result.history] == [0] and result.stopped_early
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+
+
+def test_a_step_0_evaluation_can_be_kept_but_does_not_start_the_patience_count() -> None:
+    from intentune.train import EarlyStopping, TrainControl, TrainState
+
+    def run(accuracies: list[float]) -> tuple[list[int], int, bool]:
+        callback = EarlyStopping(patience=2, metric="val_accuracy")
+        state, control, seen = TrainState(max_steps=10), TrainControl(), []
+        for step, accuracy in enumerate(accuracies):  # step 0 first: the head before fine-tuning
+            state.step = step
+            callback.on_evaluate(state, control, {"val_loss": 1.0, "val_accuracy": accuracy})
+            seen.append(step)
+            if control.should_stop:
+                break
+        return seen, state.best_step, control.should_stop
+
+    # Fine-tuning dips below step 0 and climbs: it goes on, and its later best is kept.
+    assert run([0.85, 0.81, 0.84, 0.86, 0.87]) == ([0, 1, 2, 3, 4], 4, False)
+    # Fine-tuning improves on itself but never passes step 0: it runs on, and step 0 stays the best weights.
+    assert run([0.90, 0.81, 0.84, 0.86, 0.87]) == ([0, 1, 2, 3, 4], 0, False)
+    # Two fine-tuning evaluations worse than the best fine-tuning one: stopped, step 0 kept.
+    assert run([0.90, 0.85, 0.84, 0.83, 0.99]) == ([0, 1, 2, 3], 0, True)
