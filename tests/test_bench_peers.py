@@ -54,7 +54,7 @@ def test_intentune_records_its_curve_and_the_answer_with_rejection(
                 "train.early_stopping_patience=0", "model.dropout=0"]  # fmt: skip
     result = peers.run_job(job("intentune", toy_files, str(tiny_encoder), set=settings))
     check_common(result)
-    assert [p["epoch"] for p in result["curve"]] == [1.0, 2.0, 3.0, 4.0]
+    assert [p["epoch"] for p in result["curve"]] == [0.0, 1.0, 2.0, 3.0, 4.0]  # 0: the prototype head (few-shot)
     assert result["metrics"]["accuracy"] >= 0.75
     assert result["settings"]["epochs_run"] == 4 and result["settings"]["few_shot"]  # 6 rows per intent: few-shot
     rejected = result["settings"]["with_rejection"]  # answers with the fitted rejection can only lose accuracy
