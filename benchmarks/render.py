@@ -151,21 +151,20 @@ def verdicts(task: str, records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def machine_of(record: dict[str, Any]) -> str:
-    """The device and machine a record was measured on (``cpu, AMD EPYC, 2 cores``): one table each, since times
-    and speed ratios from different machines do not compare."""
+def machine_of(record: dict[str, Any]) -> tuple[str, str]:
+    """The device and machine a record was measured on (``("cpu", "AMD EPYC, 2 cores")``): one table each, since
+    times and speed ratios from different machines do not compare."""
     machine = record["run"]["machine"]
     gpu = f", GPU {machine['gpu']}" if machine.get("gpu", "none") != "none" else ""
-    return f"{record['run']['device']}, {machine['cpu']}, {machine['cores']} cores{gpu}"
+    return record["run"]["device"], f"{machine['cpu']}, {machine['cores']} cores{gpu}"
 
 
 def render(records: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> str:
     """The Markdown block: one table per device and machine, the verdicts against the targets, and the runs'
     provenance."""
     lines: list[str] = []
-    for where in sorted({machine_of(r) for r in records}):
-        on_device = [r for r in records if machine_of(r) == where]
-        device, machine = where.split(", ", 1)
+    for device, machine in sorted({machine_of(r) for r in records}):
+        on_device = [r for r in records if machine_of(r) == (device, machine)]
         lines += [f"Device: **{device}** ({machine}).", "", "| " + " | ".join(COLUMNS) + " |",
                   "|---|---|" + "---:|" * (len(COLUMNS) - 2)]  # fmt: skip
         checks: list[str] = []

@@ -122,6 +122,21 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )  # fmt: skip
 
 
+def tiny_net(backbone_dir: Path) -> tuple[object, list[list[int]], list[int], int]:
+    """An untrained ``IntentNet`` on a tiny backbone, with the toy set's token ids, label ids and the pad id."""
+    from intentune.backbones import DECODER, load_backbone
+    from intentune.model import IntentNet
+    from intentune.preprocess import encode_labels, tokenize
+
+    texts, labels = toy_data()
+    classes = sorted(set(labels))
+    torch.manual_seed(0)
+    backbone, tokenizer, kind = load_backbone(str(backbone_dir))
+    pooling = "last" if kind == DECODER else "mean"
+    net = IntentNet(backbone, len(classes), kind=kind, pooling=pooling, dropout=0.0)
+    return net, tokenize(tokenizer, texts, 32), encode_labels(labels, classes), int(tokenizer.pad_token_id)
+
+
 def tiny_config(backbone: Path, **train: object) -> Config:
     """Settings that let a tiny random backbone overfit the toy set quickly."""
     config = Config()

@@ -19,10 +19,8 @@ from intentune.fewshot import (
     supcon_loss,
     use_few_shot,
 )
-from intentune.model import IntentNet
-from intentune.preprocess import encode_labels, tokenize
 
-from conftest import tiny_config, toy_data
+from conftest import tiny_config, tiny_net, toy_data
 
 
 def _labels(per_intent: int, intents: int = 4) -> list[str]:
@@ -107,21 +105,9 @@ def test_prototype_init_classifies_the_class_means() -> None:
     assert torch.all(head.bias == 0)
 
 
-def _tiny_net(backbone_dir: Path) -> tuple[IntentNet, list[list[int]], list[int], int]:
-    from intentune.backbones import DECODER, load_backbone
-
-    texts, labels = toy_data()
-    classes = sorted(set(labels))
-    torch.manual_seed(0)
-    backbone, tokenizer, kind = load_backbone(str(backbone_dir))
-    pooling = "last" if kind == DECODER else "mean"
-    net = IntentNet(backbone, len(classes), kind=kind, pooling=pooling, dropout=0.0)
-    return net, tokenize(tokenizer, texts, 32), encode_labels(labels, classes), int(tokenizer.pad_token_id)
-
-
 @pytest.mark.parametrize("backbone", ["tiny_encoder", "tiny_decoder"])
 def test_pretraining_pulls_same_intent_embeddings_together(backbone: str, request: pytest.FixtureRequest) -> None:
-    net, ids, label_ids, pad_id = _tiny_net(request.getfixturevalue(backbone))
+    net, ids, label_ids, pad_id = tiny_net(request.getfixturevalue(backbone))
     labels = torch.tensor(label_ids)
     weights_before = [p.detach().clone() for p in net.backbone.parameters()]
     before = embedding_separation(embed_texts(net, ids, pad_id, "cpu", 64), labels)
@@ -141,7 +127,7 @@ def test_pretraining_pulls_same_intent_embeddings_together(backbone: str, reques
 
 @pytest.mark.parametrize("backbone", ["tiny_encoder", "tiny_decoder"])
 def test_length_sorted_chunks_give_the_batch_embeddings_in_order(backbone: str, request: pytest.FixtureRequest) -> None:
-    net, ids, _, pad_id = _tiny_net(request.getfixturevalue(backbone))
+    net, ids, _, pad_id = tiny_net(request.getfixturevalue(backbone))
     net.eval()
     batch = [ids[i] for i in (5, 0, 17, 3, 11, 20, 8, 1, 14)]  # mixed lengths, not sorted
     assert sorted(map(len, batch)) != list(map(len, batch))

@@ -144,18 +144,11 @@ def test_layer_lr_decay_is_checked_and_needs_a_layer_stack() -> None:
 
 
 def _tiny_loop_inputs(tiny_encoder: object) -> tuple[nn.Module, tuple, tuple, int]:
-    from intentune.backbones import load_backbone
-    from intentune.model import IntentNet
-    from intentune.preprocess import encode_labels, tokenize
+    """A tiny encoder net, and the toy set as both training and validation data."""
+    from conftest import tiny_net
 
-    from conftest import toy_data
-
-    texts, labels = toy_data()
-    classes = sorted(set(labels))
-    backbone, tokenizer, kind = load_backbone(str(tiny_encoder))
-    net = IntentNet(backbone, len(classes), kind=kind, pooling="mean", dropout=0.0)
-    encoded = (tokenize(tokenizer, texts, 32), encode_labels(labels, classes))
-    return net, encoded, encoded, int(tokenizer.pad_token_id)
+    net, ids, label_ids, pad_id = tiny_net(tiny_encoder)
+    return net, (ids, label_ids), (ids, label_ids), pad_id
 
 
 def test_validation_batches_are_sorted_by_length(tiny_encoder: object) -> None:

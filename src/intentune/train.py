@@ -722,7 +722,7 @@ def train_net(
             best = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
             control.should_save = False
 
-    if evaluate_first and loop.val_loader is not None and state.step == 0 and not resume:
+    if evaluate_first and loop.val_loader is not None and not resume:
         first = evaluate_loss(loop.net, loop.val_loader, accelerator)
         first |= {"step": 0, "epoch": 0.0, "elapsed_s": round(time.perf_counter() - started, 2)}
         state.history.append(first)
