@@ -200,3 +200,68 @@ def test_a_step_0_evaluation_can_be_kept_but_does_not_start_the_patience_count()
     assert run([0.90, 0.81, 0.84, 0.86, 0.87]) == ([0, 1, 2, 3, 4], 0, False)
     # Two fine-tuning evaluations worse than the best fine-tuning one: stopped, step 0 kept.
     assert run([0.90, 0.85, 0.84, 0.83, 0.99]) == ([0, 1, 2, 3], 0, True)
+
+
+def test_weight_average_follows_its_formula() -> None:
+    from intentune.train import WeightAverage
+
+    net = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    average = WeightAverage(net, ema_epochs=2.0, steps_per_epoch=10)  # decay exp(-1/20) once past the early cap
+    expected = 0.0
+    for t, value in enumerate([1.0, 2.0, 3.0] + [4.0] * 30):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        average.update(net)
+        decay = min(math.exp(-1 / 20), (1 + t) / (10 + t))
+        expected = decay * expected + (1 - decay) * value
+    assert average.shadow["weight"].item() == pytest.approx(expected, rel=1e-6)
+    assert 3.0 < expected < 4.0  # the early cap lets it follow the weights; the decay still lags them
+    with torch.no_grad():
+        own = average.swap_into(net)
+        assert net.weight.item() == pytest.approx(expected)
+        average.swap_back(net, own)
+    assert net.weight.item() == 4.0
+
+
+def test_ema_keeps_the_average_of_the_weights_training_passed_through(tiny_encoder: object) -> None:
+    from intentune.train import Callback, evaluate_loss, train_net
+
+    class Record(Callback):
+        def __init__(self, net: nn.Module) -> None:
+            self.net, self.weights = net, [{k: v.detach().clone() for k, v in net.state_dict().items()}]
+
+        def on_step_end(self, state: object, control: object) -> None:
+            self.weights.append({k: v.detach().clone() for k, v in self.net.state_dict().items()})
+
+    plain, train, validation, pad_id = _tiny_loop_inputs(tiny_encoder)
+    cfg = Config().override(["train.device=cpu", "train.epochs=3", "train.early_stopping_patience=0"]).train
+    record = Record(plain)
+    train_net(plain, train, None, cfg, pad_id, [record])
+    averaged, *_ = _tiny_loop_inputs(tiny_encoder)
+    cfg_ema = Config().override(["train.device=cpu", "train.epochs=3", "train.ema_epochs=0.5"]).train
+    result = train_net(averaged, train, None, cfg_ema, pad_id)
+    steps = result.state.step
+    assert steps == len(record.weights) - 1 >= 6
+    decay = math.exp(-1 / (0.5 * steps / 3))
+    name = "head.weight"
+    expected = record.weights[0][name].clone()
+    for t in range(steps):  # the same trajectory (same seed), averaged
+        d = min(decay, (1 + t) / (10 + t))
+        expected = d * expected + (1 - d) * record.weights[t + 1][name]
+    assert torch.allclose(averaged.state_dict()[name], expected, atol=1e-5)
+    assert not torch.allclose(averaged.state_dict()[name], plain.state_dict()[name], atol=1e-4)
+
+    # With validation data, the evaluations score the averaged weights, and the kept weights are those scored best.
+    net, *_ = _tiny_loop_inputs(tiny_encoder)
+    result = train_net(net, train, validation, cfg_ema, pad_id)
+    from torch.utils.data import DataLoader
+
+    from intentune.preprocess import Collator
+    from intentune.train import make_accelerator
+
+    loader = DataLoader(list(zip(*validation)), batch_size=8, collate_fn=Collator(pad_id))
+    best = next(h for h in result.history if h["step"] == result.state.best_step)
+    kept = evaluate_loss(net, loader, make_accelerator(cfg_ema))
+    assert kept["val_loss"] == pytest.approx(best["val_loss"], abs=1e-4)

@@ -247,6 +247,27 @@ class LengthGroupedBatches(Sampler[list[int]]):
             yield batches[index]
 
 
+class IntentGroupedBatches(Sampler[list[int]]):
+    """Batches of ``per_intent`` examples from each of ``batch_size // per_intent`` intents (for a contrastive
+    loss, which needs same-intent pairs in a batch); each row once per epoch, shuffled with ``generator``."""
+
+    def __init__(self, label_ids: Sequence[int], batch_size: int, per_intent: int, generator: torch.Generator):
+        self.label_ids = list(label_ids)
+        self.per_intent = per_intent
+        self.intents_per_batch = max(batch_size // per_intent, 2)
+        self.generator = generator
+        groups = sum(math.ceil(n / per_intent) for n in Counter(self.label_ids).values())
+        self.batches = math.ceil(groups / self.intents_per_batch)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        from .fewshot import intent_batches
+
+        yield from intent_batches(self.label_ids, self.per_intent, self.intents_per_batch, self.generator)
+
+
 def compute_class_weights(
     labels: Sequence[str], classes: Sequence[str], setting: str | dict[str, float]
 ) -> list[float] | None:
@@ -345,6 +366,49 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_st
     return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
+class WeightAverage:
+    """An exponential moving average of a network's floating-point weights (``train.ema_epochs``).
+
+    The decay per optimizer step is ``exp(-1 / (ema_epochs x steps_per_epoch))``, capped early in training at
+    ``(1 + t) / (10 + t)`` for step ``t`` so the average is not dominated by the starting weights. The average is
+    kept in float32 on the weights' device.
+    """
+
+    def __init__(self, net: nn.Module, ema_epochs: float, steps_per_epoch: int) -> None:
+        self.decay = math.exp(-1.0 / max(ema_epochs * steps_per_epoch, 1e-9))
+        self.updates = 0
+        self.shadow = {
+            name: value.detach().float().clone()
+            for name, value in net.state_dict().items()
+            if value.dtype.is_floating_point
+        }
+
+    @torch.no_grad()
+    def update(self, net: nn.Module) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.updates += 1
+        for name, value in net.state_dict().items():
+            if name in self.shadow:
+                self.shadow[name].lerp_(value.detach().float(), 1.0 - decay)
+
+    def state_dict_for(self, net: nn.Module) -> dict[str, torch.Tensor]:
+        """``net``'s state dict with the averaged weights in place of its own (in each tensor's dtype)."""
+        return {
+            name: self.shadow[name].to(value.dtype) if name in self.shadow else value
+            for name, value in net.state_dict().items()
+        }
+
+    def swap_into(self, net: nn.Module) -> dict[str, torch.Tensor]:
+        """Load the averaged weights into ``net``; returns a copy of its own weights for :meth:`swap_back`."""
+        own = {name: value.detach().clone() for name, value in net.state_dict().items()}
+        net.load_state_dict(self.state_dict_for(net))
+        return own
+
+    @staticmethod
+    def swap_back(net: nn.Module, own: dict[str, torch.Tensor]) -> None:
+        net.load_state_dict(own)
+
+
 class TrainingLoop:
     """The fine-tuning loop over one network: data loaders, optimizer, schedule and the position in the data.
 
@@ -369,7 +433,10 @@ class TrainingLoop:
         self.accelerator = accelerator
         self.generator = torch.Generator().manual_seed(cfg.seed)
         rows = list(zip(*train))
-        if cfg.group_by_length:
+        if cfg.contrastive_weight > 0:
+            sampler = IntentGroupedBatches(train[1], cfg.batch_size, cfg.few_shot_examples_per_intent, self.generator)
+            loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
+        elif cfg.group_by_length:
             sampler = LengthGroupedBatches([len(ids) for ids in train[0]], cfg.batch_size, self.generator)
             loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
         else:
@@ -396,6 +463,11 @@ class TrainingLoop:
             weight = torch.tensor(list(class_weights), dtype=torch.float32, device=accelerator.device)
         self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.eval_every = cfg.eval_every_steps or self.steps_per_epoch
+        self.average = (
+            WeightAverage(accelerator.unwrap_model(self.net), cfg.ema_epochs, self.steps_per_epoch)
+            if cfg.ema_epochs > 0
+            else None
+        )
         self.epoch_index = 0
         self.batch_index = 0  # batches of the current epoch already trained on
         self.epoch_start_generator = self.generator.get_state()
@@ -422,8 +494,17 @@ class TrainingLoop:
                 self._pending_rng = None
             net.train()
             for batch in batches:
-                logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
-                loss = self.loss_fn(logits, batch["labels"]) / accumulate
+                if cfg.contrastive_weight > 0:
+                    from .fewshot import supcon_loss
+
+                    logits, pooled = net(batch["input_ids"], batch["attention_mask"], return_pooled=True)
+                    loss = self.loss_fn(logits, batch["labels"]) + cfg.contrastive_weight * supcon_loss(
+                        pooled, batch["labels"], cfg.few_shot_temperature
+                    )
+                    loss = loss / accumulate
+                else:
+                    logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
+                    loss = self.loss_fn(logits, batch["labels"]) / accumulate
                 accelerator.backward(loss)
                 self.batch_index += 1
                 self.seen += batch["labels"].shape[0]
@@ -436,6 +517,8 @@ class TrainingLoop:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
+                if self.average is not None:
+                    self.average.update(accelerator.unwrap_model(net))
                 state.step += 1
                 elapsed = time.perf_counter() - started
                 info = StepInfo(
@@ -448,7 +531,7 @@ class TrainingLoop:
                 if self.val_loader is not None and (
                     state.step % self.eval_every == 0 or state.step == self.total_steps
                 ):
-                    info.eval = evaluate_loss(net, self.val_loader, accelerator) | {
+                    info.eval = self.evaluate() | {
                         "step": state.step,
                         "epoch": round(info.epoch, 3),
                         "train_loss": round(self.smoothed, 5),
@@ -462,6 +545,23 @@ class TrainingLoop:
             self.epoch_index += 1
             self.batch_index = 0
 
+    def evaluate(self) -> dict[str, float]:
+        """Validation loss and accuracy of the weights training would keep (the averaged ones with
+        ``train.ema_epochs``)."""
+        if self.average is None:
+            return evaluate_loss(self.net, self.val_loader, self.accelerator)
+        unwrapped = self.accelerator.unwrap_model(self.net)
+        own = self.average.swap_into(unwrapped)
+        try:
+            return evaluate_loss(self.net, self.val_loader, self.accelerator)
+        finally:
+            self.average.swap_back(unwrapped, own)
+
+    def kept_weights(self) -> dict[str, torch.Tensor]:
+        """The weights to keep or save now: the network's, or their average with ``train.ema_epochs``."""
+        unwrapped = self.accelerator.unwrap_model(self.net)
+        return unwrapped.state_dict() if self.average is None else self.average.state_dict_for(unwrapped)
+
     # ------------------------------------------------------------------ checkpoints
     def trainer_state(self) -> dict[str, Any]:
         """Optimizer, schedule and random states, for ``torch.save`` (plain tensors and numbers only)."""
@@ -470,7 +570,11 @@ class TrainingLoop:
             "scheduler": self.scheduler.state_dict(),
             "epoch_start_generator": self.epoch_start_generator,
             "rng": get_rng_states(),
-        }
+            "average": None if self.average is None else {
+                "shadow": {k: v.to("cpu") for k, v in self.average.shadow.items()},
+                "updates": self.average.updates,
+            },
+        }  # fmt: skip
 
     def position(self) -> dict[str, Any]:
         return {"epoch_index": self.epoch_index, "batch_index": self.batch_index, "seen": self.seen,
@@ -482,6 +586,11 @@ class TrainingLoop:
         self.scheduler.load_state_dict(trainer_state["scheduler"])
         self.epoch_start_generator = trainer_state["epoch_start_generator"]
         self._pending_rng = trainer_state["rng"]
+        saved_average = trainer_state.get("average")
+        if self.average is not None and saved_average is not None:
+            for name, value in saved_average["shadow"].items():
+                self.average.shadow[name].copy_(value)
+            self.average.updates = saved_average["updates"]
         self.epoch_index, self.batch_index = position["epoch_index"], position["batch_index"]
         self.seen, self.smoothed = position["seen"], position["smoothed_loss"]
 
@@ -718,8 +827,7 @@ def train_net(
         nonlocal best
         if control.should_save:
             # Keep the best weights on the CPU (a copy, so later steps do not change them).
-            weights = accelerator.unwrap_model(loop.net).state_dict()
-            best = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items()}
+            best = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in loop.kept_weights().items()}
             control.should_save = False
 
     if evaluate_first and loop.val_loader is not None and not resume:
@@ -746,6 +854,8 @@ def train_net(
     unwrapped = accelerator.unwrap_model(loop.net, keep_fp32_wrapper=False)
     if best is not None:
         unwrapped.load_state_dict(best)
+    elif loop.average is not None:
+        unwrapped.load_state_dict(loop.kept_weights())
     _emit(all_callbacks, "on_train_end", state, control)
     if checkpoint_dir is not None and main and not cfg.keep_checkpoint:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
