@@ -38,10 +38,14 @@ class _Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-def test_resumed_training_ends_where_uninterrupted_training_ends(tiny_encoder: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ema_epochs", [0.0, 1.0])  # the weight average is part of the checkpoint too
+def test_resumed_training_ends_where_uninterrupted_training_ends(
+    tiny_encoder: Path, tmp_path: Path, ema_epochs: float
+) -> None:
     texts, labels = toy_data()
     validation = (texts[::3], labels[::3])
-    cfg = tiny_config(tiny_encoder, epochs=6, checkpoint_every_steps=4, early_stopping_patience=3)
+    cfg = tiny_config(tiny_encoder, epochs=6, checkpoint_every_steps=4, early_stopping_patience=3,
+                      ema_epochs=ema_epochs)  # fmt: skip
     cfg.model.dropout = 0.2  # the random states must be restored too, or dropout masks differ after resuming
     whole = IntentClassifier(cfg).fit(texts, labels, validation=validation, checkpoint_dir=tmp_path / "a")
     assert not (tmp_path / "a").exists()  # removed after a finished run (train.keep_checkpoint = false)

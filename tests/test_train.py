@@ -218,11 +218,15 @@ def test_weight_average_follows_its_formula() -> None:
         expected = decay * expected + (1 - decay) * value
     assert average.shadow["weight"].item() == pytest.approx(expected, rel=1e-6)
     assert 3.0 < expected < 4.0  # the early cap lets it follow the weights; the decay still lags them
-    with torch.no_grad():
-        own = average.swap_into(net)
-        assert net.weight.item() == pytest.approx(expected)
-        average.swap_back(net, own)
-    assert net.weight.item() == 4.0
+    average.swap(net)
+    assert net.weight.item() == pytest.approx(expected)
+    assert average.shadow["weight"].item() == 4.0
+    average.swap(net)
+    assert net.weight.item() == 4.0 and average.shadow["weight"].item() == pytest.approx(expected)
+
+    frozen = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    frozen[0].weight.requires_grad_(False)
+    assert set(WeightAverage(frozen, 1.0, 10).shadow) == {"0.bias", "1.weight", "1.bias"}
 
 
 def test_ema_keeps_the_average_of_the_weights_training_passed_through(tiny_encoder: object) -> None:
@@ -236,7 +240,7 @@ def test_ema_keeps_the_average_of_the_weights_training_passed_through(tiny_encod
             self.weights.append({k: v.detach().clone() for k, v in self.net.state_dict().items()})
 
     plain, train, validation, pad_id = _tiny_loop_inputs(tiny_encoder)
-    cfg = Config().override(["train.device=cpu", "train.epochs=3", "train.early_stopping_patience=0"]).train
+    cfg = Config().override(["train.device=cpu", "train.epochs=3", "train.ema_epochs=0"]).train
     record = Record(plain)
     train_net(plain, train, None, cfg, pad_id, [record])
     averaged, *_ = _tiny_loop_inputs(tiny_encoder)

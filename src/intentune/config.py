@@ -149,19 +149,11 @@ class TrainConfig:
         "Module names that get adapters; unset = all attention and MLP projections of the backbone.",
         example=["q_proj", "v_proj"],
     )
-    contrastive_weight: float = _opt(
-        0.0,
-        "Add this times a supervised contrastive loss on the pooled vectors to the cross-entropy while fine-tuning "
-        "(batches then hold few_shot_examples_per_intent examples of each of their intents, so every text has "
-        "others of its intent to be pulled towards); 0 = off.",
-        example=0.5,
-    )
     ema_epochs: float = _opt(
-        0.0,
+        0.5,
         "Average the weights over training: an exponential moving average whose time constant is this many epochs "
         "(0.5 = the last half epoch or so counts most); validation, early stopping and the saved model use the "
         "averaged weights. 0 = off.",
-        example=0.5,
     )
     precision: str = _opt(
         "auto",
@@ -408,7 +400,6 @@ class Config:
             ("train.momentum", 0.0 <= self.train.momentum < 1.0, "in [0, 1)"),
             ("train.label_smoothing", 0.0 <= self.train.label_smoothing < 1.0, "in [0, 1)"),
             ("train.ema_epochs", self.train.ema_epochs >= 0, "0 (off) or more"),
-            ("train.contrastive_weight", self.train.contrastive_weight >= 0, "0 (off) or more"),
             ("train.freeze_layers", self.train.freeze_layers >= 0, "0 or more"),
             ("train.lora_rank", self.train.lora_rank >= 0, "0 or more"),
             ("train.lora_alpha", self.train.lora_alpha > 0, "positive"),

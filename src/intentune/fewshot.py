@@ -189,24 +189,16 @@ def _embed(net: nn.Module, sequences: list[list[int]], pad_id: int, device: str)
 def _intent_batches(label_ids: list[int], cfg: TrainConfig, generator: torch.Generator) -> list[list[int]]:
     """One epoch of batches, each of ``few_shot_batch_intents`` groups of up to ``few_shot_examples_per_intent``
     examples of one intent: every example once, groups and batches shuffled with ``generator``."""
-    return intent_batches(label_ids, cfg.few_shot_examples_per_intent, cfg.few_shot_batch_intents, generator)
-
-
-def intent_batches(
-    label_ids: Sequence[int], per_intent: int, intents_per_batch: int, generator: torch.Generator
-) -> list[list[int]]:
-    """One epoch of batches, each of ``intents_per_batch`` groups of up to ``per_intent`` examples of one intent:
-    every example once, groups and batches shuffled with ``generator``."""
     by_intent: dict[int, list[int]] = {}
     for index, label in enumerate(label_ids):
         by_intent.setdefault(label, []).append(index)
-    k = per_intent
+    k = cfg.few_shot_examples_per_intent
     groups = []
     for indices in by_intent.values():
         shuffled = [indices[i] for i in torch.randperm(len(indices), generator=generator).tolist()]
         groups += [shuffled[i : i + k] for i in range(0, len(shuffled), k)]
     order = torch.randperm(len(groups), generator=generator).tolist()
-    p = intents_per_batch
+    p = cfg.few_shot_batch_intents
     return [
         [i for g in order[start : start + p] for i in groups[g]] for start in range(0, len(order), p)
     ]  # fmt: skip

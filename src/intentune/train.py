@@ -247,27 +247,6 @@ class LengthGroupedBatches(Sampler[list[int]]):
             yield batches[index]
 
 
-class IntentGroupedBatches(Sampler[list[int]]):
-    """Batches of ``per_intent`` examples from each of ``batch_size // per_intent`` intents (for a contrastive
-    loss, which needs same-intent pairs in a batch); each row once per epoch, shuffled with ``generator``."""
-
-    def __init__(self, label_ids: Sequence[int], batch_size: int, per_intent: int, generator: torch.Generator):
-        self.label_ids = list(label_ids)
-        self.per_intent = per_intent
-        self.intents_per_batch = max(batch_size // per_intent, 2)
-        self.generator = generator
-        groups = sum(math.ceil(n / per_intent) for n in Counter(self.label_ids).values())
-        self.batches = math.ceil(groups / self.intents_per_batch)
-
-    def __len__(self) -> int:
-        return self.batches
-
-    def __iter__(self) -> Iterator[list[int]]:
-        from .fewshot import intent_batches
-
-        yield from intent_batches(self.label_ids, self.per_intent, self.intents_per_batch, self.generator)
-
-
 def compute_class_weights(
     labels: Sequence[str], classes: Sequence[str], setting: str | dict[str, float]
 ) -> list[float] | None:
@@ -367,29 +346,25 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_st
 
 
 class WeightAverage:
-    """An exponential moving average of a network's floating-point weights (``train.ema_epochs``).
+    """An exponential moving average of a network's trainable weights (``train.ema_epochs``).
 
     The decay per optimizer step is ``exp(-1 / (ema_epochs x steps_per_epoch))``, capped early in training at
     ``(1 + t) / (10 + t)`` for step ``t`` so the average is not dominated by the starting weights. The average is
-    kept in float32 on the weights' device.
+    kept in float32 next to the weights, for the trainable ones only (frozen layers and a LoRA run's base weights
+    never change, so averaging them would only cost memory).
     """
 
     def __init__(self, net: nn.Module, ema_epochs: float, steps_per_epoch: int) -> None:
         self.decay = math.exp(-1.0 / max(ema_epochs * steps_per_epoch, 1e-9))
         self.updates = 0
-        self.shadow = {
-            name: value.detach().float().clone()
-            for name, value in net.state_dict().items()
-            if value.dtype.is_floating_point
-        }
+        self.shadow = {name: p.detach().float().clone() for name, p in _trainable(net)}
 
     @torch.no_grad()
     def update(self, net: nn.Module) -> None:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
-        for name, value in net.state_dict().items():
-            if name in self.shadow:
-                self.shadow[name].lerp_(value.detach().float(), 1.0 - decay)
+        for name, p in _trainable(net):
+            self.shadow[name].lerp_(p.detach().float(), 1.0 - decay)
 
     def state_dict_for(self, net: nn.Module) -> dict[str, torch.Tensor]:
         """``net``'s state dict with the averaged weights in place of its own (in each tensor's dtype)."""
@@ -398,15 +373,22 @@ class WeightAverage:
             for name, value in net.state_dict().items()
         }
 
-    def swap_into(self, net: nn.Module) -> dict[str, torch.Tensor]:
-        """Load the averaged weights into ``net``; returns a copy of its own weights for :meth:`swap_back`."""
-        own = {name: value.detach().clone() for name, value in net.state_dict().items()}
-        net.load_state_dict(self.state_dict_for(net))
-        return own
+    @torch.no_grad()
+    def swap(self, net: nn.Module) -> None:
+        """Exchange the network's weights and the averaged ones; a second call undoes the first. float32 weights
+        trade places without a copy (no second model in memory while evaluating)."""
+        for name, p in _trainable(net):
+            kept = self.shadow[name]
+            if p.dtype == kept.dtype and p.device == kept.device:
+                p.data, self.shadow[name] = kept, p.data
+            else:
+                own = p.detach().float().clone()
+                p.copy_(kept)
+                self.shadow[name] = own
 
-    @staticmethod
-    def swap_back(net: nn.Module, own: dict[str, torch.Tensor]) -> None:
-        net.load_state_dict(own)
+
+def _trainable(net: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    return ((name, p) for name, p in net.named_parameters() if p.requires_grad and p.dtype.is_floating_point)
 
 
 class TrainingLoop:
@@ -433,10 +415,7 @@ class TrainingLoop:
         self.accelerator = accelerator
         self.generator = torch.Generator().manual_seed(cfg.seed)
         rows = list(zip(*train))
-        if cfg.contrastive_weight > 0:
-            sampler = IntentGroupedBatches(train[1], cfg.batch_size, cfg.few_shot_examples_per_intent, self.generator)
-            loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
-        elif cfg.group_by_length:
+        if cfg.group_by_length:
             sampler = LengthGroupedBatches([len(ids) for ids in train[0]], cfg.batch_size, self.generator)
             loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
         else:
@@ -494,17 +473,8 @@ class TrainingLoop:
                 self._pending_rng = None
             net.train()
             for batch in batches:
-                if cfg.contrastive_weight > 0:
-                    from .fewshot import supcon_loss
-
-                    logits, pooled = net(batch["input_ids"], batch["attention_mask"], return_pooled=True)
-                    loss = self.loss_fn(logits, batch["labels"]) + cfg.contrastive_weight * supcon_loss(
-                        pooled, batch["labels"], cfg.few_shot_temperature
-                    )
-                    loss = loss / accumulate
-                else:
-                    logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
-                    loss = self.loss_fn(logits, batch["labels"]) / accumulate
+                logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
+                loss = self.loss_fn(logits, batch["labels"]) / accumulate
                 accelerator.backward(loss)
                 self.batch_index += 1
                 self.seen += batch["labels"].shape[0]
@@ -551,11 +521,11 @@ class TrainingLoop:
         if self.average is None:
             return evaluate_loss(self.net, self.val_loader, self.accelerator)
         unwrapped = self.accelerator.unwrap_model(self.net)
-        own = self.average.swap_into(unwrapped)
+        self.average.swap(unwrapped)
         try:
             return evaluate_loss(self.net, self.val_loader, self.accelerator)
         finally:
-            self.average.swap_back(unwrapped, own)
+            self.average.swap(unwrapped)
 
     def kept_weights(self) -> dict[str, torch.Tensor]:
         """The weights to keep or save now: the network's, or their average with ``train.ema_epochs``."""
