@@ -151,9 +151,10 @@ class TrainConfig:
     )
     ema_epochs: float = _opt(
         0.5,
-        "Average the weights over training: an exponential moving average whose time constant is this many epochs "
-        "(0.5 = the last half epoch or so counts most); validation, early stopping and the saved model use the "
-        "averaged weights. 0 = off.",
+        "Average the weights over training: an exponential moving average whose time constant is this many epochs, "
+        "or a ninth of the steps trained so far where that is shorter (early on; with 5 epochs and 0.5, for about "
+        "the first 90% of training). Validation, early stopping and the saved model use the averaged weights; it "
+        "costs one float32 copy of the trainable weights. 0 = off.",
     )
     precision: str = _opt(
         "auto",

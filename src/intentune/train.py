@@ -349,7 +349,9 @@ class WeightAverage:
     """An exponential moving average of a network's trainable weights (``train.ema_epochs``).
 
     The decay per optimizer step is ``exp(-1 / (ema_epochs x steps_per_epoch))``, capped early in training at
-    ``(1 + t) / (10 + t)`` for step ``t`` so the average is not dominated by the starting weights. The average is
+    ``(1 + t) / (10 + t)`` for step ``t`` (a time constant of ``(10 + t) / 9`` steps: the last ninth or so of the
+    steps so far) so the average is not dominated by the starting weights. The cap binds while
+    ``t < 9 x ema_epochs x steps_per_epoch - 10``: with 0.5 epochs, the first 4.5 epochs. The average is
     kept in float32 next to the weights, for the trainable ones only (frozen layers and a LoRA run's base weights
     never change, so averaging them would only cost memory).
     """
