@@ -803,7 +803,7 @@ def train_net(
             control.should_save = False
 
     if evaluate_first and loop.val_loader is not None and not resume:
-        first = evaluate_loss(loop.net, loop.val_loader, accelerator)
+        first = loop.evaluate()
         first |= {"step": 0, "epoch": 0.0, "elapsed_s": round(time.perf_counter() - started, 2)}
         state.history.append(first)
         _emit(all_callbacks, "on_evaluate", state, control, first)
