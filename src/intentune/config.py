@@ -196,7 +196,7 @@ class TrainConfig:
     few_shot_max_per_intent: int = _opt(
         20, "few_shot = auto: the median examples per intent at or below which it is on."
     )
-    few_shot_epochs: int = _opt(5, "Passes of contrastive training over the training data.")
+    few_shot_epochs: int = _opt(3, "Passes of contrastive training over the training data.")
     few_shot_learning_rate: float | None = _opt(
         None, "Learning rate of contrastive training; unset = 2e-5 for decoders, 5e-5 for encoders.", example=3e-5
     )
