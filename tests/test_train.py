@@ -202,6 +202,29 @@ def test_a_step_0_evaluation_can_be_kept_but_does_not_start_the_patience_count()
     assert run([0.90, 0.85, 0.84, 0.83, 0.99]) == ([0, 1, 2, 3], 0, True)
 
 
+def test_losses_read_back_every_few_steps_give_the_same_smoothed_loss(tiny_encoder: object) -> None:
+    """On a GPU the loop reads the training losses back every 16 steps (a read waits for the GPU); the smoothed
+    loss it reports at each read, and the checkpoint's, equal those of reading every step."""
+    from intentune.train import TrainingLoop, TrainState, make_accelerator
+
+    def run(read_every: int) -> list[tuple[int, float | None]]:
+        net, train, validation, pad_id = _tiny_loop_inputs(tiny_encoder)
+        cfg = Config().override(["train.device=cpu", "train.epochs=3", "train.batch_size=2"]).train
+        loop = TrainingLoop(net, train, validation, cfg, pad_id, make_accelerator(cfg))
+        loop._read_every = read_every
+        seen = [(info.step, info.loss) for info in loop.run(TrainState(max_steps=loop.total_steps))]
+        assert not loop._unread_losses and loop.position()["smoothed_loss"] == seen[-1][1]
+        return seen
+
+    every, sparse = run(1), run(4)
+    assert len(every) == len(sparse) > 8
+    assert sparse[0] == every[0]  # the first step is read, so there is a loss to show
+    for (step, loss), (_, expected) in zip(sparse, every):
+        if step % 4 == 0 or step == len(every):
+            assert loss == expected
+    assert sparse[1][1] == every[0][1] != every[1][1]  # between reads, the last value read
+
+
 def test_weight_average_follows_its_formula() -> None:
     from intentune.train import WeightAverage
 

@@ -81,7 +81,7 @@ def contrastive_pretrain(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             steps += 1
-            epoch_losses.append(loss.item())
+            epoch_losses.append(loss.detach())  # read back once at the end: a read waits for the GPU
     embeddings = embed_texts(net, token_ids, pad_id, device, cfg.eval_batch_size)  # (n, hidden)
     after = embedding_separation(embeddings, labels)
     if cfg.few_shot_prototype_init:
@@ -90,7 +90,7 @@ def contrastive_pretrain(
         "method": "supcon",
         "epochs": cfg.few_shot_epochs,
         "steps": steps,
-        "loss": round(sum(epoch_losses) / max(len(epoch_losses), 1), 5),
+        "loss": round(sum(torch.stack(epoch_losses).tolist()) / len(epoch_losses), 5) if epoch_losses else 0.0,
         "separation_before": round(before, 4),
         "separation_after": round(after, 4),
         "prototype_init": cfg.few_shot_prototype_init,
