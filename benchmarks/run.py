@@ -174,7 +174,10 @@ def expected_seconds(piece: str, suite: str = "full") -> float:
     epochs, padding = 5, 1.0
     if method == "trainer":
         padding = 2.5  # every text padded to max_length
-    few_shot = 5 if method == "intentune" and n_train / count_labels(task.train) <= 20 else 0
+    from intentune.config import Config
+
+    few_shot_passes = Config().train.few_shot_epochs  # the contrastive phase's passes over the data
+    few_shot = few_shot_passes if method == "intentune" and n_train / count_labels(task.train) <= 20 else 0
     train = (epochs * padding + few_shot) * n_train * TRAIN_S[backbone]
     return 60 + train + (epochs * padding * n_val + n_val + n_test) * PREDICT_S[backbone]
 
