@@ -59,7 +59,7 @@ def test_intentune_records_its_curve_and_the_answer_with_rejection(
     assert result["settings"]["epochs_run"] == 4 and result["settings"]["few_shot"]  # 6 rows per intent: few-shot
     rejected = result["settings"]["with_rejection"]  # answers with the fitted rejection can only lose accuracy
     assert rejected["accuracy"] <= result["metrics"]["accuracy"]
-    assert result["examples_processed"] == 24 * 4 + 24 * 5  # 4 epochs + the 5 contrastive passes
+    assert result["examples_processed"] == 24 * 4 + 24 * 3  # 4 epochs + the 3 contrastive passes (the default)
 
 
 def test_trainer_pads_to_max_length_and_evaluates_every_epoch(toy_files: dict[str, str], tiny_encoder: Path) -> None:
