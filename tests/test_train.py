@@ -250,6 +250,21 @@ def test_weight_average_follows_its_formula() -> None:
     frozen = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
     frozen[0].weight.requires_grad_(False)
     assert set(WeightAverage(frozen, 1.0, 10).shadow) == {"0.bias", "1.weight", "1.bias"}
+    frozen.requires_grad_(False)
+    nothing = WeightAverage(frozen, 1.0, 10)
+    nothing.update(frozen)  # nothing to average: no error
+    assert nothing.shadow == {} and nothing.updates == 1
+
+    # bf16 weights (not the one multi-tensor path): averaged in float32 all the same; the first step's decay is 1/10.
+    half = nn.Linear(1, 1, bias=False).to(torch.bfloat16)
+    with torch.no_grad():
+        half.weight.fill_(2.0)
+    average = WeightAverage(half, 1.0, 10)
+    with torch.no_grad():
+        half.weight.fill_(4.0)
+    average.update(half)
+    assert average.shadow["weight"].dtype == torch.float32
+    assert average.shadow["weight"].item() == pytest.approx(0.1 * 2.0 + 0.9 * 4.0)
 
 
 def test_ema_keeps_the_average_of_the_weights_training_passed_through(tiny_encoder: object) -> None:

@@ -365,7 +365,10 @@ class WeightAverage:
     def update(self, net: nn.Module) -> None:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         self.updates += 1
-        names, weights = zip(*_trainable(net))  # no_grad: the parameters themselves, without a detach() each
+        trainable = list(_trainable(net))  # no_grad: the parameters themselves, without a detach() each
+        if not trainable:
+            return
+        names, weights = zip(*trainable)
         if all(w.dtype == torch.float32 for w in weights):
             # One multi-tensor operation instead of a kernel per tensor: a GPU step of a small model is bound by
             # kernel launches, and the decoder has 272 weight tensors.
