@@ -245,7 +245,8 @@ def setfit_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
 def trainer_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
     """A plain Hugging Face ``Trainer`` fine-tune, written as transformers' ``run_classification.py`` example does
     it: ``AutoModelForSequenceClassification``, every text padded to ``max_length``, ``TrainingArguments``
-    defaults (AdamW, linear decay, no warm-up, no weight decay), evaluation once per epoch; the backbone, epochs,
+    defaults (AdamW, linear decay, no warm-up, no weight decay), evaluation once per epoch, and the seed set before
+    the model is made (so its new classification layer starts the same in every run); the backbone, epochs,
     learning rate and batch size come from ``job.options`` (``benchmarks.run`` passes intentune's)."""
     import torch
     import transformers
@@ -255,6 +256,7 @@ def trainer_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
         Trainer,
         TrainerCallback,
         TrainingArguments,
+        set_seed,
     )
 
     from intentune.backbones import resolve_backbone
@@ -267,6 +269,7 @@ def trainer_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
     started = time.perf_counter()
     path = str(resolve_backbone(job.backbone))
     tokenizer = AutoTokenizer.from_pretrained(path)
+    set_seed(42)  # before the model is made, as the example script does: its classification layer is random
     model = AutoModelForSequenceClassification.from_pretrained(
         path, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=label_id
     )
@@ -281,7 +284,8 @@ def trainer_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
 
     class Recorder(TrainerCallback):
         def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float], **kwargs: Any) -> None:
-            point = {"epoch": round(float(state.epoch or 0), 2), "val_accuracy": round(metrics["eval_accuracy"], 5)}
+            point = {"epoch": round(float(state.epoch or 0), 2), "val_accuracy": round(metrics["eval_accuracy"], 5),
+                     "val_loss": round(metrics["eval_loss"], 5)}  # fmt: skip
             curve.append(point | {"elapsed_s": round(time.perf_counter() - started, 2)})
 
     def accuracy(prediction: Any) -> dict[str, float]:

@@ -68,3 +68,8 @@ def test_trainer_pads_to_max_length_and_evaluates_every_epoch(toy_files: dict[st
     check_common(result)
     assert [p["epoch"] for p in result["curve"]] == [1.0, 2.0, 3.0]
     assert result["settings"]["max_length"] == 16 and result["examples_processed"] == 72
+    # The seed is set before the model (and its random classification layer) is made: a second run repeats it.
+    again = peers.run_job(job("trainer", toy_files, str(tiny_encoder), **options))
+    assert [(p["val_accuracy"], p["val_loss"]) for p in again["curve"]] == [
+        (p["val_accuracy"], p["val_loss"]) for p in result["curve"]
+    ]
