@@ -162,6 +162,62 @@ def test_bf16_autocast_trains_on_the_cpu(tiny_encoder: Path) -> None:
     assert clf.decision_function(["hello there"]).dtype.name == "float32"
 
 
+@pytest.mark.parametrize("fixture", ["tiny_encoder", "tiny_decoder"])
+def test_bf16_on_the_cpu_trains_with_plain_attention_and_gives_the_model_back_as_it_was(
+    request: pytest.FixtureRequest, fixture: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import intentune.train as train_module
+
+    backbone = request.getfixturevalue(fixture)
+    seen: list[str] = []
+    switch = train_module.set_attention
+
+    def recording(net: torch.nn.Module, implementation: str) -> str | None:
+        before = switch(net, implementation)
+        seen.append(f"{before}->{net.backbone.config._attn_implementation}")
+        return before
+
+    monkeypatch.setattr(train_module, "set_attention", recording)
+    cfg = tiny_config(backbone, precision="bf16", epochs=20)
+    cfg.oos.reject = False
+    clf = IntentClassifier(cfg).fit(*toy_data())
+    assert seen == ["sdpa->eager", "eager->sdpa"]
+    assert clf.net_.backbone.config._attn_implementation == "sdpa"
+    assert _accuracy(clf) >= 0.9
+    seen.clear()
+    IntentClassifier(tiny_config(backbone, precision="fp32", epochs=1)).fit(*toy_data())
+    assert seen == []  # float32 keeps the fused attention
+
+
+def test_precision_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    from intentune.train import bf16_is_native
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert bf16_is_native(cpu=True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert not bf16_is_native(cpu=True)
+
+
+@pytest.mark.parametrize("fixture", ["tiny_encoder", "tiny_decoder"])
+def test_freezing_the_embeddings_keeps_them_and_trains_every_layer(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    backbone = request.getfixturevalue(fixture)
+    from transformers import AutoModel
+
+    cfg = tiny_config(backbone, freeze_embeddings=True, epochs=3)
+    clf = IntentClassifier(cfg).fit(*toy_data())
+    pretrained = AutoModel.from_pretrained(backbone)
+    before = pretrained.get_input_embeddings().weight
+    assert torch.equal(clf.net_.backbone.get_input_embeddings().weight, before)
+    for layer_before, layer_after in zip(transformer_layers(pretrained), transformer_layers(clf.net_.backbone)):
+        changed = [not torch.allclose(p0, p1) for p0, p1 in zip(layer_before.parameters(), layer_after.parameters())]
+        assert any(changed)
+    summary = clf.train_summary_["backbone_training"]
+    assert summary["method"] == "token embeddings frozen"
+    assert summary["total_parameters"] - summary["trainable_parameters"] == before.numel()
+
+
 def test_label_smoothing_keeps_training_confidences_off_the_extremes(tiny_encoder: Path) -> None:
     texts, labels = toy_data()
     top = {}

@@ -1,5 +1,6 @@
-"""Which backbone weights train: all of them, all but the embeddings and the lowest N layers
-(``train.freeze_layers``), or only LoRA adapters (``train.lora_rank``, through ``peft``).
+"""Which backbone weights train: all of them, all but the token embeddings (``train.freeze_embeddings``), all but
+the embeddings and the lowest N layers (``train.freeze_layers``), or only LoRA adapters (``train.lora_rank``,
+through ``peft``).
 
 LoRA adapters are merged into the backbone's weights before the model is saved, so a saved model is an ordinary
 backbone folder: it loads, serves and exports to ONNX without ``peft``, at no extra inference cost.
@@ -89,7 +90,8 @@ def merge_lora(backbone: nn.Module) -> nn.Module:
 
 
 def prepare_backbone(backbone: nn.Module, cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
-    """Apply ``train.freeze_layers`` or ``train.lora_rank``; return the backbone to train and a summary
+    """Apply ``train.lora_rank``, ``train.freeze_layers`` or ``train.freeze_embeddings``; return the backbone to
+    train and a summary
     (``trainable_parameters``, ``total_parameters``, ``method``)."""
     method = "full"
     if cfg.lora_rank:
@@ -97,6 +99,9 @@ def prepare_backbone(backbone: nn.Module, cfg: TrainConfig) -> tuple[nn.Module, 
     elif cfg.freeze_layers:
         freeze_lower_layers(backbone, cfg.freeze_layers)
         method = f"lower {cfg.freeze_layers} layers frozen"
+    elif cfg.freeze_embeddings:
+        backbone.get_input_embeddings().weight.requires_grad_(False)
+        method = "token embeddings frozen"
     trainable = sum(p.numel() for p in backbone.parameters() if p.requires_grad)
     total = sum(p.numel() for p in backbone.parameters())
     return backbone, {"method": method, "trainable_parameters": trainable, "total_parameters": total}

@@ -137,6 +137,11 @@ class TrainConfig:
     freeze_layers: int = _opt(
         0, "Freeze the embeddings and the lowest N transformer layers (faster steps, less overfitting); 0 = none."
     )
+    freeze_embeddings: bool = _opt(
+        False,
+        "Freeze the token embedding matrix alone (every transformer layer still trains): its gradient and optimizer "
+        "update cover the whole vocabulary each step, though a batch uses a few hundred tokens of it.",
+    )
     lora_rank: int = _opt(
         0,
         "Train LoRA adapters (peft) of this rank instead of the whole backbone; 0 = off. Merged into the saved "
@@ -158,8 +163,9 @@ class TrainConfig:
     )
     precision: str = _opt(
         "fp32",
-        "fp32, or bf16 autocast: bf16 = always, auto = on GPUs that support it (fp32 on the CPU). For larger "
-        "backbones: the bundled small ones trained slower with it on an H200 (a cast of every weight each step).",
+        "fp32, or bf16 autocast: bf16 = always, auto = where the hardware multiplies bf16 natively (CPUs with AMX, "
+        "GPUs that support it). On the CPU it needs AMX to be faster; on GPUs it is for larger backbones: the "
+        "bundled small ones trained slower with it on an H200 (a cast of every weight each step).",
         ("auto", "fp32", "bf16"),
     )
     checkpoint_every_steps: int | None = _opt(

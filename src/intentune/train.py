@@ -638,6 +638,32 @@ def evaluate_loss(net: nn.Module, loader: DataLoader, accelerator: Any) -> dict[
     return {"val_loss": round(sum(losses) / max(count, 1), 5), "val_accuracy": round(correct / max(count, 1), 5)}
 
 
+def bf16_is_native(cpu: bool) -> bool:
+    """Whether the device multiplies bf16 matrices natively: a CPU with AMX tiles (Intel Sapphire Rapids and
+    later), or a GPU that supports bf16."""
+    if cpu:
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool(amx is not None and amx())
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def set_attention(net: nn.Module, implementation: str) -> str | None:
+    """Switch the backbone's attention implementation (``eager``, ``sdpa``, as transformers names them).
+
+    Returns:
+        The implementation it had, or None where the backbone cannot switch (then nothing changed).
+    """
+    backbone = getattr(net, "backbone", net)
+    base = backbone.get_base_model() if hasattr(backbone, "get_base_model") else backbone  # under LoRA adapters
+    config = getattr(base, "config", None)
+    if not hasattr(base, "set_attn_implementation") or config is None:
+        return None
+    before = config._attn_implementation
+    if before != implementation:
+        base.set_attn_implementation(implementation)
+    return before
+
+
 def make_accelerator(cfg: TrainConfig) -> Any:
     """An Accelerator for ``train.device`` and ``train.precision``; under ``accelerate launch`` or ``torchrun``
     it joins the process group (gloo on CPUs, NCCL on GPUs) and each process trains on its share of the batches."""
@@ -645,9 +671,7 @@ def make_accelerator(cfg: TrainConfig) -> Any:
     from accelerate.utils import DistributedDataParallelKwargs
 
     cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-    bf16 = cfg.precision == "bf16" or (
-        cfg.precision == "auto" and not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    )
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and bf16_is_native(cpu))
     # Backbones carry parameters the classifier never uses (BERT's pooler): data-parallel training must allow them.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     # Accelerate keeps one process-wide state and refuses another precision or device later in the same process
@@ -802,6 +826,11 @@ def train_net(
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     num_labels = getattr(getattr(net, "head", None), "out_features", 0)
     fingerprint = data_fingerprint(train, validation, num_labels, cfg) if checkpoint_dir is not None else ""
+    # bf16 on a CPU: PyTorch's fused attention runs its backward pass several times slower in bf16 than the plain
+    # attention does (which multiplies its matrices on AMX like every other layer), so training uses the plain one;
+    # the model is given back with the attention it came with.
+    cpu_bf16 = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
+    attention = set_attention(net, "eager") if cpu_bf16 else None
     loop = TrainingLoop(net, train, validation, cfg, pad_id, accelerator, class_weights=class_weights)
     state = TrainState(max_steps=loop.total_steps)
     best: dict[str, torch.Tensor] | None = None
@@ -859,6 +888,8 @@ def train_net(
         unwrapped.load_state_dict(best)
     elif loop.average is not None:
         unwrapped.load_state_dict(loop.kept_weights())
+    if attention is not None:
+        set_attention(unwrapped, attention)
     _emit(all_callbacks, "on_train_end", state, control)
     if checkpoint_dir is not None and main and not cfg.keep_checkpoint:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
