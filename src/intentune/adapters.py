@@ -90,9 +90,8 @@ def merge_lora(backbone: nn.Module) -> nn.Module:
 
 
 def prepare_backbone(backbone: nn.Module, cfg: TrainConfig) -> tuple[nn.Module, dict[str, Any]]:
-    """Apply ``train.lora_rank``, ``train.freeze_layers`` or ``train.freeze_embeddings``; return the backbone to
-    train and a summary
-    (``trainable_parameters``, ``total_parameters``, ``method``)."""
+    """Apply ``train.lora_rank``, ``train.freeze_layers`` or ``train.freeze_embeddings`` (the first one set);
+    return the backbone to train and a summary (``trainable_parameters``, ``total_parameters``, ``method``)."""
     method = "full"
     if cfg.lora_rank:
         backbone, method = add_lora(backbone, cfg), f"lora (rank {cfg.lora_rank})"
