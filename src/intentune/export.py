@@ -239,16 +239,15 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
     from onnxruntime.transformers.optimizer import optimize_model
 
     from .preprocess import pad_batch
+    from .train import set_attention
 
     net = copy.deepcopy(classifier.net_).cpu().eval()
     config = getattr(net.backbone, "config", None)
     model_type = getattr(config, "model_type", None)
     if model_type not in FUSABLE_ENCODERS:
         raise ValueError(f"no fusion patterns for model type {model_type!r}")
-    for module in net.backbone.modules():  # every layer reads its own reference to the config
-        module_config = getattr(module, "config", None)
-        if module_config is not None and hasattr(module_config, "_attn_implementation"):
-            module_config._attn_implementation = "eager"
+    if set_attention(net, "eager") is None:
+        raise ValueError(f"cannot switch {model_type!r} to the plain attention")
     net.backbone = _zero_segments(net.backbone)  # a copy: the classifier's own network is untouched
     net = _with_pooled(net)
     ids = classifier._token_ids(list(EXAMPLE_TEXTS) + list(PARITY_TEXTS))
