@@ -179,7 +179,8 @@ def render(records: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> st
         mach, v = s["machine"], s["versions"]
         lines.append(
             f"- `--suite {s['suite']} --device {s['device']}`{' --only ' + ' '.join(s['only']) if s['only'] else ''}"
-            f" (threads: {s.get('threads', 'default')}): {len(s['pieces'])} pieces in {s['duration_s'] / 60:.1f} "
+            + "".join(f" `--set {kv}`" for kv in s.get("set", []))
+            + f" (threads: {s.get('threads', 'default')}): {len(s['pieces'])} pieces in {s['duration_s'] / 60:.1f} "
             f"min; {s['id']}, commit {mach['commit']}; {mach['cpu']}, {mach['cores']} cores, GPU {mach['gpu']}; "
             f"Python {mach['python']}, torch {mach['torch']}, transformers {mach['transformers']}, "
             + ", ".join(f"{k} {val}" for k, val in v.items())

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -118,25 +119,29 @@ def suite_options(suite: str, method: str) -> dict[str, Any]:
     return dict(SUITE_OPTIONS.get(suite, {}).get(method, {}))
 
 
-def make_job(piece: str, device: str, suite: str = "full") -> Job:
-    """The worker's job for a piece named ``TASK/METHOD[-BACKBONE]`` in ``suite``."""
+def make_job(piece: str, device: str, suite: str = "full", sets: Sequence[str] = ()) -> Job:
+    """The worker's job for a piece named ``TASK/METHOD[-BACKBONE]`` in ``suite``. ``sets`` (``KEY=VALUE``, as
+    ``intentune train --set``) change intentune's config; the ``Trainer`` peer takes the epochs, learning rate,
+    batch size and max length that result, so both still train with the same ones (TF-IDF and SetFit ignore them)."""
     task_name, label = piece.split("/")
     task = TASKS[task_name]
     method, _, backbone = label.partition("-")
     options = suite_options(suite, method)
     if method == "trainer":
-        options |= intentune_training_settings(backbone)
+        options |= intentune_training_settings(backbone, sets)
+    if method == "intentune" and sets:
+        options["set"] = list(sets)
     return Job(method, str(task.train), str(task.validation), str(task.test), backbone=backbone, device=device,
                oos_label=task.oos_label, drop_oos=task.drop_oos, options=options)  # fmt: skip
 
 
-def intentune_training_settings(backbone: str) -> dict[str, Any]:
-    """intentune's current default epochs, backbone learning rate, batch size and max length, which the Trainer
-    peer uses too (the same backbone, epochs and learning rate; padding to the same max length)."""
+def intentune_training_settings(backbone: str, sets: Sequence[str] = ()) -> dict[str, Any]:
+    """intentune's epochs, backbone learning rate, batch size and max length (its defaults changed by ``sets``),
+    which the Trainer peer uses too (the same backbone, epochs and learning rate; padding to the same max length)."""
     from intentune.backbones import BUNDLED
     from intentune.config import Config
 
-    config = Config()
+    config = Config().override(list(sets))
     default_lr = {"encoder": 1e-4, "decoder": 5e-5}  # intentune's defaults when train.learning_rate is unset
     try:
         from intentune.train import DEFAULT_LEARNING_RATE
@@ -160,8 +165,8 @@ PREDICT_S = {"minilm-l6": 0.008, "smollm2-135m": 0.035}
 SETFIT_PAIR_S = 0.069  # per sentence pair with the MiniLM body: 1,061 s for 15,400 pairs (BANKING77 5-shot, idle)
 
 
-def expected_seconds(piece: str, suite: str = "full") -> float:
-    """A rough expected duration of a piece on a 2-core CPU."""
+def expected_seconds(piece: str, suite: str = "full", sets: Sequence[str] = ()) -> float:
+    """A rough expected duration of a piece on a 2-core CPU (with intentune's epochs as ``sets`` leave them)."""
     task_name, label = piece.split("/")
     task = TASKS[task_name]
     n_train, n_val, n_test = (count_rows(p) for p in (task.train, task.validation, task.test))
@@ -171,10 +176,11 @@ def expected_seconds(piece: str, suite: str = "full") -> float:
     if method == "setfit":  # num_iterations positive and as many negative pairs per example
         iterations = suite_options(suite, "setfit").get("num_iterations", 20)
         return 40 + 2 * iterations * n_train * SETFIT_PAIR_S + (n_val + n_test) * PREDICT_S[backbone]
-    epochs, padding = 5, 1.0
+    from intentune.config import Config
+
+    epochs, padding = Config().override(list(sets)).train.epochs, 1.0
     if method == "trainer":
         padding = 2.5  # every text padded to max_length
-    from intentune.config import Config
 
     few_shot_passes = Config().train.few_shot_epochs  # the contrastive phase's passes over the data
     few_shot = few_shot_passes if method == "intentune" and n_train / count_labels(task.train) <= 20 else 0
@@ -226,10 +232,11 @@ def run_piece(
     threads: int = 0,
     baseline: float | None = None,
     suite: str = "full",
+    sets: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run one piece in a child process; record its wall time and peak resident memory (``os.wait4``), and
     ``baseline``, the training time of the TF-IDF piece of the same task in the same run."""
-    job = make_job(piece, device, suite)
+    job = make_job(piece, device, suite, sets)
     python = sys.executable
     if job.method == "setfit":
         from benchmarks.env import bench_python
@@ -294,13 +301,22 @@ def main() -> None:
     parser.add_argument("--out-dir", type=Path, help=f"default: {RESULTS.relative_to(ROOT)}/SUITE")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads of every method (OMP_NUM_THREADS); 0 = torch's default")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="sets",
+                        help="change intentune's config (as `intentune train --set`); the Trainer peer follows its "
+                        "epochs, learning rate, batch size and max length; repeatable")  # fmt: skip
     parser.add_argument("--no-render", action="store_true", help="do not rewrite RESULTS.md and README.md")
     args = parser.parse_args()
+    try:
+        from intentune.config import Config
+
+        Config().override(args.sets)  # a mistyped key fails here, not after an hour of other pieces
+    except Exception as exc:
+        parser.error(str(exc))
     pieces = select(args.suite, args.only)
     if args.list:
         total = 0.0
         for piece in pieces:
-            seconds = expected_seconds(piece, args.suite)
+            seconds = expected_seconds(piece, args.suite, args.sets)
             total += seconds
             print(f"{piece:45s} ~{seconds / 60:6.1f} min")
         print(f"{len(pieces)} pieces, ~{total / 60:.0f} min expected on a 2-core CPU (rough estimate)")
@@ -313,12 +329,14 @@ def main() -> None:
         mach["commit"] += "-dirty"  # the code measured is not exactly the commit's
     run_info = {"suite": args.suite, "device": args.device, "id": dt.datetime.now().isoformat(timespec="seconds"),
                 "machine": mach, "versions": versions(),
-                "threads": args.threads or "default"}  # fmt: skip
+                "threads": args.threads or "default", "set": args.sets}  # fmt: skip
     baselines: dict[str, float] = {}
     for piece in pieces:
         print(f"[{time.perf_counter() - started:7.0f} s] {piece} ...", flush=True)
         task = piece.split("/")[0]
-        record = run_piece(piece, args.device, args.out_dir, run_info, args.threads, baselines.get(task), args.suite)
+        record = run_piece(
+            piece, args.device, args.out_dir, run_info, args.threads, baselines.get(task), args.suite, args.sets
+        )
         if piece.endswith("/tfidf") and "error" not in record:
             baselines[task] = record["train_seconds"]
         print(f"          {summary_line(record)}", flush=True)

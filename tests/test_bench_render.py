@@ -124,6 +124,22 @@ def test_quick_suite_shortens_setfit_only() -> None:
     )
 
 
+def test_set_changes_intentune_and_the_trainer_follows_its_epochs() -> None:
+    run = pytest.importorskip("benchmarks.run")
+    sets = ["train.epochs=2", "train.precision=bf16"]
+    ours = run.make_job("banking77-full/intentune-smollm2-135m", "cpu", "full", sets)
+    trainer = run.make_job("banking77-full/trainer-smollm2-135m", "cpu", "full", sets)
+    default = run.make_job("banking77-full/trainer-smollm2-135m", "cpu", "full")
+    assert ours.options == {"set": sets}
+    assert trainer.options["epochs"] == 2 and default.options["epochs"] != 2
+    assert {k: v for k, v in trainer.options.items() if k != "epochs"} == {
+        k: v for k, v in default.options.items() if k != "epochs"
+    }
+    assert run.make_job("banking77-full/tfidf", "cpu", "full", sets).options == {}
+    piece = "banking77-full/trainer-smollm2-135m"
+    assert run.expected_seconds(piece, "full", ["train.epochs=1"]) < run.expected_seconds(piece, "full")
+
+
 def test_time_to_accuracy_compares_at_the_final_accuracy_precision() -> None:
     # 1,428 of 1,540 right: 0.92727 on the curve (5 decimals), 0.9273 as a final accuracy (4 decimals).
     ours = {"curve": [{"val_accuracy": 0.92338, "elapsed_s": 356.0}, {"val_accuracy": 0.92727, "elapsed_s": 538.0}],
