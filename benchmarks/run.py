@@ -306,11 +306,12 @@ def main() -> None:
                         "epochs, learning rate, batch size and max length; repeatable")  # fmt: skip
     parser.add_argument("--no-render", action="store_true", help="do not rewrite RESULTS.md and README.md")
     args = parser.parse_args()
-    try:
-        from intentune.config import Config
+    from intentune.config import Config
+    from intentune.errors import ConfigError
 
+    try:
         Config().override(args.sets)  # a mistyped key fails here, not after an hour of other pieces
-    except Exception as exc:
+    except ConfigError as exc:
         parser.error(str(exc))
     pieces = select(args.suite, args.only)
     if args.list:

@@ -140,6 +140,13 @@ def test_set_changes_intentune_and_the_trainer_follows_its_epochs() -> None:
     assert run.expected_seconds(piece, "full", ["train.epochs=1"]) < run.expected_seconds(piece, "full")
 
 
+def test_run_line_shows_the_settings_of_a_run() -> None:
+    summary = RUN | {"pieces": ["banking77-10shot/tfidf"], "duration_s": 60, "only": [], "set": ["train.epochs=2"]}
+    rows = [record("tfidf", 0.70, 2.0, 0.65)]
+    assert "`--set train.epochs=2` (threads: 1)" in render.render(rows, [summary])
+    assert "--set" not in render.render(rows, [summary | {"set": []}])
+
+
 def test_time_to_accuracy_compares_at_the_final_accuracy_precision() -> None:
     # 1,428 of 1,540 right: 0.92727 on the curve (5 decimals), 0.9273 as a final accuracy (4 decimals).
     ours = {"curve": [{"val_accuracy": 0.92338, "elapsed_s": 356.0}, {"val_accuracy": 0.92727, "elapsed_s": 538.0}],
