@@ -178,12 +178,10 @@ def expected_seconds(piece: str, suite: str = "full", sets: Sequence[str] = ()) 
         return 40 + 2 * iterations * n_train * SETFIT_PAIR_S + (n_val + n_test) * PREDICT_S[backbone]
     from intentune.config import Config
 
-    epochs, padding = Config().override(list(sets)).train.epochs, 1.0
-    if method == "trainer":
-        padding = 2.5  # every text padded to max_length
-
-    few_shot_passes = Config().train.few_shot_epochs  # the contrastive phase's passes over the data
-    few_shot = few_shot_passes if method == "intentune" and n_train / count_labels(task.train) <= 20 else 0
+    cfg = Config().override(list(sets)).train  # intentune's, as the run sets it; the Trainer follows its epochs
+    epochs, padding = cfg.epochs, 2.5 if method == "trainer" else 1.0  # the Trainer pads every text to max_length
+    few_shot_on = method == "intentune" and n_train / count_labels(task.train) <= cfg.few_shot_max_per_intent
+    few_shot = cfg.few_shot_epochs if few_shot_on else 0  # the contrastive phase's passes over the data
     train = (epochs * padding + few_shot) * n_train * TRAIN_S[backbone]
     return 60 + train + (epochs * padding * n_val + n_val + n_test) * PREDICT_S[backbone]
 
