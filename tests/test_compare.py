@@ -43,6 +43,40 @@ def test_text_names_regressions_and_missing_intents() -> None:
     assert "REGRESSION" in text and "FAIL: 2 intent(s) dropped more than 0.050 F1: a, b" in text
 
 
+def with_rejection(old: bool) -> dict:
+    """metrics.json where rejection turned one right answer for a into oos, on data without oos rows; ``old``: as
+    intentune wrote it before the averages left the empty oos row out (it was one of the labels then)."""
+    true, pred = list("aaabbbccc"), ["oos", *"aabbbccc"]
+    if old:
+        data = evaluate_predictions(true, pred, [*"abc", "oos"]).to_dict()
+    else:
+        data = evaluate_predictions(true, pred, list("abc"), oos_label="oos").to_dict()
+    return {**data, "oos": {"label": "oos", "in_scope_accuracy": 8 / 9, "oos_recall": 0.0}}
+
+
+def test_empty_oos_row_does_not_skew_the_comparison() -> None:
+    # a: precision 1, recall 2/3 -> F1 0.8; b, c: 1. Macro F1 over a, b, c: 2.8 / 3; with the empty oos row: 2.8 / 4.
+    old, new = with_rejection(old=True), with_rejection(old=False)
+    assert old["report"]["macro avg"]["f1-score"] == pytest.approx(0.7)  # as an older intentune wrote it
+    assert new["report"]["macro avg"]["f1-score"] == pytest.approx(2.8 / 3, abs=1e-6)
+    for candidate in (old, new):
+        result = compare_metrics(BASE, candidate, max_drop=0.1)
+        assert result.summary["macro_f1"]["b"] == pytest.approx(2.8 / 3, abs=1e-6)
+        assert result.summary["macro_f1"]["difference"] == pytest.approx(2.8 / 3 - 1, abs=1e-6)
+        assert "oos" not in result.per_intent and result.regressions == ["a"]
+        assert not any("only in B" in note for note in result.notes)
+    assert compare_metrics(old, new).summary["macro_f1"]["difference"] == 0.0
+    assert any("recomputed without the empty out-of-scope row 'oos'" in n for n in compare_metrics(BASE, old).notes)
+    assert not any("recomputed" in n for n in compare_metrics(BASE, new).notes)
+
+
+def test_warnings_of_either_run_become_notes() -> None:
+    unknown = evaluate_predictions(list("aaabbbcccz"), list("aaabbbccca"), list("abc")).to_dict()
+    result = compare_metrics(BASE, unknown)
+    assert result.notes[0].startswith("B: 1 intent in the evaluation data is not among the model's intents: z (1 row)")
+    assert result.per_intent["z"] == {"a": None, "b": 0.0, "difference": None}
+
+
 def write_run(folder: Path, data: dict) -> Path:
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(data))

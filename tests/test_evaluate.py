@@ -90,9 +90,123 @@ def test_save_writes_every_file(report, tmp_path: Path) -> None:
     assert set(paths) == {"metrics", "report", "html", "errors", "confusion_matrix"}  # no data for the other pictures
 
 
-def test_unknown_true_intents_are_refused() -> None:
-    with pytest.raises(DataError, match="intents the model was not trained on: z; remove those rows or retrain"):
-        evaluate_predictions(["z"], ["a"], ["a", "b"])
+def test_mismatched_lengths_are_refused() -> None:
+    with pytest.raises(DataError, match="3 true labels but 2 predictions"):
+        evaluate_predictions(["a", "b", "a"], ["a", "b"], ["a", "b"])
+
+
+# Four intents, no out-of-scope rows; rejection (confidence below 0.5) turns one right answer for a into oos.
+# Logits 8 vs 0 give confidence ~0.999; [0.1, 0, 0, 0] gives a with confidence ~0.27, which is rejected.
+OOS_CLASSES, OOS_TRUE = list("abcd"), list("aaabbccdd")
+OOS_LOGITS = np.array([[0.1, 0, 0, 0]] + [[8.0 if c == y else 0.0 for c in "abcd"] for y in OOS_TRUE[1:]])
+
+
+def test_rejection_without_oos_rows_keeps_the_oos_row_out_of_the_averages() -> None:
+    from intentune.evaluate import evaluate_logits
+    from intentune.evaluate.oos import Thresholds
+
+    report = evaluate_logits(OOS_LOGITS, OOS_TRUE, OOS_CLASSES, thresholds=Thresholds("oos", 0.5))
+    r = report.report
+    # a: 2 of 3 answered right, none wrong -> precision 1, recall 2/3, F1 0.8; b, c, d: F1 1.
+    assert report.labels == [*OOS_CLASSES, "oos"] and r["oos"] == {"precision": 0.0, "recall": 0.0,
+                                                                    "f1-score": 0.0, "support": 0}  # fmt: skip
+    assert r["a"]["recall"] == pytest.approx(2 / 3, abs=1e-6) and r["a"]["f1-score"] == pytest.approx(0.8)
+    assert r["macro avg"]["f1-score"] == pytest.approx((0.8 + 3) / 4, abs=1e-6)  # not (0.8 + 3) / 5 = 0.76
+    assert r["macro avg"]["recall"] == pytest.approx((2 / 3 + 3) / 4, abs=1e-6)
+    assert r["weighted avg"]["f1-score"] == pytest.approx((3 * 0.8 + 6) / 9, abs=1e-6)
+    assert r["macro avg"]["support"] == r["weighted avg"]["support"] == 9
+    assert report.accuracy == pytest.approx(8 / 9) and report.averages_leave_out == ["oos"]
+    assert [(e["true"], e["predicted"]) for e in report.errors] == [("a", "oos")]  # the rejection is an error
+    assert report.oos is not None and report.oos["oos_support"] == 0 and report.warnings == []
+    assert "(macro and weighted averages leave out oos)" in report.to_text()
+    assert report.to_dict()["averages_leave_out"] == ["oos"]
+
+
+def test_oos_rows_in_the_data_put_the_oos_label_in_the_averages() -> None:
+    # The same answers with the first row's true label oos: the rejection is now right, F1 of oos is 1.
+    true, answers = ["oos", *OOS_TRUE[1:]], ["oos", *OOS_TRUE[1:]]
+    report = evaluate_predictions(true, answers, OOS_CLASSES, oos_label="oos")
+    assert report.labels == [*OOS_CLASSES, "oos"] and report.averages_leave_out == []
+    assert report.report["macro avg"]["f1-score"] == 1.0 and report.accuracy == 1.0
+
+
+def test_explicit_oos_intent_without_oos_rows_stays_out_of_the_averages() -> None:
+    # The model has oos as one of its intents, the data has none, and one answer is oos.
+    report = evaluate_predictions(list("aabb"), list("aobb"), ["a", "b", "o"], oos_label="o")
+    assert report.labels == ["a", "b", "o"] and report.averages_leave_out == ["o"]
+    assert report.report["macro avg"]["f1-score"] == pytest.approx((2 / 3 + 1) / 2, abs=1e-6)
+
+
+UNKNOWN_WARNING = (
+    "2 intents in the evaluation data are not among the model's intents: y, z (3 rows); they count as errors "
+    "(add training examples for them, or drop those rows)"
+)
+
+
+@pytest.fixture
+def unknown_report():
+    """true a a z z y b / predicted a b a b a b: z and y are intents the model was not trained on."""
+    true, pred = list("aazzyb"), list("ababab")
+    return evaluate_predictions(
+        true, pred, ["a", "b"], texts=[f"t{i}" for i in range(6)], confidences=[0.9, 0.8, 0.7, 0.6, 0.5, 0.4]
+    )
+
+
+def test_unknown_intents_are_reported_as_errors(unknown_report) -> None:
+    r = unknown_report.report
+    assert unknown_report.labels == ["a", "b", "y", "z"]
+    assert unknown_report.unknown_intents == {"y": 1, "z": 2} and unknown_report.warnings == [UNKNOWN_WARNING]
+    assert unknown_report.accuracy == pytest.approx(2 / 6)
+    assert r["z"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 2}
+    assert r["y"] == {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 1}
+    # a: 1 of 3 answers right -> precision 1/3, recall 1/2, F1 0.4; b: 1 of 3 answers right -> 1/3, 1, 0.5.
+    # The averages are over the model's intents a and b; the unknown rows lower a's and b's precision.
+    assert r["macro avg"]["f1-score"] == pytest.approx((0.4 + 0.5) / 2, abs=1e-6)
+    assert r["macro avg"]["support"] == 3 and unknown_report.averages_leave_out == ["y", "z"]
+    np.testing.assert_array_equal(unknown_report.confusion, [[1, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [1, 1, 0, 0]])
+    assert [(e["index"], e["true"], e["predicted"]) for e in unknown_report.errors] == [
+        (1, "a", "b"), (2, "z", "a"), (3, "z", "b"), (4, "y", "a"),
+    ]  # fmt: skip
+
+
+def test_unknown_intents_show_in_every_rendering(unknown_report, tmp_path: Path) -> None:
+    text = unknown_report.to_text()
+    assert text.startswith(f"warning: {UNKNOWN_WARNING}\n\n")
+    assert "    accuracy                            0.333          6" in text  # all rows, not the averages' 3
+    assert "           z      0.000      0.000      0.000          2" in text
+    md = unknown_report.to_markdown()
+    assert md.startswith(f"> **Warning:** {UNKNOWN_WARNING}\n\n**Accuracy: 0.333** (6 examples)")
+    assert "| `z` | 0.000 | 0.000 | 0.000 | 2 |" in md
+    page = render_html(unknown_report)
+    assert html.escape(UNKNOWN_WARNING) in page
+    assert page.index(html.escape(UNKNOWN_WARNING)) < page.index('<div class="cards">')
+    assert '<div class="v">6</div><div class="k">examples</div>' in page
+    data = json.loads(json.dumps(unknown_report.to_dict()))
+    assert data["unknown_intents"] == {"y": 1, "z": 2} and data["warnings"] == [UNKNOWN_WARNING]
+    paths = unknown_report.save(tmp_path)
+    metrics = json.loads(paths["metrics"].read_text())
+    assert metrics["unknown_intents"] == {"y": 1, "z": 2} and metrics["num_errors"] == 4
+    assert {json.loads(line)["true"] for line in paths["errors"].read_text().splitlines()} == {"a", "y", "z"}
+    assert UNKNOWN_WARNING in paths["report"].read_text()
+
+
+def test_unknown_intents_through_logits() -> None:
+    from intentune.evaluate import evaluate_logits
+
+    logits = np.array([[8.0, 0.0], [0.0, 8.0], [8.0, 0.0]])
+    report = evaluate_logits(logits, ["a", "b", "q"], ["a", "b"])
+    assert report.unknown_intents == {"q": 1} and report.labels == ["a", "b", "q"]
+    assert report.warnings == [
+        "1 intent in the evaluation data is not among the model's intents: q (1 row); it counts as errors "
+        "(add training examples for it, or drop those rows)"
+    ]
+    assert report.correct.tolist() == [True, True, False] and report.accuracy == pytest.approx(2 / 3)
+    assert report.calibration is not None and report.oos is None  # calibration on the rows the model knows
+
+
+def test_ordinary_data_has_no_new_keys(report) -> None:
+    assert report.warnings == [] and report.unknown_intents == {} and report.averages_leave_out == []
+    assert set(report.to_dict()) == {"accuracy", "report", "labels", "confusion_matrix", "num_errors"}
 
 
 # Calibration and out-of-scope results as evaluate_classifier fills them (numpy scalars included, as they come).

@@ -2,6 +2,10 @@
 
 ``intentune compare RUN_A RUN_B`` reads the ``metrics.json`` of two runs (or evaluation folders), lists the
 per-intent F1 differences, and exits non-zero when any intent's F1 drops by more than ``max_drop``.
+
+An out-of-scope row with no examples in the data (it appears when rejection fires on data without out-of-scope
+rows) is no intent to compare: it is skipped, and a macro F1 that an older intentune averaged over it is
+recomputed without it, so turning rejection on does not look like a macro-F1 drop.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from ..errors import DataError
 
+AVERAGE_KEYS = ("accuracy", "macro avg", "weighted avg")
 SUMMARY_KEYS = (("accuracy", ("accuracy",)), ("macro_f1", ("report", "macro avg", "f1-score")),
                 ("in_scope_accuracy", ("oos", "in_scope_accuracy")), ("oos_recall", ("oos", "oos_recall")),
                 ("ece", ("calibration", "ece_after")))  # fmt: skip
@@ -95,15 +100,22 @@ def compare_metrics(
         max_drop: an intent whose F1 falls by more than this (absolute, 0.05 = 5 points) is a regression.
         names: how to call the two in the output.
     """
-    intents = [k for k in a["report"] if k not in ("accuracy", "macro avg", "weighted avg")]
-    intents += [k for k in b["report"] if k not in ("accuracy", "macro avg", "weighted avg") and k not in intents]
-    per_intent = {i: _diff(_get(a, ("report", i, "f1-score")), _get(b, ("report", i, "f1-score"))) for i in intents}
+    rows_a, rows_b = _intent_rows(a), _intent_rows(b)
+    intents = [*rows_a, *(k for k in rows_b if k not in rows_a)]
+    per_intent = {i: _diff(_f1(rows_a.get(i)), _f1(rows_b.get(i))) for i in intents}
     summary = {name: _diff(_get(a, keys), _get(b, keys)) for name, keys in SUMMARY_KEYS}
+    summary["macro_f1"] = _diff(_macro_f1(a), _macro_f1(b))
     summary = {k: v for k, v in summary.items() if v["a"] is not None or v["b"] is not None}
     regressions = [
         i for i, row in per_intent.items() if row["difference"] is not None and row["difference"] < -max_drop - 1e-12
     ]
-    notes = []
+    notes = [f"{name}: {warning}" for name, m in zip(names, (a, b)) for warning in m.get("warnings") or []]
+    for name, m in zip(names, (a, b)):
+        if _macro_f1(m) != _get(m, ("report", "macro avg", "f1-score")):
+            notes.append(
+                f"{name}: macro F1 recomputed without the empty out-of-scope row {_empty_oos(m)!r} "
+                "(metrics.json from an older intentune)"
+            )
     only_a = [i for i, row in per_intent.items() if row["b"] is None]
     only_b = [i for i, row in per_intent.items() if row["a"] is None]
     if only_a:
@@ -118,6 +130,38 @@ def compare_metrics(
 def compare_runs(a: str | Path, b: str | Path, *, max_drop: float = 0.05) -> Comparison:
     """Compare the evaluations of two runs (see :func:`load_metrics` for what a run may be)."""
     return compare_metrics(load_metrics(a), load_metrics(b), max_drop=max_drop, names=(str(a), str(b)))
+
+
+def _empty_oos(metrics: dict[str, Any]) -> str | None:
+    """The out-of-scope label when the report has a row for it with no examples (rejection fired on data without
+    out-of-scope rows), else None."""
+    oos = metrics.get("oos")
+    label = oos.get("label") if isinstance(oos, dict) else None
+    row = metrics["report"].get(label) if isinstance(label, str) else None
+    return label if isinstance(row, dict) and row.get("support") == 0 else None
+
+
+def _intent_rows(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The per-label rows of the report, without the averages and an empty out-of-scope row."""
+    skip = {*AVERAGE_KEYS, _empty_oos(metrics)}
+    return {k: row for k, row in metrics["report"].items() if k not in skip and isinstance(row, dict)}
+
+
+def _macro_f1(metrics: dict[str, Any]) -> float | None:
+    """The macro-average F1. A ``metrics.json`` whose average includes an empty out-of-scope row (intentune
+    before ``averages_leave_out``) gets it recomputed over the other rows, as scikit-learn averages: the mean of
+    the per-label F1 scores."""
+    stored = _get(metrics, ("report", "macro avg", "f1-score"))
+    label = _empty_oos(metrics)
+    if stored is None or label is None or label in (metrics.get("averages_leave_out") or []):
+        return stored
+    scores = [_f1(row) for row in _intent_rows(metrics).values()]
+    return round(sum(scores) / len(scores), 6) if scores and None not in scores else stored
+
+
+def _f1(row: dict[str, Any] | None) -> float | None:
+    value = row.get("f1-score") if isinstance(row, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
 
 
 def _get(metrics: dict[str, Any], keys: tuple[str, ...]) -> float | None:

@@ -41,6 +41,7 @@ td.t{max-width:42rem;overflow-wrap:anywhere}
 .card .v{font-size:1.5rem;font-weight:600}.card .k{color:#666;font-size:.85rem}
 figure{margin:1rem 0}img{max-width:100%;height:auto}figcaption,.note{color:#666;font-size:.88rem}
 pre{margin:0;font-size:.8rem;white-space:pre-wrap}.scroll{max-height:36rem;overflow:auto;display:inline-block}
+.warn{background:#fff4d6;border-left:4px solid #d9a300;padding:.5rem 1rem;margin:.5rem 0}
 """
 
 # Click a header to sort by that column (numbers numerically), click again to reverse.
@@ -65,8 +66,9 @@ def render_html(
 ) -> str:
     """The report as one self-contained HTML page.
 
-    Sections: summary numbers, per-intent metrics (weakest first, sortable), confusion matrix and most confused
-    pairs, confidence histogram, calibration, out of scope, misclassified examples, and the run details.
+    Sections: warnings (unknown intents), summary numbers, per-intent metrics (weakest first, sortable), confusion
+    matrix and most confused pairs, confidence histogram, calibration, out of scope, misclassified examples, and
+    the run details.
 
     Args:
         report: the evaluation.
@@ -87,7 +89,8 @@ def render_html(
         ("Misclassified examples", _errors(report)),
         ("Run details", _details(extra) if extra else ""),
     ]
-    body = [f"<h1>{html.escape(title)}</h1>", _summary(report)]
+    warnings = [f'<p class="warn"><strong>Warning:</strong> {html.escape(w)}</p>' for w in report.warnings]
+    body = [f"<h1>{html.escape(title)}</h1>", *warnings, _summary(report)]
     body += [_section(heading, content) for heading, content in sections if content]
     return _page(title, "\n".join(body))
 
@@ -150,7 +153,7 @@ def _summary(report: EvalReport) -> str:
         ("accuracy", f"{report.accuracy:.3f}"),
         ("macro F1", f"{report.report['macro avg']['f1-score']:.3f}"),
         ("weighted F1", f"{report.report['weighted avg']['f1-score']:.3f}"),
-        ("examples", str(report.report["macro avg"]["support"])),
+        ("examples", str(report.support)),
         ("misclassified", str(len(report.errors))),
     ]
     if report.oos:
@@ -172,7 +175,10 @@ def _intent_table(report: EvalReport) -> str:
         shade = f"background:hsl({max(0.0, 240 * r['f1-score'] - 120):.0f},65%,88%)" if r["support"] else ""
         cells = [_cell(name), _cell(r["precision"]), _cell(r["recall"]), _cell(r["f1-score"], shade)]
         rows.append([*cells, _cell(r["support"])])
-    note = '<p class="note">Weakest F1 first; click a column header to sort by it.</p>'
+    note = "Weakest F1 first; click a column header to sort by it."
+    if report.averages_leave_out:
+        note += f" Macro and weighted averages leave out {', '.join(report.averages_leave_out)}."
+    note = f'<p class="note">{html.escape(note)}</p>'
     return note + _table(["intent", "precision", "recall", "F1", "support"], rows, sortable=True)
 
 

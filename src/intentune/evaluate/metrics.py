@@ -1,12 +1,16 @@
 """Metrics, confusion matrix and reports, shaped like scikit-learn's ``classification_report``.
 
-Labels always come from the model's ``classes_``, so an intent missing from the test data still has a row.
-Nothing here prints: a report renders itself as text, Markdown or JSON, and the caller decides where it goes.
+Labels always come from the model's ``classes_``, so an intent missing from the test data still has a row. The
+macro and weighted averages are over those intents, plus the out-of-scope label when the data has out-of-scope
+rows; other rows (an out-of-scope label the data has no rows of, intents the model was not trained on) are shown
+but left out of the averages. Nothing here prints: a report renders itself as text, Markdown or JSON, and the
+caller decides where it goes.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,6 +30,7 @@ from .plots import (
 )
 
 AVERAGES = ("macro avg", "weighted avg")
+MAX_NAMED_INTENTS = 20  # intents named in a warning before "and N more"
 
 
 @dataclass
@@ -33,9 +38,11 @@ class EvalReport:
     """An evaluation of predictions against true labels.
 
     Attributes:
-        labels: the intents, in the model's order (rows and columns of ``confusion``).
-        report: ``classification_report``-style dict: one entry per intent with ``precision``, ``recall``,
-            ``f1-score`` and ``support``, plus ``accuracy``, ``macro avg`` and ``weighted avg``.
+        labels: the rows and columns of ``confusion``: the model's intents in its order, then the out-of-scope
+            label when the data or the answers hold it, then intents the model was not trained on.
+        report: ``classification_report``-style dict: one entry per label with ``precision``, ``recall``,
+            ``f1-score`` and ``support``, plus ``accuracy``, ``macro avg`` and ``weighted avg``; the averages
+            leave out the labels in ``averages_leave_out``.
         confusion: ``(n_labels, n_labels)`` counts, rows = true intent, columns = predicted.
         errors: misclassified examples (text, true intent, predicted intent, confidence).
         confidences: ``(n,)`` confidence of each prediction (calibrated when the model is), or None.
@@ -50,6 +57,12 @@ class EvalReport:
             "coverage_score", "coverage_curve": [{"threshold", "coverage", "accuracy"}, ...]}``; the curve sweeps
             one global threshold over the in-scope rows (coverage = share answered, accuracy = on the answered
             ones), on the score the model rejects by (``coverage_score``: confidence or distance).
+        unknown_intents: rows per true intent the model was not trained on (``{intent: count}``); those rows
+            count as errors.
+        averages_leave_out: labels with a row but not in the macro and weighted averages: the out-of-scope label
+            when the data has no out-of-scope rows, and the unknown intents.
+        warnings: what a reader must know before trusting the numbers (unknown intents), for callers to log; the
+            renderings show them first.
     """
 
     labels: list[str]
@@ -60,13 +73,22 @@ class EvalReport:
     correct: np.ndarray | None = None
     calibration: dict[str, Any] | None = None
     oos: dict[str, Any] | None = None
+    unknown_intents: dict[str, int] = field(default_factory=dict)
+    averages_leave_out: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
         return float(self.report["accuracy"])
 
+    @property
+    def support(self) -> int:
+        """The number of evaluated rows (the averages' support leaves out the rows of ``averages_leave_out``)."""
+        return sum(int(self.report[name]["support"]) for name in self.labels)
+
     def to_dict(self) -> dict[str, Any]:
-        """Everything as plain JSON-ready values; ``calibration`` and ``oos`` only when set."""
+        """Everything as plain JSON-ready values; ``calibration``, ``oos``, ``unknown_intents``,
+        ``averages_leave_out`` and ``warnings`` only when set."""
         out = {
             "accuracy": self.accuracy,
             "report": self.report,
@@ -74,8 +96,8 @@ class EvalReport:
             "confusion_matrix": self.confusion.tolist(),
             "num_errors": len(self.errors),
         }
-        for name in ("calibration", "oos"):
-            if getattr(self, name) is not None:
+        for name in ("calibration", "oos", "unknown_intents", "averages_leave_out", "warnings"):
+            if getattr(self, name):
                 out[name] = self._jsonable(getattr(self, name))
         return out
 
@@ -96,8 +118,8 @@ class EvalReport:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_text(self, digits: int = 3) -> str:
-        """A fixed-width table like scikit-learn's, then the accuracy, a few lines on calibration and out-of-scope
-        detection when the report has them, and the most confused pairs."""
+        """The warnings, a fixed-width table like scikit-learn's, then the accuracy, a few lines on calibration and
+        out-of-scope detection when the report has them, and the most confused pairs."""
         width = max(len(x) for x in [*self.labels, *AVERAGES])
         head = f"{'':>{width}}  {'precision':>9}  {'recall':>9}  {'f1-score':>9}  {'support':>9}"
 
@@ -108,9 +130,11 @@ class EvalReport:
                 f"{r['f1-score']:>9.{digits}f}  {r['support']:>9d}"
             )
 
-        total = self.report["macro avg"]["support"]
-        accuracy = f"{'accuracy':>{width}}  {'':>9}  {'':>9}  {self.accuracy:>9.{digits}f}  {total:>9d}"
-        lines = [head, "", *map(row, self.labels), "", accuracy, *map(row, AVERAGES)]
+        accuracy = f"{'accuracy':>{width}}  {'':>9}  {'':>9}  {self.accuracy:>9.{digits}f}  {self.support:>9d}"
+        lines = [f"warning: {w}" for w in self.warnings] + [""] if self.warnings else []
+        lines += [head, "", *map(row, self.labels), "", accuracy, *map(row, AVERAGES)]
+        if self.averages_leave_out:
+            lines.append(f"(macro and weighted averages leave out {', '.join(self.averages_leave_out)})")
         lines += self._text_summary(digits)
         pairs = self.confused_pairs()
         if pairs:
@@ -157,9 +181,11 @@ class EvalReport:
         return f"{text}, per-intent for {per_intent} intent{'' if per_intent == 1 else 's'}"
 
     def to_markdown(self, digits: int = 3) -> str:
-        """Markdown: the metrics table, the confusion matrix (above 30 intents, a pointer to its picture), the most
-        confused pairs, and sections on calibration and out-of-scope detection when the report has them."""
-        parts = [self._markdown_metrics(digits), self._markdown_confusion(), self._markdown_pairs()]
+        """Markdown: the warnings, the metrics table, the confusion matrix (above 30 intents, a pointer to its
+        picture), the most confused pairs, and sections on calibration and out-of-scope detection when the report
+        has them."""
+        parts = [f"> **Warning:** {w}" for w in self.warnings]
+        parts += [self._markdown_metrics(digits), self._markdown_confusion(), self._markdown_pairs()]
         if self.calibration is not None:
             parts.append(self._markdown_calibration(digits))
         if self.oos is not None:
@@ -168,7 +194,7 @@ class EvalReport:
 
     def _markdown_metrics(self, digits: int) -> str:
         lines = [
-            f"**Accuracy: {self.accuracy:.{digits}f}** ({self.report['macro avg']['support']} examples)",
+            f"**Accuracy: {self.accuracy:.{digits}f}** ({self.support} examples)",
             "",
             "| intent | precision | recall | f1-score | support |",
             "|---|---:|---:|---:|---:|",
@@ -180,6 +206,11 @@ class EvalReport:
                 f"| {label} | {row['precision']:.{digits}f} | {row['recall']:.{digits}f} | "
                 f"{row['f1-score']:.{digits}f} | {row['support']} |"
             )
+        if self.averages_leave_out:
+            lines += [
+                "",
+                f"Macro and weighted averages leave out {', '.join(f'`{x}`' for x in self.averages_leave_out)}.",
+            ]
         return "\n".join(lines)
 
     def _markdown_confusion(self) -> str:
@@ -306,8 +337,15 @@ def evaluate_predictions(
     *,
     texts: Sequence[str] | None = None,
     confidences: Sequence[float] | None = None,
+    oos_label: str | None = None,
 ) -> EvalReport:
     """Score predictions against true intents.
+
+    Every intent in ``labels`` has a row, and so has every other label in the data: the out-of-scope label, true
+    intents the model was not trained on (their rows count as errors; ``unknown_intents`` and ``warnings`` name
+    them) and predicted labels outside ``labels``. The macro and weighted averages are over ``labels`` and the
+    out-of-scope label, the latter only when ``y_true`` holds it: a row with no examples in the data (F1 0 by
+    convention) would otherwise drag the macro average down whenever rejection fires.
 
     Args:
         y_true: the true intents.
@@ -315,27 +353,23 @@ def evaluate_predictions(
         labels: every intent the model knows (``classes_``), in order.
         texts: the utterances, to list the misclassified ones.
         confidences: the probability of each prediction.
+        oos_label: the model's out-of-scope label, or None when it has none.
 
     Raises:
-        DataError: if ``y_true`` holds intents the model does not know, or the lengths differ.
-    """
-    from sklearn.metrics import classification_report, confusion_matrix
+        DataError: if the lengths differ.
 
-    labels = list(labels)
+    Example:
+        >>> r = evaluate_predictions(["a", "b", "z"], ["a", "b", "a"], ["a", "b"])
+        >>> r.unknown_intents, round(r.accuracy, 3)
+        ({'z': 1}, 0.667)
+    """
+    from sklearn.metrics import confusion_matrix
+
     if len(y_true) != len(y_pred):
         raise DataError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
-    unknown = sorted(set(y_true) - set(labels))
-    if unknown:
-        raise DataError(
-            f"the evaluation data has intents the model was not trained on: {', '.join(unknown)}; "
-            "remove those rows or retrain with them"
-        )
-    report = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
-    report = {
-        k: ({m: _plain(m, v) for m, v in row.items()} if isinstance(row, dict) else float(row))
-        for k, row in report.items()
-    }
-    confusion = confusion_matrix(y_true, y_pred, labels=labels)
+    rows, averaged, unknown = _report_labels(y_true, y_pred, labels, oos_label)
+    report = _classification_report(y_true, y_pred, rows, averaged)
+    confusion = confusion_matrix(y_true, y_pred, labels=rows)
     errors = []
     for i, (t, p) in enumerate(zip(y_true, y_pred)):
         if t != p:
@@ -349,12 +383,75 @@ def evaluate_predictions(
                 }
             )
     errors.sort(key=lambda e: -(e["confidence"] or 0.0))
-    return EvalReport(labels, report, confusion, errors)
+    left_out = [x for x in rows if x not in averaged]
+    warnings = [_unknown_warning(unknown)] if unknown else []
+    return EvalReport(
+        rows, report, confusion, errors, unknown_intents=unknown, averages_leave_out=left_out, warnings=warnings
+    )
+
+
+def _report_labels(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str], oos_label: str | None
+) -> tuple[list[str], list[str], dict[str, int]]:
+    """The report's rows, the labels the averages are over, and the rows per true intent the model lacks.
+
+    Rows: ``labels``, then the out-of-scope label if the data or the answers hold it, then the unknown true
+    intents, then any other predicted label, so the report covers every label (scikit-learn otherwise swaps
+    ``accuracy`` for ``micro avg``).
+    """
+    known, true_set, pred_set = set(labels), set(y_true), set(y_pred)
+    unknown = {x: n for x, n in sorted(Counter(y_true).items()) if x not in known and x != oos_label}
+    rows = list(labels)
+    if oos_label is not None and oos_label not in known and oos_label in true_set | pred_set:
+        rows.append(oos_label)
+    rows += list(unknown)
+    rows += sorted(pred_set - set(rows))
+    averaged = [x for x in rows if (x in known and x != oos_label) or (x == oos_label and x in true_set)]
+    return rows, averaged, unknown
+
+
+def _classification_report(
+    y_true: Sequence[str], y_pred: Sequence[str], rows: list[str], averaged: list[str]
+) -> dict[str, Any]:
+    """scikit-learn's ``classification_report`` dict over ``rows``, with the averages over ``averaged`` only."""
+    from sklearn.metrics import classification_report
+
+    def plain(report: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: ({m: _plain(m, v) for m, v in row.items()} if isinstance(row, dict) else float(row))
+            for k, row in report.items()
+        }
+
+    report = plain(classification_report(y_true, y_pred, labels=rows, output_dict=True, zero_division=0))
+    if averaged and averaged != rows:
+        # Per-label scores do not depend on the label list, so only the averages change.
+        subset = plain(classification_report(y_true, y_pred, labels=averaged, output_dict=True, zero_division=0))
+        report.update({name: subset[name] for name in AVERAGES})
+    return report
+
+
+def _unknown_warning(unknown: dict[str, int]) -> str:
+    """One sentence naming the evaluation intents the model lacks, their row count, and what to do."""
+    names = list(unknown)
+    shown = ", ".join(names[:MAX_NAMED_INTENTS])
+    if len(names) > MAX_NAMED_INTENTS:
+        shown += f" and {len(names) - MAX_NAMED_INTENTS} more"
+    rows = sum(unknown.values())
+    one = len(names) == 1
+    return (
+        f"{len(names)} intent{'' if one else 's'} in the evaluation data {'is' if one else 'are'} not among the "
+        f"model's intents: {shown} ({rows} row{'' if rows == 1 else 's'}); {'it counts' if one else 'they count'} "
+        f"as errors (add training examples for {'it' if one else 'them'}, or drop those rows)"
+    )
 
 
 def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[str]) -> EvalReport:
     """Predict ``texts`` with a fitted classifier (its calibration and out-of-scope rejection included) and score
-    against ``labels``; rows labelled with the model's out-of-scope label count as out-of-scope examples."""
+    against ``labels``; rows labelled with the model's out-of-scope label count as out-of-scope examples.
+
+    Rows whose intent the model was not trained on do not stop the evaluation: they count as errors and the
+    report names them (``report.unknown_intents``, and a sentence in ``report.warnings`` for the caller to log).
+    """
     distance = getattr(classifier, "distance_", None)
     if distance is not None:
         logits, pooled = classifier._forward(texts, pooled=True)
@@ -389,7 +486,8 @@ def evaluate_logits(
 
     Args:
         logits: ``(n, len(classes))`` raw scores.
-        y_true: the true intents; ``oos_label`` may appear even if it is not one of ``classes``.
+        y_true: the true intents; ``oos_label`` may appear even if it is not one of ``classes``, and so may
+            intents the model lacks (see :func:`evaluate_predictions`).
         classes: the model's intents, in logit order.
         temperature: the model's calibration temperature.
         thresholds: the model's :class:`~intentune.evaluate.oos.Thresholds`, or None.
@@ -401,12 +499,9 @@ def evaluate_logits(
     classes = list(classes)
     probs = softmax(logits, temperature)
     answers, confidences, _ = apply_rejection(classes, probs, thresholds, oos_label, distances)
-    labels = list(classes)
-    # The out-of-scope label gets a row only when the data has it or the model answered it, so it never adds an
-    # empty row to the macro average.
-    if oos_label not in labels and (oos_label in set(y_true) or oos_label in set(answers)):
-        labels.append(oos_label)
-    report = evaluate_predictions(y_true, answers, labels, texts=texts, confidences=confidences)
+    # The out-of-scope label gets a row when the data has it or the model answered it (rejection), and counts in
+    # the averages only when the data has it.
+    report = evaluate_predictions(y_true, answers, classes, texts=texts, confidences=confidences, oos_label=oos_label)
     true = np.asarray(y_true, dtype=object)
     report.confidences = confidences
     report.correct = np.asarray(answers, dtype=object) == true
@@ -415,7 +510,7 @@ def evaluate_logits(
     if known.any():
         ids = [index[y] for y in true[known]]
         report.calibration = calibration_summary(logits[known], ids, temperature)
-    if oos_label in labels:
+    if oos_label in report.labels:
         report.oos = _oos_summary(probs, true, classes, answers, thresholds, oos_label, distances)
     return report
 
