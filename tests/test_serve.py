@@ -1,5 +1,6 @@
 """The HTTP service, in-process: every route, each limit, the API key, the error shape, the micro-batcher, the
-access log, a bad model folder, the CLI command and a bounded schemathesis fuzz run of the OpenAPI schema.
+access log, the docs pages' local files, a bad model folder, a busy port, the CLI command and a bounded
+schemathesis fuzz run of the OpenAPI schema.
 
 Most tests serve a fake predictor (instant and deterministic); one serves a real tiny model folder.
 """
@@ -9,8 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+import socket
+import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,7 +30,9 @@ from typer.testing import CliRunner
 
 from intentune import Config, ConfigError, ModelError, ServeConfig, create_app
 from intentune.cli import app as cli_app
-from intentune.serve import MicroBatcher, PredictionError
+from intentune.serve import MicroBatcher, PredictionError, serve
+from intentune.serve.app import listen_on
+from intentune.serve.schemas import TEXT_PATTERN
 
 LABELS = ["goodbye", "greeting", "order_status", "product_info"]
 JSON = {"content-type": "application/json"}
@@ -135,6 +142,42 @@ def test_a_real_model_folder_loads_in_the_lifespan_and_predicts_like_the_classif
     assert info["backbone"] == fitted_encoder.config.model.backbone and "intentune_version" in info
 
 
+@pytest.mark.parametrize(
+    ("page_url", "assets"),
+    [
+        ("/docs", {"swagger-ui-bundle.js": "SwaggerUIBundle", "swagger-ui.css": ".swagger-ui", "favicon.png": "PNG"}),
+        ("/redoc", {"redoc.standalone.js": "Redoc", "favicon.png": "PNG"}),
+    ],
+)
+def test_docs_pages_load_every_file_from_this_server(
+    monkeypatch: pytest.MonkeyPatch, page_url: str, assets: dict[str, str]
+) -> None:
+    """The docs pages name no other host (so they work offline), and each script, style sheet and icon they name
+    answers here; like /openapi.json they need no API key."""
+    monkeypatch.setenv("INTENTUNE_API_KEY", "s3cret-key")
+    with serving() as client:
+        page = client.get(page_url)
+        urls = re.findall(r'(?:src|href|spec-url)="([^"]*)"', page.text) + re.findall(r"url: '([^']*)'", page.text)
+        fetched = {url: client.get(url) for url in urls}
+        openapi = client.get("/openapi.json")
+        redirect = client.get("/docs/oauth2-redirect")
+    assert page.status_code == openapi.status_code == redirect.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "://" not in page.text and "://" not in redirect.text
+    assert sorted(urls) == sorted([f"/docs/assets/{name}" for name in assets] + ["/openapi.json"])
+    for name, marker in assets.items():
+        response = fetched[f"/docs/assets/{name}"]
+        assert response.status_code == 200 and marker.encode() in response.content[:200_000], name
+    assert fetched["/docs/assets/favicon.png"].headers["content-type"] == "image/png"
+    if page_url == "/redoc":  # ReDoc's script names its maker's logo on a CDN: the browser may not fetch it
+        assert page.headers["content-security-policy"] == "img-src 'self' data:"
+
+
+def test_a_missing_docs_file_is_a_404_in_the_error_shape() -> None:
+    with serving() as client:
+        assert_error(client.get("/docs/assets/nope.js"), 404, "not_found", "no route GET /docs/assets/nope.js")
+
+
 # ------------------------------------------------------------------------------------------------ limits
 @pytest.mark.parametrize(
     ("body", "field", "match"),
@@ -145,7 +188,10 @@ def test_a_real_model_folder_loads_in_the_lifespan_and_predicts_like_the_classif
         ({"texts": ["hi"], "top_k": 0}, "top_k", "greater than or equal to 1"),
         ({"texts": ["hi"], "top_k": -3}, "top_k", "greater than or equal to 1"),
         ({"texts": ["hi"], "top_k": "many"}, "top_k", "valid integer"),
-        ({"texts": ["   "]}, "texts.0", "text is empty or only white space"),
+        ({"texts": ["   "]}, "texts.0", "text is empty or only white space or control characters"),
+        ({"texts": ["ok", ""]}, "texts.1", "text is empty or only white space or control characters"),
+        ({"texts": ["\x00\x01\x7f"]}, "texts.0", "text is empty or only white space or control characters"),
+        ({"texts": [" \t\x1b\u3000\x85\u2028 "]}, "texts.0", "text is empty or only white space or control"),
         ({"texts": "hi"}, "texts", "valid list"),
         ({"text": ["hi"]}, "texts", "required"),
         ([1, 2], "body", "expected a JSON object"),
@@ -161,7 +207,26 @@ def test_limits_and_schema_errors_are_422_with_a_clear_message(body: Any, field:
 def test_a_lone_surrogate_is_refused_not_a_crash() -> None:
     with serving() as client:
         response = client.post("/v1/predict", content=b'{"texts": ["ok \\ud800"]}', headers=JSON)
-    assert_error(response, 422, "validation_error", "texts.0")
+    assert_error(response, 422, "validation_error", "texts.0: text is not valid Unicode (it holds a lone surrogate)")
+
+
+def test_the_schema_refuses_exactly_the_texts_the_server_refuses() -> None:
+    """The text's pattern in /openapi.json is the server's rule (at least one character that is neither white space,
+    by ``str.isspace``, nor a control character, Unicode category Cc), so a client generated from the schema and the
+    server agree; the server enforces it through the same pattern."""
+    every = [chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c <= 0xDFFF]
+    blank = [c for c in every if c.isspace() or unicodedata.category(c) == "Cc"]
+    with serving(max_chars_per_text=20, max_texts_per_request=len(blank)) as client:
+        item = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]["properties"]["texts"]
+        refused = client.post("/v1/predict", json={"texts": blank})
+        answered = client.post("/v1/predict", json={"texts": [c + "a" + c for c in blank]})
+        emoji = client.post("/v1/predict", json={"texts": ["\U0001f4e6"]})
+    item = item["items"]
+    assert (item["minLength"], item["maxLength"], item["pattern"]) == (1, 20, TEXT_PATTERN)
+    assert re.findall(item["pattern"], "".join(every)) == [c for c in every if c not in set(blank)]
+    error = assert_error(refused, 422, "validation_error", "texts.0: text is empty or only white space or control")
+    assert [d["field"] for d in error["details"]] == [f"texts.{i}" for i in range(len(blank))]
+    assert answered.status_code == emoji.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -369,8 +434,8 @@ def test_cli_serve_with_a_bad_folder_prints_one_red_line_and_exits_1(
 ) -> None:
     import uvicorn
 
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn started"))
-    result = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "nope")])
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("uvicorn started"))
+    result = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "nope"), "--port", "0"])  # any free port
     assert result.exit_code == 1
     assert result.output.count("\n") == 1 and result.output.startswith("error: ") and "nope" in result.output
 
@@ -382,17 +447,70 @@ def test_cli_serve_applies_config_env_set_and_options(
 
     fitted_encoder.save(tmp_path / "run" / "model")
     started: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: started.update(app=app, **kwargs))
-    monkeypatch.setenv("INTENTUNE_PORT", "9100")
+
+    def run(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        started.update(config=server.config, address=sockets[0].getsockname())
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    port = free_port("127.0.0.2")
+    monkeypatch.setenv("INTENTUNE_PORT", str(port))
     monkeypatch.setenv("INTENTUNE_MAX_CHARS_PER_TEXT", "5")
     args = ["serve", str(tmp_path / "run"), "--host", "127.0.0.2", "--set", "serve.max_texts_per_request=2"]
     result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 0, result.output
-    assert (started["host"], started["port"], started["access_log"]) == ("127.0.0.2", 9100, False)
-    with TestClient(started["app"]) as client:
+    config = started["config"]
+    assert started["address"] == (config.host, config.port) == ("127.0.0.2", port)  # uvicorn gets the bound socket
+    assert config.access_log is False
+    with TestClient(config.app) as client:
         assert_error(client.post("/v1/predict", json={"texts": ["a", "b", "c"]}), 422, "validation_error", "is 2")
         assert_error(client.post("/v1/predict", json={"texts": ["abcdef"]}), 422, "validation_error", "is 5")
         assert client.post("/v1/predict", json={"texts": ["bye"]}).json()["predictions"][0]["intent"] in LABELS
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A loopback port another server listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        yield other.getsockname()[1]
+
+
+def test_cli_serve_on_a_busy_port_says_so_in_one_line_and_exits_1(
+    fitted_encoder: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    busy_port: int,
+) -> None:  # fmt: skip
+    import uvicorn
+
+    caplog.set_level(logging.INFO, logger="intentune")
+    fitted_encoder.save(tmp_path / "model")
+    monkeypatch.setattr(uvicorn.Server, "run", lambda *a, **k: pytest.fail("uvicorn started"))
+    result = CliRunner().invoke(cli_app, ["serve", str(tmp_path / "model"), "--port", str(busy_port)])
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"error: port {busy_port} on 127.0.0.1 is in use: pass --port with a free port (or set serve.port or "
+        "INTENTUNE_PORT), or stop the other server\n"
+    )
+    assert not any("serving" in record.getMessage() for record in caplog.records)  # nothing announced
+
+
+def test_serve_checks_the_port_before_loading_the_model(tmp_path: Path, busy_port: int) -> None:
+    with pytest.raises(ConfigError, match=f"port {busy_port} on 127.0.0.1 is in use"):
+        serve(tmp_path / "not-loaded", ServeConfig(port=busy_port))  # a port error, not the folder's ModelError
+
+
+def test_listen_on_an_address_of_another_machine_says_which_hosts_work() -> None:
+    with pytest.raises(ConfigError, match=r"^192\.0\.2\.1 is not an address of this machine: pass --host 127\.0"):
+        listen_on("192.0.2.1", 0)  # TEST-NET-1, never a local address
+    # Port 0: the system picks a free one; the socket listens already.
+    with listen_on("127.0.0.1", 0) as sock, socket.create_connection(sock.getsockname(), timeout=5):
+        pass
 
 
 # ------------------------------------------------------------------------------------------ fuzzing

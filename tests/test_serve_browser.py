@@ -1,6 +1,6 @@
 """The chat demo page end to end: a real uvicorn server on a free loopback port, driven by headless Chromium through
 Playwright. One server serves a tiny model trained on the toy shop data; another a fake model with other intents,
-an out-of-scope answer and an API key.
+an out-of-scope answer and an API key; it also serves the docs pages, which must render with no other host reachable.
 
 Chromium comes from `make install` (Debian's `chromium` package; Playwright uses it, it downloads no browser);
 without it these tests fail, on purpose, unless INTENTUNE_SKIP_BROWSER=1 is set.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,3 +143,44 @@ def test_chat_page_with_other_intents_out_of_scope_and_an_api_key(
         page.screenshot(path=str(tmp_path / "chat-other.png"))
         page.close()
     _assert_not_blank(tmp_path / "chat-other.png")
+
+
+# Every BMP character (surrogates aside) that the text pattern of /openapi.json refuses, by JavaScript's RegExp: the
+# ECMA-262 dialect that JSON Schema's ``pattern`` and generated clients use.
+REFUSED_IN_JS = r"""async () => {
+    const schema = await (await fetch("/openapi.json")).json();
+    const pattern = new RegExp(schema.components.schemas.PredictRequest.properties.texts.items.pattern);
+    const refused = [];
+    for (let c = 0; c <= 0xffff; c++) {
+        if ((c < 0xd800 || c > 0xdfff) && !pattern.test(String.fromCharCode(c))) refused.push(c);
+    }
+    return {refused, astral: pattern.test("\u{1f4e6}")};
+}"""
+
+
+def test_docs_pages_render_offline_and_the_text_pattern_means_the_same_in_javascript(browser: Any) -> None:
+    """/docs (Swagger UI) and /redoc render the schema with every request answered by the server itself (the page
+    may reach no other host), and the browser's RegExp refuses exactly the characters the server calls blank."""
+    with running(create_app(classifier=OtherIntents(), settings=ServeConfig())) as url:
+        context = browser.new_context()
+        elsewhere: list[str] = []
+
+        def only_here(route: Any) -> None:
+            if route.request.url.startswith(url + "/"):
+                route.continue_()
+            else:  # as on a machine without internet
+                elsewhere.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_here)
+        page = context.new_page()
+        page.goto(url + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock-summary-path[data-path='/v1/predict']", timeout=20_000)
+        assert "intentune" in page.inner_text(".swagger-ui .info .title")
+        result = page.evaluate(REFUSED_IN_JS)
+        page.goto(url + "/redoc")
+        page.wait_for_selector("h1:has-text('intentune')", timeout=20_000)
+        context.close()
+    assert elsewhere == []
+    blank = [c for c in range(0x10000) if chr(c).isspace() or unicodedata.category(chr(c)) == "Cc"]
+    assert result == {"refused": blank, "astral": True}

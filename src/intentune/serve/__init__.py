@@ -1,12 +1,13 @@
 """The HTTP service: ``create_app(...)`` builds a FastAPI app that answers intent predictions.
 
-Routes: ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``, the chat demo page at ``/`` and the OpenAPI
-schema at ``/openapi.json``. The model loads in the app's lifespan (never at import); concurrent requests are
+Routes: ``POST /v1/predict``, ``GET /v1/model``, ``GET /health``, the chat demo page at ``/``, the OpenAPI
+schema at ``/openapi.json`` and its docs pages at ``/docs`` and ``/redoc`` (their scripts served from here, not a
+CDN). The model loads in the app's lifespan (never at import); concurrent requests are
 predicted together (:class:`~intentune.serve.batching.MicroBatcher`); every error has one JSON shape
 (``{"error": {"code", "message", "details"}}``); each request writes one JSON line to the ``intentune.access``
 logger (method, path, status, duration, number of texts; never the texts).
 
-Modules: ``app`` (the factory, routes, ``serve``), ``schemas``, ``errors``, ``middleware``, ``batching``.
+Modules: ``app`` (the factory, routes, ``serve``), ``schemas``, ``errors``, ``middleware``, ``batching``, ``docs``.
 """
 
 from __future__ import annotations

@@ -2,11 +2,13 @@
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures' annotations at runtime.
 
+import errno
 import hmac
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,6 +21,7 @@ from .. import __version__
 from ..config import Config, ServeConfig
 from ..errors import ConfigError
 from .batching import MicroBatcher
+from .docs import add_docs_routes
 from .errors import ERROR_RESPONSES, ApiError, install_error_handlers
 from .middleware import RequestGuard
 from .schemas import Health, ModelInfo, PredictResponse, request_schema
@@ -78,10 +81,13 @@ def create_app(
         version=__version__,
         summary="Intent classification for chatbots: send texts, get each one's intent and confidence.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's docs pages load their scripts from a CDN; add_docs_routes serves them from here
+        redoc_url=None,
     )
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app, settings)
     _add_routes(app, settings)
+    add_docs_routes(app)
     return app
 
 
@@ -175,11 +181,13 @@ def load_serving_predictor(model_dir: str | Path, settings: ServeConfig) -> Any:
 def serve(model_dir: str | Path | None = None, settings: ServeConfig | None = None) -> None:
     """Load the model, then serve it with uvicorn until interrupted (``intentune serve``).
 
-    The model loads before the server starts, so a bad folder fails at once with a clear error rather than a
-    server that starts and then exits.
+    The port is taken first and the model loads before the server starts, so a busy port or a bad folder fails at
+    once with a clear error rather than a server that announces itself and then exits. Uvicorn is handed that
+    socket, so no other process can take the port between the check and the start.
 
     Raises:
-        ConfigError: if no model folder is given.
+        ConfigError: if no model folder is given, or the server cannot listen on ``settings.host:settings.port``
+            (the port is in use, below 1024 without root, or the host is not an address of this machine).
         ModelError: if the folder is not a loadable intentune model.
     """
     import uvicorn
@@ -188,12 +196,64 @@ def serve(model_dir: str | Path | None = None, settings: ServeConfig | None = No
     model_dir = model_dir or settings.model_dir
     if not model_dir:
         raise ConfigError(NO_MODEL)
-    predictor = load_serving_predictor(model_dir, settings)
-    app = create_app(classifier=predictor, settings=settings)
-    key = "required" if os.environ.get(settings.api_key_env) else f"off (set ${settings.api_key_env} to require one)"
-    logger.info(
-        "serving %s (%d intents) on http://%s:%d: chat demo at /, API docs at /docs; API key %s",
-        model_dir, len(predictor.classes_), settings.host, settings.port, key,
-    )  # fmt: skip
-    # The access log of RequestGuard replaces uvicorn's (which would log query strings).
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False, lifespan="on")
+    with listen_on(settings.host, settings.port) as sock:
+        predictor = load_serving_predictor(model_dir, settings)
+        app = create_app(classifier=predictor, settings=settings)
+        port = sock.getsockname()[1]  # the one the system chose, for port 0
+        key = (
+            "required" if os.environ.get(settings.api_key_env) else f"off (set ${settings.api_key_env} to require one)"
+        )
+        logger.info(
+            "serving %s (%d intents) on http://%s:%d: chat demo at /, API docs at /docs; API key %s",
+            model_dir, len(predictor.classes_), settings.host, port, key,
+        )  # fmt: skip
+        # The access log of RequestGuard replaces uvicorn's (which would log query strings).
+        config = uvicorn.Config(app, host=settings.host, port=port, access_log=False, lifespan="on")
+        # Uvicorn re-raises Ctrl-C after its graceful shutdown; Ctrl-C is how serving ends, not an error.
+        with suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run(sockets=[sock])
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and listening, for uvicorn to serve on.
+
+    It listens at once, so a second server started on the same port fails here too, even while this one is still
+    loading its model; connections that arrive meanwhile wait and are answered once the server runs.
+
+    Raises:
+        ConfigError: if the port is in use, needs root, or ``host`` is not an address of this machine; the message
+            says which, and what to pass instead.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if os.name != "nt":
+        # As uvicorn does: a port left in TIME_WAIT by a server that just stopped is free again at once (a port that
+        # a server listens on is not). On Windows the option would let two servers share a port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen()
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(_bind_problem(host, port, exc)) from None
+    return sock
+
+
+def _bind_problem(host: str, port: int, exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host {host!r} ({exc.strerror}): pass --host with an address such as 127.0.0.1"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is in use: pass --port with a free port (or set serve.port or INTENTUNE_PORT), "
+            "or stop the other server"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"no permission to listen on port {port} on {host}: ports below 1024 need root; pass --port 1024 or above"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine: pass --host 127.0.0.1 (this machine only) "
+            "or --host 0.0.0.0 (every network interface)"
+        )
+    return f"cannot listen on {host}:{port}: {exc.strerror or exc}"

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 
 from ..config import ServeConfig
 from .batching import PredictionError
-from .schemas import ErrorResponse
+from .schemas import BLANK_TEXT, NOT_UNICODE, ErrorResponse
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
@@ -66,6 +66,10 @@ def validation_item(error: dict[str, Any], settings: ServeConfig) -> dict[str, A
         found = len(error["input"]) if isinstance(error.get("input"), str) else "too many"
         limit = settings.max_chars_per_text
         message = f"{found} characters; the limit is {limit} (serve.max_chars_per_text)"
+    elif len(loc) == 2 and loc[0] == "texts" and kind in ("string_too_short", "string_pattern_mismatch"):
+        message = BLANK_TEXT  # rather than pydantic's message, which quotes the regex
+    elif len(loc) == 2 and loc[0] == "texts" and kind == "string_unicode":
+        message = NOT_UNICODE
     elif field == "body" and kind in ("missing", "model_attributes_type", "dict_type"):
         message = (
             f"expected a JSON object such as {EXAMPLE}, found {'nothing' if kind == 'missing' else 'another value'}"

@@ -5,7 +5,7 @@
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ..config import ServeConfig
 
@@ -61,21 +61,23 @@ class ErrorResponse(BaseModel):
     error: ErrorInfo
 
 
-def check_text(text: str) -> str:
-    """Reject texts a tokenizer cannot take: empty or blank ones, and lone UTF-16 surrogates (valid in JSON)."""
-    if not text.strip():
-        raise ValueError("text is empty or only white space")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text is not valid Unicode (it holds a lone surrogate)") from None
-    return text
+# A text must hold at least one character that is neither white space (``str.isspace``) nor a control character
+# (Unicode category Cc): a blank text gives the model nothing to classify. The class lists those characters as
+# ``\uXXXX`` escapes, which mean the same in pydantic's Rust regex, Python's ``re`` and the ECMA-262 regexes that
+# JSON Schema's ``pattern`` uses, so a client generated from the OpenAPI schema refuses exactly what the server does.
+TEXT_PATTERN = r"[^\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200a\u2028-\u2029\u202f\u205f\u3000]"
+BLANK_TEXT = "text is empty or only white space or control characters"
+# Pydantic refuses lone UTF-16 surrogates (valid in JSON, but not text a tokenizer can take) when it matches the
+# pattern, as ``string_unicode``.
+NOT_UNICODE = "text is not valid Unicode (it holds a lone surrogate)"
 
 
 def request_schema(settings: ServeConfig) -> type[BaseModel]:
     """The POST /v1/predict body, with this app's limits (so they show in the OpenAPI schema too)."""
     text = Annotated[
-        str, StringConstraints(min_length=1, max_length=settings.max_chars_per_text), AfterValidator(check_text)
+        str,
+        StringConstraints(min_length=1, max_length=settings.max_chars_per_text, pattern=TEXT_PATTERN),
+        Field(description="An utterance: at least one character that is not white space or a control character."),
     ]
 
     class PredictRequest(BaseModel):
