@@ -106,6 +106,13 @@ def test_missing_text_column_names_the_columns_found(model: Path, tmp_path: Path
         ("in.csv", "text\nhi,there\n", r"in.csv:2: more values than header columns"),
         ("in.csv", "", r"in.csv: empty file"),
         ("in.txt", "hi\n", r"unknown file type '.txt' for batch prediction; use .csv or .jsonl"),
+        (
+            "in.csv",
+            'text\nhi\nbye\n"so long\nthanks\n',
+            r"in.csv:4: a quote opens here and never closes; close it or es",
+        ),
+        ("in.csv", "text\n\n", r"in.csv has no rows \(only a header\); give at least one text"),
+        ("in.jsonl", "\n", r"in.jsonl has no rows; give at least one text"),
     ],
 )
 def test_unreadable_input_is_a_clear_error(
@@ -147,3 +154,76 @@ def test_cli_predicts_a_file(model: Path, tmp_path: Path) -> None:
     assert "error: " in result.output and "no text field 'body' (fields found: text)" in result.output
     result = runner.invoke(app, ["predict", str(model), "--input", str(source)])
     assert result.exit_code == 2 and "--input needs --output" in result.output
+
+
+def _cli_one_line_error(args: list[str], tmp_path: Path) -> str:
+    """Run the CLI and return its one error line, after checking the exit code and that nothing was written."""
+    before = set(tmp_path.iterdir())
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    # What a terminal shows: the progress bar redraws itself with carriage returns and clears itself on close.
+    lines = [shown for line in result.output.split("\n") if (shown := line.rsplit("\r", 1)[-1].strip())]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)  # no traceback
+    assert set(tmp_path.iterdir()) == before  # no output file, no temporary file
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "f.csv",
+            'text\nhello\nbye\n"what is this\nthanks\n',
+            'f.csv:4: a quote opens here and never closes; close it or escape it as ""',
+        ),
+        ("f.csv", "text,id\n", "f.csv has no rows (only a header); give at least one text"),
+        ("f.jsonl", "", "f.jsonl has no rows; give at least one text"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_writes_nothing(
+    model: Path, tmp_path: Path, name: str, content: str, message: str
+) -> None:
+    (tmp_path / name).write_text(content, encoding="utf-8")
+    args = ["predict", str(model), "--input", str(tmp_path / name), "-o", str(tmp_path / "out.csv")]
+    assert _cli_one_line_error(args, tmp_path) == f"error: {tmp_path}/{message}"
+
+
+def test_cli_quote_that_never_closes_in_a_later_chunk_writes_nothing(
+    model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("intentune.batch.CHUNK_ROWS", 2)  # two chunks are predicted before the quote is found
+    (tmp_path / "f.csv").write_text('text\nhello\nbye\nhi\nyo\n"what is this\nthanks\n', encoding="utf-8")
+    args = ["predict", str(model), "-i", str(tmp_path / "f.csv"), "-o", str(tmp_path / "out.jsonl")]
+    assert _cli_one_line_error(args, tmp_path).endswith(
+        'f.csv:6: a quote opens here and never closes; close it or escape it as ""'
+    )
+
+
+def test_cli_input_that_is_a_directory(model: Path, tmp_path: Path) -> None:
+    (tmp_path / "examples").mkdir()
+    args = ["predict", str(model), "--input", str(tmp_path / "examples"), "-o", str(tmp_path / "out.csv")]
+    message = _cli_one_line_error(args, tmp_path)
+    assert message == f"error: {tmp_path / 'examples'}/ is a directory, not a data file; pass a .csv or .jsonl file"
+    (tmp_path / "in.csv").mkdir()  # a folder with a data file's name
+    args = ["predict", str(model), "--input", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv")]
+    assert "in.csv/ is a directory, not a data file" in _cli_one_line_error(args, tmp_path)
+
+
+def test_output_that_is_a_directory(model: Path, tmp_path: Path) -> None:
+    source = _write_csv(tmp_path / "in.csv", ["text"], [["hello"]])
+    (tmp_path / "out.csv").mkdir()
+    with pytest.raises(
+        DataError, match=r"out.csv/ is a directory; pass an output file name ending in \.csv or \.jsonl"
+    ):
+        predict_file(model, source, tmp_path / "out.csv")
+
+
+def test_closed_multiline_quotes_are_one_row_each(
+    model: Path, fitted_encoder: IntentClassifier, tmp_path: Path
+) -> None:
+    (tmp_path / "in.csv").write_text('id,text\n1,"hello\nthere"\n2,"say ""bye""\n\nnow"\n3,thanks\n', encoding="utf-8")
+    assert predict_file(model, tmp_path / "in.csv", tmp_path / "out.csv") == 3
+    rows = _read_csv(tmp_path / "out.csv")
+    assert [(r["id"], r["text"]) for r in rows] == [("1", "hello\nthere"), ("2", 'say "bye"\n\nnow'), ("3", "thanks")]
+    assert [r["intent"] for r in rows] == fitted_encoder.predict(["hello\nthere", 'say "bye"\n\nnow', "thanks"])

@@ -7,8 +7,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from intentune import DataError, Examples, load_examples, split_examples, write_examples
+from intentune.cli import app
 from intentune.pipeline import split_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -46,7 +48,7 @@ def test_missing_column_names_line_fields_and_setting(tmp_path: Path) -> None:
     ("name", "content", "message"),
     [
         ("empty.csv", "", "empty file; expected a header row"),
-        ("header.csv", "text,intent\n", "no examples found"),
+        ("header.csv", "text,intent\n\n", r"header.csv has no rows \(only a header\); add one row per example"),
         ("empty.jsonl", "", "empty file; expected one JSON object per line"),
         ("blank.csv", "text,intent\nhi,greeting\n   ,greeting\n", r"blank.csv:3: empty text in field 'text'"),
         ("nolabel.csv", "text,intent\nhi,\n", r"nolabel.csv:2: empty intent in field 'intent'"),
@@ -54,6 +56,11 @@ def test_missing_column_names_line_fields_and_setting(tmp_path: Path) -> None:
         ("list.jsonl", '["hi", "a"]\n', r"list.jsonl:1: expected a JSON object, found list"),
         ("extra.csv", "text,intent\nhi, there,greeting\n", r"extra.csv:2: more values than header columns"),
         ("data.txt", "hi", r"unknown file type '.txt'"),
+        (
+            "quote.csv",
+            'text,intent\nhi,greet\nbye,leave\n"so long,leave\nyo,greet\n',
+            r"quote.csv:4: a quote opens here",
+        ),
     ],
 )
 def test_malformed_files_give_clear_errors(tmp_path: Path, name: str, content: str, message: str) -> None:
@@ -64,6 +71,45 @@ def test_malformed_files_give_clear_errors(tmp_path: Path, name: str, content: s
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="nope.csv: file not found"):
         load_examples(tmp_path / "nope.csv")
+
+
+def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    (tmp_path / "examples").mkdir()
+    with pytest.raises(DataError, match=r"examples/ is a directory, not a data file; pass a \.csv, \.jsonl or \.yml"):
+        load_examples(tmp_path / "examples")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "{dir}", "-o", "{out}"],
+        ["train", "{ok}", "--validation", "{dir}", "-o", "{out}"],
+        ["data", "validate", "{dir}", "--backbone", "none"],
+        ["data", "split", "{dir}", "-o", "{out}"],
+        ["data", "convert", "{dir}", "{out}/x.jsonl"],
+    ],
+)
+def test_cli_says_a_directory_is_not_a_data_file(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "examples").mkdir()
+    ok = write(tmp_path / "ok.csv", "text,intent\n" + "".join(f"hi {i},greet\nbye {i},leave\n" for i in range(5)))
+    paths = {"dir": tmp_path / "examples", "ok": ok, "out": tmp_path / "out"}
+    result = CliRunner().invoke(app, [a.format(**paths) for a in args])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'examples'}/ is a directory, not a data file; pass a .csv, .jsonl or .yml file"
+    ]
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_says_a_test_file_that_is_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    (tmp_path / "examples").mkdir()
+    ok = write(tmp_path / "ok.csv", "text,intent\n" + "".join(f"hi {i},greet\nbye {i},leave\n" for i in range(5)))
+    args = ["train", str(ok), "--test", str(tmp_path / "examples"), "-o", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'examples'}/ is a directory, not a data file; pass a .csv, .jsonl or .yml file"
+    ]
 
 
 def test_write_then_read_round_trips(tmp_path: Path) -> None:

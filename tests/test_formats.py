@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from intentune import DataError, Examples, load_examples, write_examples
 from intentune.cli import app
-from intentune.formats import detect_format, strip_entities
+from intentune.formats import detect_format, iter_csv, strip_entities
 
 RASA = """\
 version: "3.1"
@@ -153,3 +153,51 @@ def test_convert_command(tmp_path: Path) -> None:
     assert load_examples(tmp_path / "out.jsonl").labels == ["book_flight"] * 3 + ["greet"] * 2
     result = runner.invoke(app, ["data", "convert", str(tmp_path / "nlu.yml"), str(tmp_path / "out.json")])
     assert result.exit_code == 1 and "cannot write format 'clinc'" in result.output
+
+
+def _csv_rows(path: Path, content: str) -> list[tuple[int, dict[str, object]]]:
+    path.write_text(content, encoding="utf-8")
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(iter_csv(path, handle))
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        ('text,intent\nhello,greet\nbye,leave\n"what is this,oos\nthanks,thank\n', 4),  # swallows to the end
+        ('text,intent\nhello,greet\n"what is this', 3),  # no newline at the end
+        ('text,intent\n"two\nlines","leave\nbye,leave\n', 3),  # opens on the second line of a row
+        ('text,intent\n\n\nhi,"greet""\n', 4),  # an escaped quote does not close it; blank lines counted
+    ],
+)
+def test_csv_quote_that_never_closes_names_the_line_it_opens(tmp_path: Path, content: str, line: int) -> None:
+    with pytest.raises(
+        DataError, match=rf'f.csv:{line}: a quote opens here and never closes; close it or escape it as ""$'
+    ):
+        _csv_rows(tmp_path / "f.csv", content)
+
+
+def test_csv_quote_that_overflows_the_field_limit_names_the_line_it_opens(tmp_path: Path) -> None:
+    content = 'text\nhi\n"' + "all the rest\n" * 20_000
+    with pytest.raises(DataError, match=r"f.csv:3: a quote opens here and never closes; .* runs past \d+ characters"):
+        _csv_rows(tmp_path / "f.csv", content)
+
+
+def test_csv_closed_multiline_quotes_read_with_the_line_each_row_begins(tmp_path: Path) -> None:
+    content = 'text,intent\n"two\nlines",greet\n\n"say ""hi""\n\nplease",greet\nbye,"leave"\nshort\n'
+    rows = _csv_rows(tmp_path / "f.csv", content)
+    assert rows == [
+        (2, {"text": "two\nlines", "intent": "greet"}),
+        (5, {"text": 'say "hi"\n\nplease', "intent": "greet"}),
+        (8, {"text": "bye", "intent": "leave"}),
+        (9, {"text": "short", "intent": None}),
+    ]
+
+
+def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    with pytest.raises(DataError, match=r"examples/ is a directory, not a data file; pass a \.csv, \.jsonl or \.yml"):
+        detect_format(folder)
+    with pytest.raises(DataError, match=r"examples/ is a directory, not a data file"):
+        load_examples(folder)

@@ -98,3 +98,26 @@ def test_validate_exit_code_and_json(tmp_path: Path) -> None:
     bad = runner.invoke(app, ["data", "validate", str(tmp_path / "bad.csv"), "--backbone", "none"])
     assert bad.exit_code == 1
     assert "the same text 'hi' is labelled greet, leave" in bad.output and "bad.csv:2, " in bad.output
+
+
+def test_validate_names_the_line_where_a_quote_never_closes(tmp_path: Path) -> None:
+    rows = "".join(f"hello {i},greet\nbye {i},leave\n" for i in range(5))
+    (tmp_path / "f.csv").write_text(f'text,intent\nhi,greet\nyo,greet\n"so long,leave\n{rows}', encoding="utf-8")
+    result = CliRunner().invoke(app, ["data", "validate", str(tmp_path / "f.csv"), "--backbone", "none"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f'error: {tmp_path / "f.csv"}:4: a quote opens here and never closes; close it or escape it as ""'
+    ]
+
+
+def test_validate_rejects_a_header_only_file_and_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "f.csv").write_text("text,intent\n", encoding="utf-8")
+    (tmp_path / "examples").mkdir()
+    result = CliRunner().invoke(app, ["data", "validate", str(tmp_path / "f.csv"), "--backbone", "none"])
+    assert result.exit_code == 1 and result.output.strip().startswith(f"error: {tmp_path / 'f.csv'} has no rows")
+    result = CliRunner().invoke(app, ["data", "validate", str(tmp_path / "examples"), "--backbone", "none"])
+    assert result.exit_code == 1
+    assert (
+        result.output.strip()
+        == f"error: {tmp_path / 'examples'}/ is a directory, not a data file; pass a .csv, .jsonl or .yml file"
+    )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import DataError
+from .formats import check_data_file, iter_csv, iter_jsonl
 
 CHUNK_ROWS = 512  # rows read, predicted and written at a time
 STREAM_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
@@ -37,25 +38,28 @@ def read_chunks(path: Path, text_field: str, *, chunk_size: int | None = None) -
     Every row is checked to have a non-empty ``text_field``.
 
     Raises:
-        DataError: if the file is missing, not UTF-8, malformed, or a row lacks the text field (naming the
-            line and the fields found).
+        DataError: if the file is missing, a directory, not UTF-8, malformed (a CSV quote that never closes
+            included), has no rows, or a row lacks the text field (naming the line and the fields found).
     """
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    check_data_file(path, kinds=".csv or .jsonl")
     fmt = stream_format(path)
     size = chunk_size or CHUNK_ROWS
     chunk: list[Row] = []
+    found = False
     try:
         with path.open(encoding="utf-8-sig", newline="" if fmt == "csv" else None) as handle:
-            rows = _csv_rows(path, handle) if fmt == "csv" else _jsonl_rows(path, handle)
-            for line, row in rows:
+            for line, row in iter_csv(path, handle) if fmt == "csv" else iter_jsonl(path, handle):
                 _check_text(path, line, row, text_field)
                 chunk.append((line, row))
+                found = True
                 if len(chunk) == size:
                     yield chunk
                     chunk = []
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    if not found:
+        only = " (only a header)" if fmt == "csv" else ""
+        raise DataError(f"{path} has no rows{only}; give at least one text")
     if chunk:
         yield chunk
 
@@ -109,28 +113,6 @@ class RowWriter:
     def discard(self) -> None:
         self._handle.close()
         self._tmp.unlink(missing_ok=True)
-
-
-def _csv_rows(path: Path, handle: IO[str]) -> Iterator[Row]:
-    reader = csv.DictReader(handle)
-    try:
-        if not reader.fieldnames:
-            raise DataError(f"{path}: empty file; expected a header row and one row per text")
-        for row in reader:
-            if None in row:
-                raise DataError(
-                    f"{path}:{reader.line_num}: more values than header columns; quote texts that contain commas"
-                )
-            if any(v for v in row.values()):  # skip blank lines
-                yield reader.line_num, row
-    except csv.Error as exc:
-        raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
-
-
-def _jsonl_rows(path: Path, handle: IO[str]) -> Iterator[Row]:
-    from .formats import iter_jsonl
-
-    return iter_jsonl(path, handle)
 
 
 def _check_text(path: Path, line: int, row: dict[str, Any], text_field: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DataError
-from .formats import detect_format, read_rows, write_rows
+from .formats import check_data_file, detect_format, read_rows, write_rows
 
 
 @dataclass
@@ -89,11 +89,11 @@ def load_examples(
         The rows (texts stripped of surrounding white space), with their line numbers.
 
     Raises:
-        DataError: if the file is missing, empty, malformed, lacks a field, or (strict) has an empty text or label.
+        DataError: if the file is missing, a directory, empty, malformed, lacks a field, or (strict) has an empty
+            text or label.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    check_data_file(path)
     fmt = fmt or detect_format(path)
     rows = read_rows(path, fmt, text_field=text_field, label_field=label_field, split=split)
     source = f"{path}#{split}" if fmt == "clinc" else str(path)

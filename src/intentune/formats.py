@@ -30,6 +30,7 @@ Row = tuple[int, str, str, str]  # (line, text, intent, source)
 
 READ_FORMATS = ("csv", "jsonl", "rasa", "openai", "clinc")
 WRITE_FORMATS = ("csv", "jsonl", "rasa", "openai")
+_UNCLOSED = 'a quote opens here and never closes; close it or escape it as ""'
 _ENTITY = re.compile(r"\[([^\]]*)\](?:\([^)]*\)|\{[^}]*\})")
 
 
@@ -37,9 +38,11 @@ def detect_format(path: str | Path) -> str:
     """The format of a file, from its extension (and, for ``.jsonl``, its first row).
 
     Raises:
-        DataError: for an unknown extension.
+        DataError: for an unknown extension, or a path that is a directory.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(_directory_message(path))
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return "csv"
@@ -52,6 +55,29 @@ def detect_format(path: str | Path) -> str:
     raise DataError(
         f"{path}: unknown file type {suffix!r}; use .csv, .jsonl, .yml (Rasa NLU) or .json (CLINC150 layout)"
     )
+
+
+def check_data_file(path: Path, *, kinds: str = ".csv, .jsonl or .yml") -> None:
+    """Check that a data file to read exists and is a file, not a directory.
+
+    Every reader of data files (training, evaluation, validation, conversion, batch prediction) calls this
+    first, so a folder given where a file belongs gets the same message everywhere.
+
+    Args:
+        path: the file to read.
+        kinds: the file types the caller reads, for the message (``".csv or .jsonl"`` for batch prediction).
+
+    Raises:
+        DataError: if ``path`` is a directory or does not exist.
+    """
+    if path.is_dir():
+        raise DataError(_directory_message(path, kinds))
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+
+
+def _directory_message(path: Path, kinds: str = ".csv, .jsonl or .yml") -> str:
+    return f"{path}/ is a directory, not a data file; pass a {kinds} file"
 
 
 def read_rows(path: Path, fmt: str, *, text_field: str, label_field: str, split: str = "train") -> list[Row]:
@@ -232,27 +258,101 @@ def _field(row: dict[str, object], name: str, what: str, path: Path, line: int) 
     return str(value)
 
 
-def _read_csv(path: Path) -> list[tuple[int, dict[str, object]]]:
+def _read_csv(path: Path) -> list[tuple[int, dict[str, Any]]]:
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.DictReader(handle)
-            if not reader.fieldnames:
-                raise DataError(f"{path}: empty file; expected a header row such as 'text,intent' and data rows")
-            rows = []
-            try:
-                for row in reader:
-                    if None in row:
-                        raise DataError(
-                            f"{path}:{reader.line_num}: more values than header columns; "
-                            "quote texts that contain commas"
-                        )
-                    if any(v for v in row.values()):  # skip blank lines
-                        rows.append((reader.line_num, row))
-            except csv.Error as exc:
-                raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from None
+            rows = list(iter_csv(path, handle))
     except UnicodeDecodeError:
         raise DataError(f"{path}: not UTF-8 text; save the file as UTF-8") from None
+    if not rows:
+        raise DataError(f"{path} has no rows (only a header); add one row per example with a text and an intent")
     return rows
+
+
+def iter_csv(path: Path, handle: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Stream ``(line number, row)`` from an open CSV file: the first non-blank row is the header, each later
+    non-blank row a dict keyed by it (a missing value is None). The line is where the row begins.
+
+    Open the file with ``newline=""`` so that line breaks inside quoted texts survive.
+
+    Raises:
+        DataError: for a file with no header, a row with more values than the header has columns, a quote that
+            never closes (naming the line where it opens), or other malformed CSV.
+    """
+    lines = _RecordLines(handle)
+    reader = csv.reader(lines)
+    header: list[str] | None = None
+    while True:
+        start = reader.line_num + 1  # csv.reader reads one record per call, from the line after the last
+        lines.record = []
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            # A quote that never closes in a large file swallows the rest of it and overflows the field limit.
+            opened = _open_quote_line("".join(lines.record))
+            if opened is None:
+                raise DataError(f"{path}:{start}: malformed CSV ({exc})") from None
+            limit = csv.field_size_limit()
+            raise DataError(f"{path}:{start + opened}: {_UNCLOSED} (its text runs past {limit} characters)") from None
+        if lines.at_eof:  # the reader asked for a line past the end: a quoted field was still open
+            opened = _open_quote_line("".join(lines.record)) or 0
+            raise DataError(f"{path}:{start + opened}: {_UNCLOSED}")
+        if not any(values):  # blank line, or only empty values
+            continue
+        if header is None:
+            header = values
+            continue
+        if len(values) > len(header):
+            raise DataError(f"{path}:{start}: more values than header columns; quote texts that contain commas")
+        yield start, dict(zip(header, values + [None] * (len(header) - len(values))))
+    if header is None:
+        raise DataError(f"{path}: empty file; expected a header row such as 'text,intent' and one row per text")
+
+
+class _RecordLines:
+    """The lines of an open file, for :func:`csv.reader`, keeping those of the record being read.
+
+    ``at_eof`` turns true when the reader asks for a line after the last; in the middle of a record that happens
+    only inside a quoted field, which the csv module (without ``strict``) would otherwise close silently at the
+    end of the file, merging every row after the quote into one text.
+    """
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._lines = iter(handle)
+        self.record: list[str] = []
+        self.at_eof = False
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.at_eof = True
+            raise
+        self.record.append(line)
+        return line
+
+
+def _open_quote_line(record: str) -> int | None:
+    """The 0-based line, within one CSV record's text, of the quote that opens a quoted field still open at the
+    record's end; None if every quote closes."""
+    opened, state = 0, "start"  # states: start of a field, in a plain field, in quotes, just after a quote in quotes
+    for i, char in enumerate(record):
+        if state == "quoted":
+            state = "closing" if char == '"' else "quoted"
+        elif state == "closing":  # "" is an escaped quote; anything else ends the quoted part
+            state = "quoted" if char == '"' else "start" if char == "," else "plain"
+        elif char == ",":
+            state = "start"
+        elif char == '"' and state == "start":
+            opened, state = i, "quoted"
+        else:
+            state = "plain"
+    return record.count("\n", 0, opened) if state == "quoted" else None
 
 
 def iter_jsonl(path: Path, handle: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -419,21 +419,24 @@ def predict_file(
         The number of rows written (one per input row).
 
     Raises:
-        DataError: if the input is missing, unreadable, malformed, or a row lacks the text (naming the line).
+        DataError: if the input is missing, a directory, unreadable, malformed, has no rows, or a row lacks the text
+            (naming the line); nothing is written then.
     """
     import sys
 
     from tqdm import tqdm
 
     from .batch import RowWriter, count_lines, read_chunks, stream_format
+    from .formats import check_data_file
     from .inference import load_predictor
     from .preprocess import clean_text
 
     input_file, output_file = Path(input_file), Path(output_file)
+    check_data_file(input_file, kinds=".csv or .jsonl")  # a missing file or a folder fails before the model loads
     for path in (input_file, output_file):
-        stream_format(path)  # an unknown extension fails before the model loads
-    if not input_file.is_file():
-        raise DataError(f"{input_file}: file not found")
+        stream_format(path)  # and so does an unknown extension
+    if output_file.is_dir():
+        raise DataError(f"{output_file}/ is a directory; pass an output file name ending in .csv or .jsonl")
     predictor = load_predictor(model_dir, runtime=runtime)
     dcfg = predictor.config.data
     field = text_field or dcfg.text_field
