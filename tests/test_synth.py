@@ -67,6 +67,19 @@ def test_template_errors_name_intent_pattern_and_slot(tmp_path: Path) -> None:
         load_templates(write_spec(tmp_path, "intents:\n  a: {}\n"))
 
 
+def test_the_documented_template_example_is_valid_and_expands(tmp_path: Path) -> None:
+    import yaml
+
+    import intentune.synth
+
+    doc = intentune.synth.__doc__ or ""
+    example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(example)["intents"]["product_info"]["patterns"] == ["do you have the {product} in {colour}"]
+    rows = expand_templates(load_templates(write_spec(tmp_path, example)))
+    assert rows.counts() == {"order_status": 4, "product_info": 4}
+    assert "where is my order #48213" in rows.texts and "do you have the AeroBrew Mini in blue" in rows.texts
+
+
 @pytest.mark.parametrize(
     ("raw", "clean"),
     [
@@ -131,6 +144,62 @@ def test_generation_drops_what_a_classifier_puts_elsewhere(tmp_path: Path) -> No
     seeds = Examples(["hello there", "hey friend"], ["greeting", "greeting"])
     rows = generate_paraphrases(seeds, FakeParaphraser(), Config().generate, tmp_path / "g.csv", classifier=Judge())
     assert rows.texts == ["hey friend please"]
+
+
+class ScriptedParaphraser:
+    """Returns the same candidates for every seed."""
+
+    def __init__(self, candidates: list[str]) -> None:
+        self.candidates = candidates
+
+    def __call__(self, texts: list[str], n: int) -> list[list[str]]:
+        return [list(self.candidates) for _ in texts]
+
+
+JUNK = "What do you mean about? What is this message doing?"
+
+
+def test_generation_drops_what_the_judge_calls_out_of_scope_at_any_confidence(tmp_path: Path) -> None:
+    import numpy as np
+
+    class Judge:
+        classes_ = ["greeting", "oos", "order_status"]
+
+        def predict_proba(self, texts: list[str]) -> np.ndarray:
+            # The junk line: out of scope wins, but below filter_confidence (0.9).
+            return np.array([[0.1, 0.6, 0.3] if "mean" in t else [0.05, 0.05, 0.9] for t in texts])
+
+    seeds = Examples(["where is my order"], ["order_status"])
+    paraphraser = ScriptedParaphraser([JUNK, "where is my parcel now"])
+    rows = generate_paraphrases(seeds, paraphraser, Config().generate, tmp_path / "g.csv", classifier=Judge())
+    assert rows.texts == ["where is my parcel now"]
+    # Paraphrases of out-of-scope examples may well be judged out of scope: they stay.
+    oos_seeds = Examples(["tell me a joke"], ["oos"])
+    rows = generate_paraphrases(oos_seeds, paraphraser, Config().generate, tmp_path / "o.csv", classifier=Judge())
+    assert rows.texts == [JUNK]
+
+
+def test_generation_drops_what_a_classifier_rejects_by_its_threshold(tiny_encoder: Path, tmp_path: Path) -> None:
+    from intentune import IntentClassifier
+
+    texts, labels = toy_data()
+    config = tiny_config(tiny_encoder, epochs=1)
+    config.oos.threshold = 0.999  # a fixed threshold that rejects every answer of a barely trained model
+    judge = IntentClassifier(config).fit(texts, labels)
+    candidates = ["where is my parcel now", "has my order shipped"]
+    assert all(d["is_out_of_scope"] for d in judge.predict_details(candidates))
+    seeds = Examples(["where is my order"], ["order_status"])
+    rows = generate_paraphrases(
+        seeds, ScriptedParaphraser(candidates), Config().generate, tmp_path / "g.csv", classifier=judge
+    )
+    assert rows.texts == []
+
+
+def test_generation_drops_copies_of_heldout_texts(tmp_path: Path) -> None:
+    seeds = Examples(["where is my order"], ["order_status"])
+    paraphraser = ScriptedParaphraser(["Track my parcel!", "where is my parcel now"])
+    rows = generate_paraphrases(seeds, paraphraser, Config().generate, tmp_path / "g.csv", heldout=["track my parcel"])
+    assert rows.texts == ["where is my parcel now"]
 
 
 @pytest.fixture
@@ -211,6 +280,19 @@ def test_combine_limits_by_ratio_and_cap_and_drops_copies_of_real_rows() -> None
     assert capped.counts() == {"greet": 3, "leave": 2}
 
 
+def test_combine_drops_copies_of_validation_and_test_texts_and_logs_the_counts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    real = Examples(["hi", "bye"], ["greet", "leave"])
+    synthetic = Examples(["Hi!", "hey", "Good morning.", "cya"], ["greet"] * 3 + ["leave"], sources=["template"] * 4)
+    with caplog.at_level("INFO", logger="intentune.synth"):
+        combined = combine_examples(real, synthetic, heldout=["good morning", "see you"])
+    assert combined.texts == ["hi", "bye", "hey", "cya"]
+    assert "dropped 1 synthetic rows that copy a real training text and 1 that copy a validation or test text" in (
+        caplog.text
+    )
+
+
 def test_split_keeps_near_duplicates_together_and_synthetic_rows_in_training() -> None:
     texts = [f"hello number {i}" for i in range(10)] + ["Hello number 0!", "HELLO NUMBER 1"]
     texts += [f"bye number {i}" for i in range(10)]
@@ -238,9 +320,65 @@ def test_augment_with_templates_and_evaluate(tiny_encoder: Path, tmp_path: Path)
     comparison = json.loads((tmp_path / "aug" / "comparison.json").read_text())
     assert comparison["real_rows"] == 20 and comparison["synthetic_rows"] == 3
     assert set(comparison["validation"]["per_intent_f1"]) == set(labels)
-    assert "| validation (4) | accuracy |" in (tmp_path / "aug" / "comparison.md").read_text()
+    accuracy = comparison["validation"]["accuracy"]
+    low, high = accuracy["interval"]
+    assert low <= accuracy["difference"] <= high and accuracy["within_noise"] == (low <= 0 <= high)
+    assert comparison["bootstrap"] == {"resamples": 1000, "confidence": 0.95, "seed": 13}
+    assert all("within_noise" in m for m in comparison["validation"]["per_intent_f1"].values())
+    markdown = (tmp_path / "aug" / "comparison.md").read_text()
+    assert "| validation (4) | accuracy |" in markdown and "| 95% interval |" in markdown
     saved = load_examples(tmp_path / "aug" / "train_augmented.csv")
     assert saved.sources.count("template") == 3
+
+
+def test_augment_drops_template_rows_that_repeat_validation_or_test_texts(tmp_path: Path) -> None:
+    from intentune import write_examples
+
+    texts, labels = toy_data()
+    write_examples(Examples(texts, labels), tmp_path / "train.csv")
+    write_examples(Examples(["where is order 1", "hello there"], ["order_status", "greeting"]), tmp_path / "val.csv")
+    write_examples(Examples(["Where is order 2?", "bye now"], ["order_status", "goodbye"]), tmp_path / "test.csv")
+    spec = write_spec(
+        tmp_path, "intents:\n  order_status:\n    patterns: ['where is order {n}']\n    slots: {n: [1, 2, 3]}\n"
+    )
+    config = Config()
+    config.data.validation_file, config.data.test_file = str(tmp_path / "val.csv"), str(tmp_path / "test.csv")
+    result = augment_data(tmp_path / "train.csv", tmp_path / "aug", config=config, templates=spec)
+    assert [t for t, s in zip(result.combined.texts, result.combined.sources) if s == "template"] == [
+        "where is order 3"
+    ]
+    # The same through the command's options.
+    args = ["data", "augment", str(tmp_path / "train.csv"), "-o", str(tmp_path / "cli"), "--templates", str(spec)]
+    outcome = CliRunner().invoke(app, [*args, "--validation", str(tmp_path / "val.csv")])
+    assert outcome.exit_code == 0, outcome.output
+    saved = load_examples(tmp_path / "cli" / "train_augmented.csv")
+    templated = [t for t, s in zip(saved.texts, saved.sources) if s == "template"]
+    assert templated == ["where is order 2", "where is order 3"]
+
+
+def test_comparison_markdown_shows_intervals_and_marks_noise() -> None:
+    from intentune.pipeline import comparison_markdown
+
+    def diff(a: float, b: float, low: float, high: float) -> dict:
+        return {"real_only": a, "augmented": b, "difference": b - a, "interval": [low, high],
+                "within_noise": low <= 0 <= high}  # fmt: skip
+
+    comparison = {
+        "real_rows": 100,
+        "synthetic_rows": 50,
+        "bootstrap": {"resamples": 1000, "confidence": 0.95, "seed": 13},
+        "validation": {
+            "rows": 40,
+            "accuracy": diff(0.8, 0.9, 0.02, 0.18),
+            "macro_f1": diff(0.7, 0.75, -0.05, 0.15),
+            "per_intent_f1": {"refund": diff(0.4, 0.85, -0.1, 0.9)},
+        },
+    }
+    markdown = comparison_markdown(comparison)
+    assert "| validation (40) | accuracy | 0.8000 | 0.9000 | +0.1000 | [+0.0200, +0.1800] |" in markdown
+    assert "| validation (40) | macro_f1 | 0.7000 | 0.7500 | +0.0500 | [-0.0500, +0.1500] within noise |" in markdown
+    assert "| `refund` | 0.400 | 0.850 | +0.450 | [-0.100, +0.900] within noise |" in markdown
+    assert "95% paired bootstrap over the evaluation rows (1000 resamples, seed 13)" in markdown
 
 
 def test_augment_cli_needs_something_to_add(tmp_path: Path) -> None:

@@ -370,7 +370,10 @@ def data_generate(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. generate.per_example=5.")] = None,
 ) -> None:
-    """Paraphrase real utterances with a language model (the bundled decoder or an OpenAI-compatible endpoint)."""
+    """Paraphrase real utterances with a language model (the bundled decoder or an OpenAI-compatible endpoint).
+
+    Paraphrases that repeat a text of data.validation_file or data.test_file (from --config or --set) are dropped.
+    """
     from tqdm.auto import tqdm
 
     from .config import Config, load_config
@@ -382,9 +385,21 @@ def data_generate(
         cfg = (load_config(config) if config else Config()).override(list(set_ or []))
         seeds = load_examples(data, text_field=cfg.data.text_field, label_field=cfg.data.label_field)
         judge = IntentClassifier.load(filter_model) if filter_model else None
+        heldout = [  # paraphrases that repeat an evaluation text are dropped
+            text
+            for path in (cfg.data.validation_file, cfg.data.test_file)
+            if path
+            for text in load_examples(path, text_field=cfg.data.text_field, label_field=cfg.data.label_field).texts
+        ]
         with tqdm(total=len(seeds), desc="generating", unit="seed", file=sys.stderr) as bar:
             return generate_paraphrases(
-                seeds, make_paraphraser(cfg.generate), cfg.generate, output, classifier=judge, progress=bar.update
+                seeds,
+                make_paraphraser(cfg.generate),
+                cfg.generate,
+                output,
+                classifier=judge,
+                heldout=heldout,
+                progress=bar.update,
             )
 
     rows = _run(job)
@@ -412,7 +427,8 @@ def data_augment(
 ) -> None:
     """Add synthetic rows (templates, generated paraphrases, files) to real data; --evaluate proves the effect.
 
-    Synthetic rows only ever go into training; validation and test stay real.
+    Synthetic rows only ever go into training; validation and test stay real, and synthetic rows that repeat a
+    training, validation or test text are dropped (the counts are logged).
     """
     from tqdm.auto import tqdm
 
