@@ -499,8 +499,10 @@ def render_config(config: Config | None = None) -> str:
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    """Write the fully resolved config as commented TOML."""
-    Path(path).write_text(render_config(config), encoding="utf-8")
+    """Write the fully resolved config as commented TOML (atomically: the old file or the new one, whole)."""
+    from ._io import write_file_atomic
+
+    write_file_atomic(path, render_config(config))
 
 
 def _section(config: Config, name: str, source: str) -> Any:

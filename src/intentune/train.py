@@ -714,15 +714,11 @@ def save_checkpoint(directory: Path, loop: TrainingLoop, state: TrainState, best
     (optimizer, schedule and random states; tensors and numbers only, loaded with ``weights_only=True``) and
     ``state.json`` (step, position in the data, early-stopping state, history).
     """
-    import tempfile
-
     from safetensors.torch import save_file
 
-    from .model import _replace_folder
+    from ._io import atomic_folder
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
+    with atomic_folder(directory) as tmp:
         weights = loop.accelerator.unwrap_model(loop.net).state_dict()
         save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
         if best is not None:
@@ -743,9 +739,6 @@ def save_checkpoint(directory: Path, loop: TrainingLoop, state: TrainState, best
             "history": state.history,
         }
         (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        _replace_folder(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 Weights = dict[str, torch.Tensor]
