@@ -259,7 +259,7 @@ def trainer_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
         set_seed,
     )
 
-    from intentune.backbones import resolve_backbone
+    from intentune.backbones import from_pretrained, resolve_backbone
 
     options = {"epochs": 3, "learning_rate": 5e-5, "batch_size": 8, "max_length": 64} | job.options
     classes = sorted(set(data["train"].labels))
@@ -268,11 +268,12 @@ def trainer_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
 
     started = time.perf_counter()
     path = str(resolve_backbone(job.backbone))
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = from_pretrained(AutoTokenizer, path)
     set_seed(42)  # before the model is made, as the example script does: its classification layer is random
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=len(classes), id2label=dict(enumerate(classes)), label2id=label_id
-    )
+    model = from_pretrained(
+        AutoModelForSequenceClassification, path, num_labels=len(classes), id2label=dict(enumerate(classes)),
+        label2id=label_id,
+    )  # fmt: skip
     if tokenizer.pad_token is None:  # decoders: pad with the end-of-text token, as the example script does
         tokenizer.pad_token = tokenizer.eos_token
     model.config.pad_token_id = tokenizer.pad_token_id

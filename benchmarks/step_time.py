@@ -47,13 +47,13 @@ def random_backbone(source: str, target: Path) -> Path:
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from intentune.backbones import resolve_backbone
+    from intentune.backbones import from_pretrained, resolve_backbone
 
     folder = Path(source) if Path(source).is_dir() else Path(resolve_backbone(source))
-    config = AutoConfig.from_pretrained(folder)
+    config = from_pretrained(AutoConfig, folder)
     torch.manual_seed(0)
     AutoModel.from_config(config, dtype=torch.float32).save_pretrained(target)
-    AutoTokenizer.from_pretrained(folder).save_pretrained(target)
+    from_pretrained(AutoTokenizer, folder).save_pretrained(target)
     return target
 
 
@@ -89,11 +89,13 @@ def time_trainer(folder: Path, texts: list[str], labels: list[str], args: argpar
         TrainingArguments,
     )
 
+    from intentune.backbones import from_pretrained
+
     classes = sorted(set(labels))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = from_pretrained(AutoTokenizer, folder)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=len(classes))
+    model = from_pretrained(AutoModelForSequenceClassification, folder, num_labels=len(classes))
     model.config.pad_token_id = tokenizer.pad_token_id
     encoded = tokenizer(texts, padding="max_length", truncation=True, max_length=64)
     rows = [{k: v[i] for k, v in encoded.items()} | {"labels": classes.index(labels[i])} for i in range(len(texts))]

@@ -236,6 +236,8 @@ def test_cli_export_to_a_deployable_folder_with_a_parity_check(
     assert not (model / "onnx").exists()
     assert sorted(p.name for p in (deploy / "onnx").iterdir()) == ["export.json", "model.onnx"]
     assert not list(deploy.glob("*.safetensors")) and (deploy / "intentune.json").is_file()
+    card = (deploy / "README.md").read_text()  # the model card speaks of the ONNX-only folder it is in
+    assert "load_predictor" in card and "onnx" in card.split("---")[1]
     parity = json.loads((deploy / "onnx" / "export.json").read_text())["parity"]
     assert parity["rows"] == 24 and parity["onnx"]["agreement"] == 1.0 and parity["onnx"]["max_abs_prob_diff"] < 1e-4
     assert parity["onnx"]["accuracy"] == parity["torch"]["accuracy"]

@@ -37,11 +37,14 @@ def test_save_load_gives_identical_probabilities(fixture: str, request: pytest.F
         np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-7, rtol=1e-5)
     assert loaded.classes_ == clf.classes_
     meta = json.loads((folder / "intentune.json").read_text())
-    assert meta["format_version"] == 1
+    assert meta["format_version"] == 2
     assert meta["labels"] == clf.classes_
     assert meta["kind"] == clf.kind_
     hf_config = json.loads((folder / "config.json").read_text())
     assert hf_config["id2label"] == {str(i): label for i, label in enumerate(clf.classes_)}
+    # config.json names intentune, so transformers' Auto classes refuse the folder; the real type is in intentune.json
+    assert "IntentClassifier.load" in hf_config["model_type"]
+    assert meta["backbone_model_type"] == ("llama" if clf.kind_ == "decoder" else "bert")
     assert not list(tmp_path.glob(".model*")), "temporary folders must not be left behind"
     assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pkl")), "no pickles"
 

@@ -1,5 +1,9 @@
 """Pretrained backbones: the bundled ones (found in installed packages, converted once into a cache) and any
-local Hugging Face folder or hub id. Remote code is never executed (``trust_remote_code`` stays off).
+local Hugging Face folder or hub id.
+
+Every config, tokenizer and model that intentune loads goes through :func:`from_pretrained`, which pins
+``trust_remote_code=False`` (a folder whose config or tokenizer names its own Python code is refused, never run,
+and never prompts) and reads model weights from safetensors only (no pickle is unpickled).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from safetensors import SafetensorError
 
 from .errors import BackboneError
 
@@ -63,6 +69,48 @@ def cache_dir() -> Path:
     return Path(base) / "intentune"
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (transformers' messages run to many lines), or its type name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_error(exc: BaseException) -> str:
+    """What went wrong in a :func:`from_pretrained` call, in one line; a refusal of remote code says so plainly."""
+    text = str(exc)
+    if "custom code" in text or "trust_remote_code" in text:
+        return (
+            "it needs its own Python code to load (auto_map in its config.json or tokenizer_config.json), and "
+            "intentune never runs code from a model folder; use a model whose architecture transformers includes"
+        )
+    if "model.safetensors" in text and ("no file named" in text or "does not appear to have" in text):
+        return (
+            f"{first_line(exc)} intentune reads weights from safetensors files only, never a pickled "
+            "pytorch_model.bin; convert them once with transformers' save_pretrained (safetensors is its default)"
+        )
+    return first_line(exc)
+
+
+def from_pretrained(auto_class: Any, source: str | Path, **kwargs: Any) -> Any:
+    """``auto_class.from_pretrained(source, **kwargs)`` with remote code refused and, for models, safetensors only.
+
+    Args:
+        auto_class: a transformers class such as ``AutoConfig``, ``AutoTokenizer`` or ``AutoModel``.
+        source: a local folder or a hub id.
+        kwargs: passed on; ``trust_remote_code`` and ``use_safetensors`` are set here and may not be given.
+
+    Raises:
+        ValueError: from transformers when the folder needs its own code (``auto_map``) to load; OSError when a
+            model folder has no safetensors weights. Callers turn both into their own error.
+    """
+    if "trust_remote_code" in kwargs or "use_safetensors" in kwargs:
+        raise TypeError("from_pretrained sets trust_remote_code and use_safetensors itself")
+    kwargs["trust_remote_code"] = False
+    if auto_class.__name__.startswith(("AutoModel", "PreTrainedModel")) and "gguf_file" not in kwargs:
+        kwargs["use_safetensors"] = True
+    return auto_class.from_pretrained(source, **kwargs)
+
+
 def resolve_backbone(name: str) -> Path | str:
     """Turn a backbone name into something ``from_pretrained`` can load.
 
@@ -88,6 +136,47 @@ def resolve_backbone(name: str) -> Path | str:
         f"unknown backbone {name!r}: not a bundled name ({', '.join(BUNDLED)}), "
         "not a local model folder, not a hub id (org/name); set model.backbone"
     )
+
+
+def hub_options(source: Path | str, *, timeout: float = 3.0) -> dict[str, Any]:
+    """Extra ``from_pretrained`` options for a hub id, decided before any download is tried.
+
+    A local folder needs none. A hub id is loaded from the local Hugging Face cache when the hub cannot be
+    reached (or ``HF_HUB_OFFLINE`` is set), and refused at once when it is not cached either, instead of after
+    half a minute of retries.
+
+    Raises:
+        BackboneError: for a hub id that is neither cached nor reachable.
+    """
+    if isinstance(source, Path):
+        return {}
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = isinstance(try_to_load_from_cache(source, "config.json"), str)
+    if not constants.HF_HUB_OFFLINE and _reachable(constants.ENDPOINT, timeout):
+        return {}
+    if cached:
+        return {"local_files_only": True}
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"{constants.ENDPOINT} cannot be reached"
+    raise BackboneError(
+        f"backbone {source!r} is not in the local Hugging Face cache and {why}; download it once on a machine "
+        f"that reaches the hub (it is then cached), or pass a local model folder, or a bundled name "
+        f"({', '.join(BUNDLED)})"
+    )
+
+
+def _reachable(endpoint: str, timeout: float) -> bool:
+    """Whether a TCP connection to the endpoint's host opens within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
 
 
 def detect_kind(config: Any) -> str:
@@ -130,18 +219,18 @@ def load_backbone(name: str, *, kind: str = "auto", num_layers: int | None = Non
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     source = resolve_backbone(name)
+    hub = hub_options(source)
     try:
-        config = AutoConfig.from_pretrained(source)
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        config = from_pretrained(AutoConfig, source, **hub)
+        tokenizer = from_pretrained(AutoTokenizer, source, **hub)
         if num_layers is None:
-            model = AutoModel.from_pretrained(source, dtype=torch.float32)
+            model = from_pretrained(AutoModel, source, dtype=torch.float32, **hub)
         else:
             config = _truncated_config(config, num_layers, name)
-            with _quiet_transformers():  # the upper layers' weights are left out on purpose: no load report
-                model = AutoModel.from_pretrained(source, config=config, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BackboneError(f"cannot load backbone {name!r} from {source}: {first}") from None
+            with quiet_transformers():  # the upper layers' weights are left out on purpose: no load report
+                model = from_pretrained(AutoModel, source, config=config, dtype=torch.float32, **hub)
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise BackboneError(f"cannot load backbone {name!r} from {source}: {load_error(exc)}") from None
     kind = detect_kind(config) if kind == "auto" else kind
     prepare_tokenizer(tokenizer, model, kind)
     return model, tokenizer, kind
@@ -166,7 +255,7 @@ def _truncated_config(config: Any, num_layers: int, name: str) -> Any:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Any:
+def quiet_transformers() -> Any:
     """Only errors from transformers' logging inside the block."""
     from transformers.utils import logging as hf_logging
 
@@ -191,10 +280,11 @@ def load_tokenizer(name: str) -> Any:
         if bundled is not None and bundled.gguf_file and not (cache_dir() / "backbones" / name).is_dir():
             folder = package_folder(bundled.package)
             if folder is not None:
-                return AutoTokenizer.from_pretrained(folder, gguf_file=bundled.gguf_file)
-        return AutoTokenizer.from_pretrained(resolve_backbone(name))
-    except (OSError, ValueError) as exc:
-        raise BackboneError(f"cannot load the tokenizer of {name!r}: {str(exc).strip().splitlines()[0]}") from None
+                return from_pretrained(AutoTokenizer, folder, gguf_file=bundled.gguf_file)
+        source = resolve_backbone(name)
+        return from_pretrained(AutoTokenizer, source, **hub_options(source))
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise BackboneError(f"cannot load the tokenizer of {name!r}: {load_error(exc)}") from None
 
 
 def prepare_tokenizer(tokenizer: Any, model: Any, kind: str) -> None:
@@ -242,8 +332,8 @@ def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-        gguf_model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+        tokenizer = from_pretrained(AutoTokenizer, folder, gguf_file=gguf_file)
+        gguf_model = from_pretrained(AutoModelForCausalLM, folder, gguf_file=gguf_file, dtype=torch.float32)
         config = gguf_model.config
         if hasattr(config, "quantization_config"):
             del config.quantization_config  # save_pretrained refuses GGUF-loaded models

@@ -36,10 +36,12 @@ from typing import Any
 import numpy as np
 
 from . import __version__
+from ._io import atomic_folder, write_file_atomic
 from .backbones import DECODER, ENCODER
 from .errors import ConfigError, ModelError
 from .inference import ONNX_DIR, ONNX_FILES, OnnxPredictor, Predictor
-from .model import DISTANCE_FILE, IntentClassifier, _replace_folder, resolve_model_dir
+from .model import DISTANCE_FILE, IntentClassifier, resolve_model_dir
+from .modelcard import run_card_options, write_model_card
 
 logger = logging.getLogger(__name__)
 
@@ -134,11 +136,18 @@ def export_model(
         check = load_examples(
             check_file, text_field=text_field or dcfg.text_field, label_field=label_field or dcfg.label_field
         )
+    card = run_card_options(source)
     if target.resolve() == source.resolve():
         target = source
         _write_atomic_folder(source / ONNX_DIR, lambda tmp: export_onnx(classifier, tmp, quantize=quantize))
+        write_model_card(source, classifier.metadata(), runtime="torch+onnx", **card)
     else:
-        _write_atomic_folder(target, lambda tmp: _write_deployable(source, classifier, tmp, quantize))
+
+        def fill(tmp: Path) -> None:
+            _write_deployable(source, classifier, tmp, quantize)
+            write_model_card(tmp, classifier.metadata(), runtime="onnx", **card)
+
+        _write_atomic_folder(target, fill)
     files = {r: target / ONNX_DIR / name for r, name in ONNX_FILES.items() if (target / ONNX_DIR / name).is_file()}
     result = ExportResult(target, files, _read_info(target))
     if check is not None:
@@ -475,19 +484,12 @@ def _replaceable(folder: Path) -> bool:
 
 def _write_atomic_folder(target: Path, fill: Any) -> None:
     """Fill a temporary sibling folder, then swap it in for ``target`` (never a half-written folder)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with atomic_folder(target) as tmp:
         fill(tmp)
-        _replace_folder(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_file_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def _read_info(model_dir: Path) -> dict[str, Any]:

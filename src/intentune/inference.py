@@ -122,11 +122,11 @@ class OnnxPredictor(IntentClassifier):
         """
         from transformers import AutoTokenizer
 
-        from .backbones import prepare_tokenizer
+        from .backbones import from_pretrained, load_error, prepare_tokenizer
         from .config import Config
         from .errors import ModelError
         from .evaluate.oos import Thresholds
-        from .model import META_FILE, _read_metadata, load_distance, resolve_model_dir
+        from .model import META_FILE, _read_metadata, backbone_config, load_distance, resolve_model_dir
 
         directory = resolve_model_dir(directory)
         runtime = "onnx-int8" if quantized else "onnx"
@@ -144,9 +144,9 @@ class OnnxPredictor(IntentClassifier):
         self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
         self.distance_ = load_distance(directory, self.thresholds_)
         try:
-            self.tokenizer_ = AutoTokenizer.from_pretrained(directory)
+            self.tokenizer_ = from_pretrained(AutoTokenizer, directory, config=backbone_config(directory, meta))
         except (OSError, ValueError) as exc:
-            raise ModelError(f"model folder {directory} has no usable tokenizer files: {exc}") from None
+            raise ModelError(f"model folder {directory} has no usable tokenizer files: {load_error(exc)}") from None
         prepare_tokenizer(self.tokenizer_, SimpleNamespace(config=SimpleNamespace()), self.kind_)
         self.session_ = _session(path, threads or cpu_threads())
         if self.distance_ is not None and "pooled" not in {o.name for o in self.session_.get_outputs()}:

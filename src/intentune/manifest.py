@@ -11,11 +11,13 @@ import json
 import os
 import platform
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ._io import write_file_atomic
 from .config import Config
 
 PACKAGES = (
@@ -39,10 +41,11 @@ def row_id(text: str, label: str) -> str:
 
 
 def split_membership(texts: list[str], labels: list[str]) -> dict[str, Any]:
-    """Rows, per-split hash (of the rows in order) and the id of every row (see :func:`row_id`)."""
+    """Rows, rows per intent, per-split hash (of the rows in order) and the id of every row (see :func:`row_id`)."""
     ids = [row_id(t, y) for t, y in zip(texts, labels)]
     return {
         "rows": len(ids),
+        "intents": dict(sorted(Counter(labels).items())),
         "sha256": hashlib.sha256("\n".join(ids).encode()).hexdigest(),
         "row_ids": ids,
     }
@@ -98,7 +101,27 @@ def build_manifest(
 
 
 def write_manifest(path: str | Path, manifest: Mapping[str, Any]) -> None:
-    Path(path).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    """Write a manifest atomically (readers see the old one or the new one)."""
+    write_file_atomic(path, json.dumps(manifest, indent=1) + "\n")
 
 
-__all__ = ["build_manifest", "file_sha256", "row_id", "split_membership", "write_manifest"]
+def record_resume(path: str | Path, from_step: int | None, config: Config) -> None:
+    """Add a resumed training session to a run's manifest (``resumes``: when, from which step, with which command,
+    packages and device), keeping what it recorded about the run's start; a run without a manifest gets none."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return
+    entry = {
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "from_step": from_step,
+        "command": sys.argv,
+        "packages": package_versions(),
+        "device": device_info(config.train.device),
+    }
+    manifest["resumes"] = [*manifest.get("resumes", []), entry]
+    write_manifest(path, manifest)
+
+
+__all__ = ["build_manifest", "file_sha256", "record_resume", "row_id", "split_membership", "write_manifest"]

@@ -5,27 +5,39 @@ intent followed by softmax. Shaped like a scikit-learn estimator; saved as a sel
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from . import __version__
-from .backbones import DECODER, load_backbone, prepare_tokenizer
+from ._io import atomic_folder, recover_folder
+from .backbones import (
+    DECODER,
+    first_line,
+    from_pretrained,
+    load_backbone,
+    load_error,
+    prepare_tokenizer,
+    quiet_transformers,
+)
 from .config import Config
 from .errors import DataError, IntentuneError, ModelError
+from .modelcard import write_model_card
 from .preprocess import clean_text, encode_labels, pad_batch, tokenize
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: config.json's model_type names intentune, the backbone's type is in intentune.json
 META_FILE = "intentune.json"
 HEAD_FILE = "head.safetensors"
 DISTANCE_FILE = "oos_distance.safetensors"  # the out-of-scope distance model, when its threshold is used
+BACKBONE_CONFIG = "config.json"
+# The model_type written into config.json: transformers' Auto classes (and so ``pipeline``) refuse the folder with
+# this text in their message, instead of loading the backbone under a random classification layer.
+NOT_A_TRANSFORMERS_MODEL = "intentune (not a transformers model: load this folder with intentune.IntentClassifier.load)"
 
 
 def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -111,6 +123,7 @@ class IntentClassifier:
         callbacks: Sequence[Any] = (),
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
+        on_ready: Callable[[], None] | None = None,
     ) -> IntentClassifier:
         """Fine-tune on labelled texts.
 
@@ -122,6 +135,9 @@ class IntentClassifier:
             callbacks: extra :class:`intentune.train.Callback` objects (progress bars, loggers).
             checkpoint_dir: where resumable training checkpoints go (``train.checkpoint_every_steps``).
             resume: continue from the checkpoint in ``checkpoint_dir`` (same data and config).
+            on_ready: called once the data has been checked, the backbone loaded and the texts tokenized, just
+                before training starts (:func:`intentune.pipeline.train_run` writes its run folder there, so a
+                run that cannot start leaves an existing folder as it was).
 
         Returns:
             ``self``.
@@ -161,6 +177,8 @@ class IntentClassifier:
             known = [(t, y) for t, y in zip(*validation) if y in self.classes_]
             if known:
                 val = (self._token_ids([t for t, _ in known]), self._label_ids([y for _, y in known]))
+        if on_ready is not None:
+            on_ready()
         few_shot = None
         if use_few_shot(labels, tcfg := self.config.train) and not resume:  # resumed weights replace its work
             device = "cuda" if tcfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
@@ -358,8 +376,9 @@ class IntentClassifier:
         """Write the model folder atomically: a temporary sibling folder, then a rename.
 
         The folder holds the backbone (``model.safetensors`` + ``config.json`` with ``id2label``), the
-        tokenizer files, ``head.safetensors`` and ``intentune.json`` (format version, labels, settings).
-        No pickles; loading runs no code from the folder.
+        tokenizer files, ``head.safetensors``, ``intentune.json`` (format version, labels, settings) and a model
+        card, ``README.md`` (:mod:`intentune.modelcard`). No pickles; loading runs no code from the folder.
+        An existing folder is swapped out only once the new one is complete (:func:`intentune._io.atomic_folder`).
 
         Returns:
             The folder.
@@ -368,10 +387,9 @@ class IntentClassifier:
 
         self._check_fitted()
         directory = Path(directory)
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-        try:
+        with atomic_folder(directory) as tmp:
             self.net_.backbone.save_pretrained(tmp)
+            _mark_not_transformers(tmp / BACKBONE_CONFIG)
             self.tokenizer_.save_pretrained(tmp)
             head = {k: v.detach().cpu().contiguous() for k, v in self.net_.head.state_dict().items()}
             save_file(head, str(tmp / HEAD_FILE))
@@ -379,18 +397,21 @@ class IntentClassifier:
                 from safetensors.numpy import save_file as save_arrays
 
                 save_arrays(self.distance_.to_arrays(), str(tmp / DISTANCE_FILE))
-            (tmp / META_FILE).write_text(json.dumps(self._metadata(), indent=2), encoding="utf-8")
-            _replace_folder(tmp, directory)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            metadata = self.metadata()
+            (tmp / META_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+            write_model_card(tmp, metadata)
         return directory
 
     @classmethod
     def load(cls, directory: str | Path, *, device: str = "cpu") -> IntentClassifier:
         """Load a folder written by :meth:`save`.
 
+        Nothing in the folder is executed: the backbone's config and tokenizer load with remote code refused, and
+        weights load from safetensors only (see :func:`intentune.backbones.from_pretrained`).
+
         Raises:
-            ModelError: if the folder is missing, is not an intentune model, or has a newer format.
+            ModelError: if the folder is missing, is not an intentune model, has a newer format, or is damaged
+                (truncated or missing weights, a head that does not fit the labels, code it asks to run).
         """
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
@@ -404,29 +425,39 @@ class IntentClassifier:
         self.kind_ = meta["kind"]
         self.history_ = meta.get("history", [])
         self.train_summary_ = meta.get("train_summary", {})
+        config = backbone_config(directory, meta)
         try:
-            backbone = AutoModel.from_pretrained(directory, dtype=torch.float32)
-            self.tokenizer_ = AutoTokenizer.from_pretrained(directory)
+            with quiet_transformers():  # a damaged folder is reported below in one line, not in a load table
+                backbone = from_pretrained(AutoModel, directory, config=config, dtype=torch.float32)
+            self.tokenizer_ = from_pretrained(AutoTokenizer, directory, config=config)
             head = load_file(str(directory / HEAD_FILE))
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"model folder {directory} is incomplete or damaged: {exc}") from None
+        except (OSError, ValueError, SafetensorError) as exc:
+            raise ModelError(f"model folder {directory} is incomplete or damaged: {load_error(exc)}") from None
         prepare_tokenizer(self.tokenizer_, backbone, self.kind_)
         self.temperature_ = float(meta.get("temperature", 1.0))
         self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
         self.distance_ = load_distance(directory, self.thresholds_)
         self.net_ = IntentNet(backbone, len(self.classes_), kind=self.kind_, pooling=meta["pooling"], dropout=0.0)
-        self.net_.head.load_state_dict(head)
+        try:
+            self.net_.head.load_state_dict(head)
+        except RuntimeError as exc:  # shapes or names that do not match the labels in intentune.json
+            raise ModelError(f"model folder {directory}: {HEAD_FILE} does not fit {META_FILE} "
+                             f"({first_line(exc)}); copy the whole model folder, or retrain") from None  # fmt: skip
         self.net_.to(device).eval()
         return self
 
     # -------------------------------------------------------------- internals
-    def _metadata(self) -> dict[str, Any]:
+    def metadata(self) -> dict[str, Any]:
+        """What ``intentune.json`` holds: format version, labels, backbone, pooling, calibration, out-of-scope
+        thresholds, the resolved config, the training summary and history."""
+        self._check_fitted()
         return {
             "format_version": FORMAT_VERSION,
             "intentune_version": __version__,
             "labels": self.classes_,
             "backbone": self.config.model.backbone,
             "kind": self.kind_,
+            "backbone_model_type": self.net_.backbone.config.model_type,
             "pooling": self.net_.pooling,
             "max_length": self.config.model.max_length,
             "lowercase": self.config.data.lowercase,
@@ -471,6 +502,7 @@ def resolve_model_dir(directory: str | Path) -> Path:
         ModelError: if neither holds an ``intentune.json``.
     """
     directory = Path(directory)
+    recover_folder(directory)  # a save killed midway on a platform without an atomic folder swap
     if (directory / META_FILE).is_file():
         return directory
     if (directory / "model" / META_FILE).is_file():
@@ -481,6 +513,42 @@ def resolve_model_dir(directory: str | Path) -> Path:
         f"{directory} is not an intentune model folder (no {META_FILE}); "
         "pass the folder that `intentune train` wrote, or its model/ sub-folder"
     )
+
+
+def backbone_config(directory: Path, meta: dict[str, Any]) -> Any:
+    """The backbone's transformers config from a model folder, built from a class transformers includes.
+
+    The type comes from ``intentune.json`` (``config.json`` names intentune instead, from format 2 on); an
+    ``auto_map`` (code of the folder's own) is dropped, so no code from the folder is ever imported.
+
+    Raises:
+        ModelError: if ``config.json`` is missing or damaged, or the type is not one transformers includes.
+    """
+    from transformers import CONFIG_MAPPING
+
+    path = directory / BACKBONE_CONFIG
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"model folder {directory}: {BACKBONE_CONFIG} is missing or damaged ({first_line(exc)}); "
+                         "copy the whole model folder, or retrain") from None  # fmt: skip
+    model_type = meta.get("backbone_model_type") or (raw.get("model_type") if isinstance(raw, dict) else None)
+    if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING:
+        raise ModelError(
+            f"model folder {directory}: backbone type {model_type!r} is not one that transformers includes, and "
+            "intentune never runs code from a model folder; retrain on a backbone transformers supports"
+        )
+    raw = {k: v for k, v in raw.items() if k not in ("model_type", "auto_map")}
+    try:
+        return CONFIG_MAPPING[model_type].from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"model folder {directory}: {BACKBONE_CONFIG} is damaged ({first_line(exc)})") from None
+
+
+def _mark_not_transformers(path: Path) -> None:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw["model_type"] = NOT_A_TRANSFORMERS_MODEL
+    path.write_text(json.dumps(raw, indent=2) + "\n", encoding="utf-8")
 
 
 def load_distance(directory: Path, thresholds: Any) -> Any:
@@ -497,10 +565,10 @@ def load_distance(directory: Path, thresholds: Any) -> Any:
 
     try:
         return DistanceModel.from_arrays(load_file(str(directory / DISTANCE_FILE)))
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, ValueError, SafetensorError) as exc:
         raise ModelError(
             f"model folder {directory} rejects out-of-scope messages by distance but {DISTANCE_FILE} is missing "
-            f"or damaged ({exc}); copy the whole model folder, or retrain"
+            f"or damaged ({first_line(exc)}); copy the whole model folder, or retrain"
         ) from None
 
 
@@ -521,22 +589,6 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
     if missing:
         raise ModelError(f"{path}: missing {', '.join(missing)}; the model folder is damaged")
     return meta
-
-
-def _replace_folder(tmp: Path, target: Path) -> None:
-    """Move ``tmp`` to ``target``; an existing ``target`` is swapped out first and removed only afterwards."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        target.rename(old)
-    try:
-        tmp.rename(target)
-    except OSError:
-        if old is not None:
-            old.rename(target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _without_none(raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

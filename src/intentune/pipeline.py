@@ -65,37 +65,34 @@ def train_run(
         ConfigError: if no training file is set, or ``resume`` finds no checkpoint for this data and config.
         DataError: for unreadable or unfit data.
     """
-    from .manifest import build_manifest, write_manifest
+    from .manifest import build_manifest, record_resume, write_manifest
+    from .modelcard import run_card_options, write_model_card
     from .train import is_main_process
 
     dcfg = config.data
-    if not dcfg.train_file:
-        raise ConfigError("no training data: pass a data file or set data.train_file")
     out = Path(output_dir)
     main = is_main_process()
-    train = _load(dcfg.train_file, config)
-    if dcfg.validation_file:
-        validation = _load(dcfg.validation_file, config)
-    else:
-        parts = split_examples(
-            train, {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}, seed=dcfg.split_seed
-        )
-        train, validation = parts["train"], parts["validation"]
-        if main:
-            write_examples(validation, out / "splits" / "validation.csv")
-    test = _load(dcfg.test_file, config) if dcfg.test_file else None
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        files = {"train": dcfg.train_file, "validation": dcfg.validation_file, "test": dcfg.test_file}
-        splits = {"train": (train.texts, train.labels), "validation": (validation.texts, validation.labels)}
-        if test is not None:
-            splits["test"] = (test.texts, test.labels)
-        write_manifest(out / "manifest.json", build_manifest(config, files, splits))
-        save_config(config, out / "config.toml")
-    started = time.perf_counter()
     checkpoint_dir = out / "checkpoint" if config.train.checkpoint_every_steps != 0 else None
     if resume and checkpoint_dir is None:
         raise ConfigError("--resume needs checkpoints, but train.checkpoint_every_steps = 0 turns them off")
+    train, validation, test, split_off = read_run_data(config)
+    files = {"train": dcfg.train_file, "validation": dcfg.validation_file, "test": dcfg.test_file}
+    splits = {"train": (train.texts, train.labels), "validation": (validation.texts, validation.labels)}
+    if test is not None:
+        splits["test"] = (test.texts, test.labels)
+
+    def write_run_folder() -> None:
+        """The run folder's files that describe the run, written once training can start."""
+        if not main:
+            return
+        out.mkdir(parents=True, exist_ok=True)
+        if split_off:
+            write_examples(validation, out / "splits" / "validation.csv")
+        if not resume:  # a resumed run keeps its manifest and records the resume when it ends
+            write_manifest(out / "manifest.json", build_manifest(config, files, splits))
+            save_config(config, out / "config.toml")
+
+    started = time.perf_counter()
     classifier = IntentClassifier(config).fit(
         train.texts,
         train.labels,
@@ -103,12 +100,18 @@ def train_run(
         callbacks=[JsonlLogger(out / "train_log.jsonl"), *callbacks],
         checkpoint_dir=checkpoint_dir,
         resume=resume,
+        on_ready=write_run_folder,
     )
     if not main:
         return None
+    if resume:
+        record_resume(out / "manifest.json", classifier.train_summary_.get("resumed_from_step"), config)
+        save_config(config, out / "config.toml")
     model_dir = classifier.save(out / "model")
     eval_split, eval_data = ("test", test) if test is not None else ("validation", validation)
     report = evaluate_classifier(classifier, eval_data.texts, eval_data.labels)
+    for warning in getattr(report, "warnings", []):
+        logger.warning("%s", warning)
     extra = {
         "evaluated_on": eval_split,
         "eval_file": eval_data.source,
@@ -118,7 +121,65 @@ def train_run(
         "environment": environment(),
     }
     report.save(out, extra=extra)
+    write_model_card(model_dir, classifier.metadata(), **run_card_options(model_dir))
     return RunResult(classifier, report, eval_split, out, model_dir)
+
+
+def read_run_data(config: Config) -> tuple[Examples, Examples, Examples | None, bool]:
+    """Read and check every data file of a run before anything is trained or written.
+
+    Returns:
+        ``(train, validation, test or None, split_off)``; ``split_off`` says the validation rows were split off
+        the training data (``data.validation_fraction``) because no validation file is set.
+
+    Raises:
+        ConfigError: if no training file is set.
+        DataError: for unreadable or unfit data, or validation intents the training data lacks (the out-of-scope
+            label excepted). Test intents the training data lacks are logged as a warning: the report counts
+            their rows as errors and lists them.
+    """
+    from .data import check_trainable
+    from .preprocess import clean_text
+
+    dcfg = config.data
+    if not dcfg.train_file:
+        raise ConfigError("no training data: pass a data file or set data.train_file")
+    train = _load(dcfg.train_file, config)
+    validation = _load(dcfg.validation_file, config) if dcfg.validation_file else None
+    test = _load(dcfg.test_file, config) if dcfg.test_file else None
+    for examples in (train, validation, test):
+        if examples is None:
+            continue
+        for i, text in enumerate(examples.texts):
+            if not clean_text(text, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars).strip():
+                raise DataError(
+                    f"{examples.source}: row {i + 1} ({text!r}) is empty after preprocessing "
+                    "(data.remove_special_chars); reword or remove it"
+                )
+    check_trainable(train)
+    known = set(train.labels) | {config.oos.label}
+    if validation is not None:
+        unknown = sorted(set(validation.labels) - known)
+        if unknown:
+            raise DataError(
+                f"{validation.source}: intents not in the training data: {', '.join(unknown)} (only the "
+                f"out-of-scope label {config.oos.label!r} may appear in validation alone); add training rows "
+                "for them or drop those rows"
+            )
+    split_off = validation is None
+    if validation is None:
+        fractions = {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}
+        parts = split_examples(train, fractions, seed=dcfg.split_seed)
+        train, validation = parts["train"], parts["validation"]
+    if test is not None:
+        unknown = sorted(set(test.labels) - known)
+        if unknown:
+            rows = sum(label in unknown for label in test.labels)
+            logger.warning(
+                "%s: %d intents are not in the training data (%s; %d rows); the test report counts them as errors",
+                test.source, len(unknown), ", ".join(unknown), rows,
+            )  # fmt: skip
+    return train, validation, test, split_off
 
 
 def evaluate_model(

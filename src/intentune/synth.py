@@ -156,12 +156,13 @@ class LocalParaphraser:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from .backbones import resolve_backbone
+        from .backbones import from_pretrained, hub_options, resolve_backbone
 
         source = resolve_backbone(cfg.backbone)
+        hub = hub_options(source)
         self.cfg = cfg
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        self.model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+        self.tokenizer = from_pretrained(AutoTokenizer, source, **hub)
+        self.model = from_pretrained(AutoModelForCausalLM, source, dtype=torch.float32, **hub).eval()
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         if self.tokenizer.chat_template is None:

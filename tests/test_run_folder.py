@@ -1,0 +1,124 @@
+"""A run folder changes only when a run can start: every input is read and checked, and the backbone loaded, before
+anything is written; a failed train leaves an existing run byte for byte as it was. Test intents the model does not
+know are reported, not fatal; a resume is recorded in the manifest, not written over it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from intentune import Examples, write_examples
+from intentune.cli import app
+
+from conftest import tiny_config, toy_data
+
+runner = CliRunner()
+
+TINY = [
+    "--set", "train.learning_rate=3e-3", "--set", "train.head_learning_rate=3e-2", "--set", "train.epochs=3",
+    "--set", "train.batch_size=8", "--set", "model.dropout=0.0", "--set", "train.device=cpu",
+    "--set", "train.warmup_ratio=0.0", "--set", "train.early_stopping_patience=0", "--set", "train.few_shot=off",
+]  # fmt: skip
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data")
+    texts, labels = toy_data()
+    write_examples(Examples(texts, labels), folder / "train.csv")
+    write_examples(Examples(texts[::2], labels[::2]), folder / "validation.csv")
+    extra = Examples(["pay my bill", "reset my password", "hello there"], ["billing", "account", "greeting"])
+    write_examples(extra, folder / "test_unknown.csv")
+    write_examples(Examples([*texts[:4], "reset my password"], [*labels[:4], "account"]), folder / "val_unknown.csv")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finished_run(files: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run") / "shop"
+    args = ["train", str(files / "train.csv"), "--validation", str(files / "validation.csv")]
+    result = runner.invoke(app, [*args, "--backbone", str(tiny_encoder), "-o", str(out), "--quiet", *TINY])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--backbone", "nosuch-model"], "unknown backbone"),
+        (["--validation", "{files}/val_unknown.csv"], "intents not in the training data: account"),
+        (["--test", "{files}"], "is a directory"),
+        (["--test", "{files}/missing.csv"], "missing.csv"),
+        (["--set", "data.remove_special_chars=true", "--test", "{files}/punct.csv"], "empty after preprocessing"),
+    ],
+)
+def test_a_failed_train_leaves_the_run_folder_byte_identical(
+    finished_run: Path, files: Path, tiny_encoder: Path, change: list[str], message: str
+) -> None:
+    write_examples(Examples(["?!?", "hello"], ["greeting", "greeting"]), files / "punct.csv")
+    before = _snapshot(finished_run)
+    change = [c.format(files=files) for c in change]
+    args = ["train", str(files / "train.csv"), "--validation", str(files / "validation.csv")]
+    if "--backbone" not in change:
+        args += ["--backbone", str(tiny_encoder)]
+    result = runner.invoke(app, [*args, *change, "-o", str(finished_run), "--quiet", *TINY])
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert _snapshot(finished_run) == before
+
+
+def test_test_intents_the_model_lacks_are_reported_not_fatal(
+    files: Path, tiny_encoder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    args = ["train", str(files / "train.csv"), "--validation", str(files / "validation.csv")]
+    args += ["--test", str(files / "test_unknown.csv"), "--backbone", str(tiny_encoder)]
+    with caplog.at_level("WARNING"):
+        result = runner.invoke(app, [*args, "-o", str(tmp_path / "run"), "--quiet", *TINY])
+    assert result.exit_code == 0, result.output
+    assert any("not in the training data (account, billing" in r.getMessage() for r in caplog.records)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["unknown_intents"] == {"account": 1, "billing": 1}
+    assert metrics["accuracy"] <= 1 / 3  # the two rows of unknown intents count as errors
+    card = (tmp_path / "run" / "model" / "README.md").read_text()
+    assert "test_unknown.csv" in card
+
+
+def test_the_run_folder_has_a_model_card(finished_run: Path, files: Path) -> None:
+    import yaml
+
+    card = (finished_run / "model" / "README.md").read_text()
+    header = yaml.safe_load(card.split("---")[1])
+    assert header["library_name"] == "intentune"
+    manifest = json.loads((finished_run / "manifest.json").read_text())
+    assert manifest["data_files"]["train"]["sha256"] in card
+    assert "validation.csv" in card and "IntentClassifier.load" in card
+
+
+def test_resume_is_recorded_in_the_manifest(files: Path, tiny_encoder: Path, tmp_path: Path) -> None:
+    from intentune.pipeline import train_run
+    from intentune.train import Callback
+
+    class Crash(Callback):
+        def on_step_end(self, state, control) -> None:
+            if state.step == 5:
+                raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    config = tiny_config(tiny_encoder, epochs=4, checkpoint_every_steps=2, few_shot="off")
+    config.data.train_file, config.data.validation_file = str(files / "train.csv"), str(files / "validation.csv")
+    with pytest.raises(KeyboardInterrupt):
+        train_run(config, out, callbacks=[Crash()])
+    started = json.loads((out / "manifest.json").read_text())
+    assert "resumes" not in started
+    train_run(config, out, resume=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["created"] == started["created"] and manifest["splits"] == started["splits"]
+    assert [r["from_step"] for r in manifest["resumes"]] == [4]
