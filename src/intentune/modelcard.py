@@ -159,9 +159,10 @@ def _usage(runtime: str) -> str:
         '\n\n```bash\nintentune predict path/to/this/folder "where is my parcel?" --top-k 2\n'
         "intentune serve path/to/this/folder   # HTTP API and chat page on http://127.0.0.1:8000\n```\n\n"
         "This folder is NOT a transformers `pipeline` / `AutoModelForSequenceClassification` checkpoint: the "
-        f"classifier is in {where}, which transformers does not read, so loading the folder there fails or gives a "
-        "randomly initialised classification head and meaningless answers. Loading it with intentune runs no code "
-        "from the folder (no pickles; `trust_remote_code` stays off)."
+        f"classifier is in {where}, which transformers does not read, and `config.json` names intentune as its "
+        "model type so that transformers refuses the folder rather than answer with a randomly initialised "
+        "classification head. Loading it with intentune runs no code from the folder (no pickles; "
+        "`trust_remote_code` stays off)."
     )
 
 
