@@ -125,7 +125,7 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_net(backbone_dir: Path) -> tuple[object, list[list[int]], list[int], int]:
     """An untrained ``IntentNet`` on a tiny backbone, with the toy set's token ids, label ids and the pad id."""
     from intentune.backbones import DECODER, load_backbone
-    from intentune.model import IntentNet
+    from intentune.net import IntentNet
     from intentune.preprocess import encode_labels, tokenize
 
     texts, labels = toy_data()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from intentune import DataError, IntentClassifier, ModelError
-from intentune.model import pool_hidden
+from intentune.net import pool_hidden
 
 from conftest import DEVICE, tiny_config, toy_data
 

@@ -115,7 +115,7 @@ def test_layer_lr_decay_lowers_the_rate_layer_by_layer(tiny_encoder: object) -> 
     """The tiny BERT (2 layers), decay 0.5: the top layer and the pooler above it at the backbone's rate, layer 0
     at half of it, the embeddings at a quarter; the head keeps its own rate; 1.0 gives one rate to the backbone."""
     from intentune.backbones import load_backbone
-    from intentune.model import IntentNet
+    from intentune.net import IntentNet
 
     backbone, _, kind = load_backbone(str(tiny_encoder))
     net = IntentNet(backbone, 3, kind=kind, pooling="mean", dropout=0.1)

@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from intentune import Config, ConfigError, Examples, IntentuneError, load_config, write_examples
 from intentune.cli import app
-from intentune.model import IntentClassifier, IntentNet
+from intentune.model import IntentClassifier
+from intentune.net import IntentNet
 from intentune.train import TrainControl, TrainState
 from intentune.tune import check_space, default_space, load_space, parse_param, tune
 from intentune.tune.search import _PruningCallback

@@ -349,7 +349,7 @@ def embed_texts(
     import torch
 
     from .backbones import DECODER, load_backbone
-    from .model import pool_hidden
+    from .net import embed
     from .preprocess import pad_batch, tokenize
 
     model, tokenizer, kind = load_backbone(backbone, kind=kind)
@@ -363,9 +363,8 @@ def embed_texts(
             chunk = order[start : start + batch_size]
             batch = pad_batch([ids[i] for i in chunk], int(tokenizer.pad_token_id), side=tokenizer.padding_side)
             mask = batch["attention_mask"].to(device)  # (batch, seq)
-            extra = {"position_ids": (mask.cumsum(dim=1) - 1).clamp(min=0)} if kind == DECODER else {}
-            hidden = model(input_ids=batch["input_ids"].to(device), attention_mask=mask, **extra).last_hidden_state
-            pooled = pool_hidden(hidden, mask, "last" if kind == DECODER else "mean")  # (batch, hidden)
+            pooling = "last" if kind == DECODER else "mean"
+            pooled = embed(model, batch["input_ids"].to(device), mask, kind=kind, pooling=pooling)  # (batch, hidden)
             out[chunk] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
             if progress is not None:
                 progress(len(chunk))

@@ -22,9 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .backbones import DECODER
 from .config import TrainConfig
-from .model import pool_hidden
+from .net import embed
 from .preprocess import pad_batch
 
 DEFAULT_LEARNING_RATE = {"decoder": 2e-5, "encoder": 5e-5}
@@ -176,14 +175,10 @@ def _embed_by_length(
 
 
 def _embed(net: nn.Module, sequences: list[list[int]], pad_id: int, device: str) -> torch.Tensor:
-    """Pooled backbone states ``(batch, hidden)``, computed as :class:`intentune.model.IntentNet` does."""
+    """Pooled backbone states ``(batch, hidden)``, computed as :class:`intentune.net.IntentNet` does."""
     batch = pad_batch(sequences, pad_id)
     ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-    extra = {}
-    if getattr(net, "kind", None) == DECODER:
-        extra["position_ids"] = (mask.cumsum(dim=1) - 1).clamp(min=0)
-    hidden = net.backbone(input_ids=ids, attention_mask=mask, **extra).last_hidden_state  # (batch, seq, hidden)
-    return pool_hidden(hidden, mask, net.pooling)
+    return embed(net.backbone, ids, mask, kind=net.kind, pooling=net.pooling)
 
 
 def _intent_batches(label_ids: list[int], cfg: TrainConfig, generator: torch.Generator) -> list[list[int]]:

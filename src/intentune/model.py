@@ -28,6 +28,7 @@ from .backbones import (
 from .config import Config
 from .errors import DataError, IntentuneError, ModelError
 from .modelcard import write_model_card
+from .net import IntentNet
 from .preprocess import clean_text, encode_labels, pad_batch, tokenize
 
 FORMAT_VERSION = 2  # 2: config.json's model_type names intentune, the backbone's type is in intentune.json
@@ -38,55 +39,6 @@ BACKBONE_CONFIG = "config.json"
 # The model_type written into config.json: transformers' Auto classes (and so ``pipeline``) refuse the folder with
 # this text in their message, instead of loading the backbone under a random classification layer.
 NOT_A_TRANSFORMERS_MODEL = "intentune (not a transformers model: load this folder with intentune.IntentClassifier.load)"
-
-
-def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
-    """Pool token states into one vector per text.
-
-    Args:
-        hidden: ``(batch, seq, hidden)`` token states.
-        mask: ``(batch, seq)`` attention mask, 1 for real tokens.
-        how: ``last`` (last real token, whatever side the padding is on), ``mean`` or ``cls``.
-
-    Returns:
-        ``(batch, hidden)``.
-    """
-    if how == "last":
-        positions = torch.arange(mask.shape[1], device=mask.device)
-        last = (mask * positions).argmax(dim=1)  # (batch,) index of the last real token
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    if how == "cls":
-        return hidden[:, 0]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (batch, seq, 1)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
-
-
-class IntentNet(nn.Module):
-    """Backbone -> pooled hidden state -> dropout -> dense layer (one logit per intent)."""
-
-    def __init__(self, backbone: nn.Module, num_labels: int, *, kind: str, pooling: str, dropout: float) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.kind = kind
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(backbone.config.hidden_size, num_labels)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, return_pooled: bool = False
-    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(batch, num_labels)`` for token ids and mask of shape ``(batch, seq)``; with
-        ``return_pooled``, also the pooled vectors ``(batch, hidden)`` the dense layer reads."""
-        extra = {}
-        if self.kind == DECODER:
-            # Positions count real tokens only, so left and right padding give the same result.
-            extra["position_ids"] = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
-        pooled = pool_hidden(out.last_hidden_state, attention_mask, self.pooling)  # (batch, hidden)
-        logits = self.head(self.dropout(pooled))
-        return (logits, pooled) if return_pooled else logits
 
 
 class IntentClassifier:
