@@ -102,6 +102,71 @@ def test_data_split_command(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.csv", "train.csv", "validation.csv"]
 
 
+def _split(tmp_path: Path, *args: str) -> list[str]:
+    """Run `data split` of the example file; the lines it prints (train, validation, test sizes)."""
+    result = runner.invoke(app, ["data", "split", str(EXAMPLES / "shop_assistant.csv"), "-o", str(tmp_path), *args])
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()[:3]
+
+
+def test_data_split_takes_fractions_and_seed_from_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[data]\nvalidation_fraction = 0.15\ntest_fraction = 0.15\nsplit_seed = 7\n")
+    sizes = ["train: 212 rows, 4 intents", "validation: 44 rows, 4 intents", "test: 44 rows, 4 intents"]
+    assert _split(tmp_path / "a", "--config", str(config)) == sizes  # per intent: 75 - 11 - 11
+    flags = ["--train", "0.7", "--validation", "0.15", "--test", "0.15", "--seed", "7"]
+    assert _split(tmp_path / "b", *flags) == sizes
+    assert (tmp_path / "a" / "train.csv").read_text() == (tmp_path / "b" / "train.csv").read_text()  # same seed
+    assert (tmp_path / "a" / "train.csv").read_text() != (EXAMPLES / "train.csv").read_text()  # not seed 13
+
+
+def test_data_split_set_and_flags_override_the_config(tmp_path: Path) -> None:
+    assert _split(tmp_path / "a", "--set", "data.test_fraction=0.2") == [
+        "train: 208 rows, 4 intents", "validation: 32 rows, 4 intents", "test: 60 rows, 4 intents",
+    ]  # fmt: skip
+    config = tmp_path / "c.toml"
+    config.write_text("[data]\nvalidation_fraction = 0.15\ntest_fraction = 0.15\n")
+    assert _split(tmp_path / "b", "--config", str(config), "--test", "0.1") == [
+        "train: 224 rows, 4 intents", "validation: 44 rows, 4 intents", "test: 32 rows, 4 intents",
+    ]  # fmt: skip
+    # A flag wins over --set, and the defaults still give the bundled example splits.
+    assert _split(tmp_path / "c", "--set", "data.split_seed=7", "--seed", "13")[0] == "train: 236 rows, 4 intents"
+    assert (tmp_path / "c" / "test.csv").read_text() == (EXAMPLES / "test.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["data", "validate", str(EXAMPLES / "train.csv"), "--backbone", "none"],
+        ["data", "split", str(EXAMPLES / "train.csv"), "-o", "unused"],
+        ["data", "convert", str(EXAMPLES / "train.csv"), "unused.jsonl"],
+    ],
+)
+def test_data_commands_take_set_and_reject_a_mistyped_key(command: list[str]) -> None:
+    _one_line_error([*command, "--set", "data.text_feild=utterance"], "--set: unknown key data.text_feild; keys of")
+
+
+def test_data_validate_reads_its_files_and_fields_from_the_config(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("utterance,label\n" + "".join(f"hi {i},greet\nbye {i},leave\n" for i in range(5)))
+    (tmp_path / "v.csv").write_text("utterance,label\nhi 1,greet\nbye now,leave\n")
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f"[data]\ntext_field = 'utterance'\nlabel_field = 'label'\nvalidation_file = '{tmp_path / 'v.csv'}'\n"
+    )
+    args = ["data", "validate", str(tmp_path / "t.csv"), "--backbone", "none", "--json"]
+    result = runner.invoke(app, [*args, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "appear in both train and validation" in result.output
+
+
+def test_data_convert_takes_its_fields_from_the_config(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_text("utterance,label\nhi,greet\nbye,leave\n")
+    args = ["data", "convert", str(tmp_path / "in.csv"), str(tmp_path / "out.csv")]
+    result = runner.invoke(app, [*args, "--set", "data.text_field=utterance", "--set", "data.label_field=label"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out.csv").read_text().splitlines()[0] == "utterance,label"
+
+
 def test_config_init_and_show(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     assert runner.invoke(app, ["config", "init", str(path)]).exit_code == 0

@@ -94,3 +94,30 @@ def test_public_api_is_lazy_and_complete() -> None:
     code = "import sys, intentune, intentune.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False", "importing the package or the CLI must not import torch"
+
+
+def test_build_config_applies_file_then_set_then_options(tmp_path: Path) -> None:
+    from intentune.config import build_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("[data]\ntest_fraction = 0.15\nsplit_seed = 7\n\n[model]\nbackbone = 'minilm-l6'\n")
+    config = build_config(
+        path, ["data.split_seed=8", "model.max_length=32"], {"data.split_seed": 9, "model.backbone": None}
+    )
+    assert (config.data.test_fraction, config.data.split_seed, config.model.max_length) == (0.15, 9, 32)
+    assert config.model.backbone == "minilm-l6"  # an option not given (None) leaves the key alone
+    assert build_config(options={"data.train_file": tmp_path / "t.csv"}).data.train_file == str(tmp_path / "t.csv")
+    # Checked once, at the end: 0.25 + 0.2 is too much, 0.25 + 0.1 is not.
+    assert build_config(None, ["data.test_fraction=0.2", "data.validation_fraction=0.25"], {"data.test_fraction": 0.1})
+    with pytest.raises(ConfigError, match="option: data.split_seed must be int, found 'x'"):
+        build_config(options={"data.split_seed": "x"})
+
+
+def test_build_config_reads_the_environment_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from intentune.config import build_config
+
+    monkeypatch.setenv("INTENTUNE_PORT", "9001")
+    assert build_config().serve.port == 8000
+    assert build_config(env=True).serve.port == 9001
+    assert build_config(None, ["serve.port=9002"], env=True).serve.port == 9002
+    assert build_config(None, ["serve.port=9002"], {"serve.port": 9003}, env=True).serve.port == 9003

@@ -1,5 +1,8 @@
 """The ``intentune`` command line. Each command parses its arguments and calls one library function.
 
+Commands with settings take ``--config FILE`` and ``--set section.key=value``; :func:`intentune.config.build_config`
+assembles them for every command: the file (or the defaults), then ``--set``, then the command's own options.
+
 Errors print one red line and exit 1 (``--verbose`` shows the traceback); usage errors exit 2.
 """
 
@@ -34,6 +37,11 @@ T = TypeVar("T")
 _state = {"verbose": False}
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and debug logs.")]
+Backbone = Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, a model folder or a hub id.")]
+ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")]
+Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
+TextField = Annotated[str | None, typer.Option(help="Text field name (CSV/JSONL); default: data.text_field.")]
+LabelField = Annotated[str | None, typer.Option(help="Intent field name (CSV/JSONL); default: data.label_field.")]
 
 
 @app.callback()
@@ -76,10 +84,10 @@ def train(
         Path | None, typer.Option(help="Validation data; default: split off the training data.")
     ] = None,
     test: Annotated[Path | None, typer.Option(help="Test data, evaluated after training.")] = None,
-    backbone: Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, a model folder or a hub id.")] = None,
+    backbone: Backbone = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")] = Path("runs/latest"),
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")] = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     resume: Annotated[
         bool,
@@ -92,19 +100,16 @@ def train(
 
     Runs data-parallel under `accelerate launch` or `torchrun` (only the main process writes and reports).
     """
-    from .config import Config, load_config
+    from .config import build_config
     from .pipeline import train_run
     from .train import ProgressBar
 
     def job() -> Any:
         saved = output / "config.toml"
-        cfg = load_config(config) if config else load_config(saved) if resume and saved.is_file() else Config()
-        for key, value in (("train_file", data), ("validation_file", validation), ("test_file", test)):
-            if value is not None:
-                setattr(cfg.data, key, str(value))
-        if backbone:
-            cfg.model.backbone = backbone
-        cfg.override(list(set_ or []))
+        path = config or (saved if resume and saved.is_file() else None)
+        options = {"data.train_file": data, "data.validation_file": validation, "data.test_file": test,
+                   "model.backbone": backbone or None}  # fmt: skip
+        cfg = build_config(path, set_, options)
         # Callbacks such as the progress bar run on the main process only.
         bar = [] if quiet else [ProgressBar(file=sys.stderr)]
         return train_run(cfg, output, callbacks=bar, resume=resume)
@@ -255,22 +260,40 @@ def inspect(
 def data_split(
     data: Annotated[Path, typer.Argument(help="Labelled data (CSV or JSONL).")],
     output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Folder for train/validation/test files.")],
-    train_share: Annotated[float, typer.Option("--train", help="Training share, 0.6-0.8.")] = 0.8,
-    validation_share: Annotated[float, typer.Option("--validation", help="Validation share, 0.1-0.2.")] = 0.1,
-    test_share: Annotated[float, typer.Option("--test", help="Test share, 0.1-0.2.")] = 0.1,
-    seed: Annotated[int, typer.Option(help="Shuffle seed; the same seed gives the same split.")] = 13,
-    text_field: Annotated[str, typer.Option(help="Text field name.")] = "text",
-    label_field: Annotated[str, typer.Option(help="Intent field name.")] = "intent",
+    train_share: Annotated[
+        float | None, typer.Option("--train", help="Training share, 0.6-0.8; default: what validation and test leave.")
+    ] = None,
+    validation_share: Annotated[
+        float | None, typer.Option("--validation", help="Validation share, 0.1-0.2; default: data.validation_fraction.")
+    ] = None,
+    test_share: Annotated[
+        float | None, typer.Option("--test", help="Test share, 0.1-0.2; default: data.test_fraction.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Shuffle seed; the same seed gives the same split. Default: data.split_seed.")
+    ] = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
 ) -> None:
-    """Split a labelled file into stratified train/validation/test files."""
+    """Split a labelled file into stratified train/validation/test files (80/10/10 and seed 13 by default).
+
+    Shares and seed come from data.validation_fraction, data.test_fraction and data.split_seed (--config, --set).
+
+    --validation, --test and --seed override them; --train, unless given, is what validation and test leave.
+    """
+    from .config import build_config
     from .pipeline import split_data
 
-    fractions = {"train": train_share, "validation": validation_share, "test": test_share}
-    parts = _run(
-        lambda: split_data(
-            data, output_dir, fractions=fractions, seed=seed, text_field=text_field, label_field=label_field
-        )
-    )
+    def job() -> Any:
+        options = {"data.validation_fraction": validation_share, "data.test_fraction": test_share,
+                   "data.split_seed": seed, "data.text_field": text_field, "data.label_field": label_field}  # fmt: skip
+        cfg = build_config(config, set_, options)
+        return split_data(data, output_dir, fractions=None if train_share is None else {"train": train_share},
+                          config=cfg)  # fmt: skip
+
+    parts = _run(job)
     for name, part in parts.items():
         typer.echo(f"{name}: {len(part)} rows, {len(part.counts())} intents")
     typer.echo(f"written to {output_dir}")
@@ -286,59 +309,70 @@ def data_convert(
     target_format: Annotated[
         str | None, typer.Option("--to", help="Output format: csv, jsonl, rasa, openai (OpenAI chat JSONL).")
     ] = None,
-    text_field: Annotated[str, typer.Option(help="Text field name (CSV/JSONL).")] = "text",
-    label_field: Annotated[str, typer.Option(help="Intent field name (CSV/JSONL).")] = "intent",
+    text_field: TextField = None,
+    label_field: LabelField = None,
     split: Annotated[str, typer.Option(help="CLINC150 JSON: which split to read.")] = "train",
+    config: ConfigFile = None,
+    set_: Overrides = None,
 ) -> None:
     """Convert labelled utterances between CSV, JSONL, Rasa NLU YAML and OpenAI chat JSONL."""
+    from .config import build_config
     from .pipeline import convert_data
 
-    data = _run(
-        lambda: convert_data(
-            source,
-            target,
-            source_format=source_format,
-            target_format=target_format,
-            text_field=text_field,
-            label_field=label_field,
-            split=split,
-        )  # fmt: skip
-    )
+    def job() -> Any:
+        cfg = build_config(config, set_, {"data.text_field": text_field, "data.label_field": label_field})
+        return convert_data(source, target, source_format=source_format, target_format=target_format,
+                            text_field=cfg.data.text_field, label_field=cfg.data.label_field, split=split)  # fmt: skip
+
+    data = _run(job)
     typer.echo(f"wrote {len(data)} rows, {len(data.counts())} intents to {target}")
 
 
 @data_app.command("validate")
 def data_validate(
     train_file: Annotated[Path, typer.Argument(help="Training data.")],
-    validation: Annotated[Path | None, typer.Option(help="Validation data, checked and compared for leakage.")] = None,
-    test: Annotated[Path | None, typer.Option(help="Test data, checked and compared for leakage.")] = None,
+    validation: Annotated[
+        Path | None,
+        typer.Option(help="Validation data, checked and compared for leakage; default: data.validation_file."),
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option(help="Test data, checked and compared for leakage; default: data.test_file.")
+    ] = None,
     min_examples: Annotated[int, typer.Option(help="Warn about intents with fewer training examples.")] = 5,
     backbone: Annotated[
-        str | None, typer.Option(help="Measure token lengths with this backbone's tokenizer (none: skip).")
-    ] = "smollm2-135m",
-    max_length: Annotated[int, typer.Option(help="The model's max_length in tokens.")] = 64,
-    text_field: Annotated[str, typer.Option(help="Text field name (CSV/JSONL).")] = "text",
-    label_field: Annotated[str, typer.Option(help="Intent field name (CSV/JSONL).")] = "intent",
+        str | None,
+        typer.Option(help="Count token lengths with this backbone's tokenizer (none: skip); default: model.backbone."),
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option(help="The model's max_length in tokens; default: model.max_length.")
+    ] = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    config: ConfigFile = None,
+    set_: Overrides = None,
 ) -> None:
     """Find data problems before training: empty texts, duplicates, conflicts, leakage, small intents, length.
 
     Exits 1 when there are errors (conflicting labels, empty texts, too few examples), 0 with only warnings.
     """
+    from .config import build_config
     from .pipeline import validate_data
 
-    report = _run(
-        lambda: validate_data(
-            train_file,
-            validation_file=validation,
-            test_file=test,
-            text_field=text_field,
-            label_field=label_field,
-            min_per_intent=min_examples,
-            backbone=None if backbone in (None, "", "none") else backbone,
-            max_length=max_length,
+    skip_lengths = backbone is not None and backbone.strip().lower() in ("", "none")
+
+    def job() -> Any:
+        options = {"data.validation_file": validation, "data.test_file": test, "data.text_field": text_field,
+                   "data.label_field": label_field, "model.max_length": max_length,
+                   "model.backbone": None if skip_lengths else backbone}  # fmt: skip
+        cfg = build_config(config, set_, options)
+        return validate_data(
+            train_file, validation_file=cfg.data.validation_file, test_file=cfg.data.test_file,
+            text_field=cfg.data.text_field, label_field=cfg.data.label_field, min_per_intent=min_examples,
+            backbone=None if skip_lengths else cfg.model.backbone, max_length=cfg.model.max_length,
         )  # fmt: skip
-    )
+
+    report = _run(job)
     typer.echo(report.to_json() if as_json else report.to_text())
     if report.errors:
         raise typer.Exit(1)
@@ -367,7 +401,7 @@ def data_generate(
     filter_model: Annotated[
         Path | None, typer.Option(help="A trained model: drop paraphrases it confidently assigns to another intent.")
     ] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
+    config: ConfigFile = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override, e.g. generate.per_example=5.")] = None,
 ) -> None:
     """Paraphrase real utterances with a language model (the bundled decoder or an OpenAI-compatible endpoint).
@@ -376,13 +410,13 @@ def data_generate(
     """
     from tqdm.auto import tqdm
 
-    from .config import Config, load_config
+    from .config import build_config
     from .data import load_examples
     from .model import IntentClassifier
     from .synth import generate_paraphrases, make_paraphraser
 
     def job() -> Any:
-        cfg = (load_config(config) if config else Config()).override(list(set_ or []))
+        cfg = build_config(config, set_)
         seeds = load_examples(data, text_field=cfg.data.text_field, label_field=cfg.data.label_field)
         judge = IntentClassifier.load(filter_model) if filter_model else None
         heldout = [  # paraphrases that repeat an evaluation text are dropped
@@ -421,8 +455,8 @@ def data_augment(
     validation: Annotated[Path | None, typer.Option(help="Real validation data (default: split off DATA).")] = None,
     test: Annotated[Path | None, typer.Option(help="Real test data, for the comparison.")] = None,
     filter_model: Annotated[Path | None, typer.Option(help="Model that filters generated paraphrases.")] = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value.")] = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Add synthetic rows (templates, generated paraphrases, files) to real data; --evaluate proves the effect.
@@ -432,16 +466,12 @@ def data_augment(
     """
     from tqdm.auto import tqdm
 
-    from .config import Config, load_config
+    from .config import build_config
     from .pipeline import augment_data
     from .train import ProgressBar
 
     def job() -> Any:
-        cfg = load_config(config) if config else Config()
-        for key, value in (("validation_file", validation), ("test_file", test)):
-            if value is not None:
-                setattr(cfg.data, key, str(value))
-        cfg.override(list(set_ or []))
+        cfg = build_config(config, set_, {"data.validation_file": validation, "data.test_file": test})
         with tqdm(desc="generating", unit="seed", file=sys.stderr, disable=quiet or not generate) as bar:
             return augment_data(
                 data, output, config=cfg, templates=templates, generate=generate, synthetic_files=synthetic or [],
@@ -456,20 +486,6 @@ def data_augment(
         from .pipeline import comparison_markdown
 
         typer.echo(comparison_markdown(result.comparison))
-
-
-Backbone = Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, a model folder or a hub id.")]
-ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")]
-Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
-
-
-def _cli_config(config: Path | None, set_: list[str] | None, backbone: str | None = None) -> Any:
-    from .config import Config, load_config
-
-    cfg = load_config(config) if config else Config()
-    if backbone:
-        cfg.model.backbone = backbone
-    return cfg.override(list(set_ or []))
 
 
 def _parse_fractions(text: str) -> list[float]:
@@ -497,6 +513,7 @@ def cross_validate(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Cross-validate: fine-tune on k-1 folds, predict the held-out fold, k times; report every row out of fold."""
+    from .config import build_config
     from .pipeline import cross_validate_file
     from .train import ProgressBar
 
@@ -504,7 +521,7 @@ def cross_validate(
         typer.echo(f"fold {fold}/{folds}: accuracy {accuracy:.4f}", err=True)
 
     def job() -> Any:
-        cfg = _cli_config(config, set_, backbone)
+        cfg = build_config(config, set_, {"model.backbone": backbone or None})
         callbacks = [] if quiet else [ProgressBar(file=sys.stderr)]
         return cross_validate_file(data, output, cfg, folds=folds, callbacks=callbacks, on_fold=report_fold)
 
@@ -530,15 +547,14 @@ def learning_curve(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune on growing shares of the training data and score each: would more data help?"""
+    from .config import build_config
     from .pipeline import learning_curve_file
     from .train import ProgressBar
 
     shares = _parse_fractions(fractions)
 
     def job() -> Any:
-        cfg = _cli_config(config, set_, backbone)
-        if validation is not None:
-            cfg.data.validation_file = str(validation)
+        cfg = build_config(config, set_, {"model.backbone": backbone or None, "data.validation_file": validation})
         callbacks = [] if quiet else [ProgressBar(file=sys.stderr)]
         return learning_curve_file(data, eval_file, output, cfg, fractions=shares, callbacks=callbacks)
 
@@ -569,11 +585,12 @@ def data_doctor(
     """Find rows whose label is probably wrong and intents that overlap, from out-of-fold predictions."""
     from tqdm.auto import tqdm
 
+    from .config import build_config
     from .pipeline import doctor_data
     from .train import ProgressBar
 
     def job() -> Any:
-        cfg = _cli_config(config, set_)
+        cfg = build_config(config, set_)
         callbacks = [] if quiet else [ProgressBar(file=sys.stderr)]
         with tqdm(desc="embedding", unit=" texts", file=sys.stderr, disable=quiet or method != "embeddings") as bar:
             return doctor_data(
@@ -620,7 +637,7 @@ def tune_command(
     """
     import optuna
 
-    from .config import Config, load_config
+    from .config import build_config
     from .train import ProgressBar
     from .tune import default_space, load_space, parse_param, tune
 
@@ -632,13 +649,8 @@ def tune_command(
         typer.echo(f"trial {row['number']}: {row['state'].lower()}{score} ({row['seconds']} s){note}", err=True)
 
     def job() -> Any:
-        cfg = load_config(config) if config else Config()
-        for key, value in (("train_file", data), ("validation_file", validation)):
-            if value is not None:
-                setattr(cfg.data, key, str(value))
-        if backbone:
-            cfg.model.backbone = backbone
-        cfg.override(list(set_ or []))
+        options = {"data.train_file": data, "data.validation_file": validation, "model.backbone": backbone or None}
+        cfg = build_config(config, set_, options)
         ranges = {**default_space(cfg), **(load_space(space) if space else {})}
         ranges.update(parse_param(assignment) for assignment in param or [])
         bars = [] if quiet else [ProgressBar(file=sys.stderr, leave=False)]
@@ -675,12 +687,12 @@ def config_init(
 @config_app.command("show")
 def config_show(
     config: Annotated[Path | None, typer.Argument(help="A TOML config file; none: the defaults.")] = None,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value.")] = None,
+    set_: Overrides = None,
 ) -> None:
     """Print the fully resolved config (file + overrides), checking it on the way."""
-    from .config import Config, load_config, render_config
+    from .config import build_config, render_config
 
-    cfg = _run(lambda: (load_config(config) if config else Config()).override(list(set_ or [])))
+    cfg = _run(lambda: build_config(config, set_))
     typer.echo(render_config(cfg))
 
 
@@ -699,13 +711,11 @@ def serve(
     Settings come from the serve section of --config, then INTENTUNE_* environment variables (INTENTUNE_PORT=9000),
     then --set, --host and --port. When $INTENTUNE_API_KEY is set, /v1/ routes require that key.
     """
-    from .config import Config, load_config
+    from .config import build_config
     from .serve import serve as serve_model
 
     def job() -> None:
-        cfg = (load_config(config) if config else Config()).override_env().override(list(set_ or []))
-        cfg.serve.host = host or cfg.serve.host
-        cfg.serve.port = cfg.serve.port if port is None else port
+        cfg = build_config(config, set_, {"serve.host": host or None, "serve.port": port}, env=True)
         serve_model(model, cfg.serve)
 
     _run(job)

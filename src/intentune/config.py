@@ -12,7 +12,7 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -164,8 +164,8 @@ class TrainConfig:
     precision: str = _opt(
         "fp32",
         "fp32, or bf16 autocast: bf16 = always, auto = where the hardware multiplies bf16 natively (CPUs with AMX, "
-        "GPUs that support it). On the CPU it needs AMX to be faster; on GPUs it is for larger backbones: the "
-        "bundled small ones trained slower with it on an H200 (a cast of every weight each step).",
+        "GPUs that support it). On the CPU it helps only with AMX; on GPUs it pays off for larger backbones, since "
+        "each step casts every weight, which can cost small backbones more than it saves.",
         ("auto", "fp32", "bf16"),
     )
     checkpoint_every_steps: int | None = _opt(
@@ -348,15 +348,19 @@ class Config:
         Raises:
             ConfigError: on a malformed assignment, an unknown key or a bad value.
         """
-        for assignment in assignments:
-            path, sep, text = assignment.partition("=")
-            section_name, dot, key = path.strip().partition(".")
-            if not sep or not dot or not key:
-                raise ConfigError(
-                    f"--set {assignment!r}: expected section.key=value, for example train.learning_rate=3e-5"
-                )
-            section = _section(self, section_name, "--set")
-            _set_field(section, section_name, key, _parse_value(text.strip()), "--set")
+        _apply_overrides(self, assignments)
+        self.validate()
+        return self
+
+    def update(self, values: Mapping[str, Any], *, source: str = "option") -> Config:
+        """Set ``section.key`` paths to values (type-checked like ``--set``) in place; None values are skipped.
+
+        This is how a command's own options (``--test 0.2`` -> ``data.test_fraction``) enter the config.
+
+        Raises:
+            ConfigError: naming ``source`` and the key, on an unknown key or a bad value.
+        """
+        _apply_values(self, values, source)
         self.validate()
         return self
 
@@ -449,6 +453,46 @@ class Config:
             )
 
 
+def build_config(
+    config_path: str | Path | None = None,
+    overrides: Sequence[str] | None = None,
+    options: Mapping[str, Any] | None = None,
+    *,
+    env: bool = False,
+) -> Config:
+    """Assemble the config a command runs with, the same way for every command.
+
+    In order, each step overriding the ones before: the config file (or the defaults), the ``INTENTUNE_*``
+    environment variables of the ``[serve]`` keys (with ``env``), the ``--set`` overrides, then the command's own
+    options.
+
+    Args:
+        config_path: a TOML config file; None = the defaults.
+        overrides: ``section.key=value`` strings, as given to ``--set``.
+        options: ``section.key`` -> value of a command's options, for example ``{"data.test_fraction": 0.2}``;
+            None values (an option not given) leave the key as it is.
+        env: apply ``INTENTUNE_<KEY>`` environment variables to the ``[serve]`` section (``intentune serve``).
+
+    Returns:
+        The checked config.
+
+    Raises:
+        ConfigError: naming the file, variable, override or option and the key, on any unknown key or bad value.
+
+    Example:
+        >>> build_config(None, ["data.split_seed=7"], {"data.test_fraction": 0.2}).data.test_fraction
+        0.2
+    """
+    config = load_config(config_path) if config_path else Config()
+    if env:
+        config.override_env()
+    # Checked once at the end: a value may be valid only together with one set by a later step.
+    _apply_overrides(config, overrides or [])
+    _apply_values(config, options or {}, "option")
+    config.validate()
+    return config
+
+
 def load_config(path: str | Path) -> Config:
     """Read a TOML config file.
 
@@ -503,6 +547,25 @@ def save_config(config: Config, path: str | Path) -> None:
     from ._io import write_file_atomic
 
     write_file_atomic(path, render_config(config))
+
+
+def _apply_overrides(config: Config, assignments: Sequence[str]) -> None:
+    """Set ``section.key=value`` strings, each checked alone (the caller validates the whole config)."""
+    for assignment in assignments:
+        path, sep, text = assignment.partition("=")
+        section_name, dot, key = path.strip().partition(".")
+        if not sep or not dot or not key:
+            raise ConfigError(f"--set {assignment!r}: expected section.key=value, for example train.learning_rate=3e-5")
+        _set_field(_section(config, section_name, "--set"), section_name, key, _parse_value(text.strip()), "--set")
+
+
+def _apply_values(config: Config, values: Mapping[str, Any], source: str) -> None:
+    """Set ``section.key`` -> value pairs, skipping None, each checked alone (the caller validates the whole)."""
+    for path, value in values.items():
+        if value is not None:
+            section_name, _, key = path.partition(".")
+            value = os.fspath(value) if isinstance(value, os.PathLike) else value
+            _set_field(_section(config, section_name, source), section_name, key, value, source)
 
 
 def _section(config: Config, name: str, source: str) -> Any:

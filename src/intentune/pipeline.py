@@ -209,20 +209,28 @@ def split_data(
     data_file: str | Path,
     output_dir: str | Path,
     *,
-    fractions: dict[str, float],
-    seed: int = 13,
-    text_field: str = "text",
-    label_field: str = "intent",
+    fractions: dict[str, float] | None = None,
+    seed: int | None = None,
+    text_field: str | None = None,
+    label_field: str | None = None,
+    config: Config | None = None,
 ) -> dict[str, Examples]:
     """Stratified split of one file into ``train``/``validation``/``test`` files in ``output_dir``.
 
     Args:
         fractions: shares of ``train`` (0.6-0.8), ``validation`` (0.1-0.2) and ``test`` (0.1-0.2), summing to 1.
+            A share not given comes from ``config``: ``data.validation_fraction``, ``data.test_fraction``, and for
+            ``train`` what the other two leave.
+        seed: the shuffle seed; default ``data.split_seed``.
+        text_field: default ``data.text_field``.
+        label_field: default ``data.label_field``.
+        config: where the defaults come from; default ``Config()``.
 
     Raises:
         ConfigError: if a share is outside its range.
         DataError: if the data cannot be split (see :func:`intentune.data.split_examples`).
     """
+    fractions, seed, text_field, label_field = _split_settings(fractions, seed, text_field, label_field, config)
     ranges = {"train": (0.6, 0.8), "validation": (0.1, 0.2), "test": (0.1, 0.2)}
     for name, (low, high) in ranges.items():
         share = fractions.get(name, 0.0)
@@ -705,3 +713,26 @@ def environment() -> dict[str, str]:
 
 def _load(path: str, config: Config) -> Examples:
     return load_examples(path, text_field=config.data.text_field, label_field=config.data.label_field)
+
+
+def _split_settings(
+    fractions: dict[str, float] | None,
+    seed: int | None,
+    text_field: str | None,
+    label_field: str | None,
+    config: Config | None,
+) -> tuple[dict[str, float], int, str, str]:
+    """:func:`split_data`'s arguments with the ones not given taken from the config (train first: it takes what
+    rounding leaves)."""
+    data = (config or Config()).data
+    given = fractions or {}
+    validation = given.get("validation", data.validation_fraction)
+    test = given.get("test", data.test_fraction)
+    train = given.get("train", round(1.0 - validation - test, 10))
+    shares = {"train": train, "validation": validation, "test": test, **given}
+    return (
+        shares,
+        data.split_seed if seed is None else seed,
+        text_field or data.text_field,
+        label_field or data.label_field,
+    )
