@@ -70,8 +70,8 @@ def main() -> None:
 def bench_model(model: Path, args: argparse.Namespace, threads: int) -> list[dict]:
     from intentune import IntentClassifier, load_examples
     from intentune.export import export_model
+    from intentune.folder import resolve_model_dir
     from intentune.inference import OnnxPredictor, onnx_path
-    from intentune.model import resolve_model_dir
 
     folder = resolve_model_dir(model)
     export_s = None

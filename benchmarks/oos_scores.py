@@ -42,7 +42,7 @@ def main() -> None:
     clf = IntentClassifier.load(args.model)
     ocfg = clf.config.oos
     splits = {name: read(Path(args.data) / f"{name}.csv") for name in ("train", "validation", "test")}
-    outputs = {name: clf._forward(texts, pooled=True) for name, (texts, _) in splits.items()}
+    outputs = {name: clf.forward(texts, pooled=True) for name, (texts, _) in splits.items()}
     distance = DistanceModel.fit(outputs["train"][1], splits["train"][1], ocfg.label)
     scored = {
         name: (softmax(outputs[name][0], clf.temperature_), distance.distances(outputs[name][1]), splits[name][1])

@@ -63,8 +63,8 @@ def test_fine_tune_encoder_briefly() -> None:
 
 def test_real_decoder_paraphrases_are_distinct_non_empty_and_not_copies(tmp_path: Path) -> None:
     from intentune import Examples
+    from intentune.preprocess import normalize_for_matching
     from intentune.synth import LocalParaphraser, generate_paraphrases
-    from intentune.validate import normalize_for_matching
 
     seeds = Examples(
         ["where is my order #4411?", "do you have the TrailRunner 3 in size 44"], ["order_status", "product_info"]

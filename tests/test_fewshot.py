@@ -9,7 +9,7 @@ import torch
 
 from intentune import Config, IntentClassifier
 from intentune.errors import ConfigError
-from intentune.fewshot import (
+from intentune.train.fewshot import (
     _embed,
     _embed_by_length,
     contrastive_pretrain,

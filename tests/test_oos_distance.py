@@ -13,8 +13,8 @@ import pytest
 from intentune import IntentClassifier, ModelError, evaluate_classifier
 from intentune.evaluate.oos import DistanceModel, Thresholds, apply_rejection, fit_thresholds
 from intentune.export import export_model
+from intentune.folder import DISTANCE_FILE
 from intentune.inference import OnnxPredictor, load_predictor
-from intentune.model import DISTANCE_FILE
 from test_oos import CLASSES, probs_for
 
 from conftest import tiny_config, toy_data

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from intentune import Config, IntentClassifier
-from intentune.adapters import default_lora_targets, freeze_lower_layers, transformer_layers
 from intentune.errors import ConfigError, DataError
 from intentune.train import build_optimizer, compute_class_weights
+from intentune.train.adapters import default_lora_targets, freeze_lower_layers, transformer_layers
 
 from conftest import tiny_config, toy_data
 
@@ -166,7 +166,7 @@ def test_bf16_autocast_trains_on_the_cpu(tiny_encoder: Path) -> None:
 def test_bf16_on_the_cpu_trains_with_plain_attention_and_gives_the_model_back_as_it_was(
     request: pytest.FixtureRequest, fixture: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import intentune.train as train_module
+    from intentune.train import loop as train_module  # train_net's module: where it looks set_attention up
 
     backbone = request.getfixturevalue(fixture)
     seen: list[str] = []

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from intentune import Examples
 from intentune.cli import app
-from intentune.validate import normalize_for_matching, validate_examples
+from intentune.preprocess import normalize_for_matching
+from intentune.validate import validate_examples
 
 from conftest import ROOT
 

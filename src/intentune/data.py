@@ -175,7 +175,7 @@ def split_examples(examples: Examples, fractions: dict[str, float], *, seed: int
     """
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise DataError(f"split fractions must sum to 1, found {fractions}")
-    from .validate import normalize_for_matching
+    from .preprocess import normalize_for_matching
 
     names = [name for name, share in fractions.items() if share > 0]
     real = [i for i, source in enumerate(examples.sources) if source == "real"]

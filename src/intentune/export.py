@@ -39,8 +39,9 @@ from . import __version__
 from ._io import atomic_folder, write_file_atomic
 from .backbones import DECODER, ENCODER
 from .errors import ConfigError, ModelError
+from .folder import DISTANCE_FILE, resolve_model_dir
 from .inference import ONNX_DIR, ONNX_FILES, OnnxPredictor, Predictor
-from .model import DISTANCE_FILE, IntentClassifier, resolve_model_dir
+from .model import IntentClassifier
 from .modelcard import run_card_options, write_model_card
 
 logger = logging.getLogger(__name__)
@@ -248,7 +249,7 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
     from onnxruntime.transformers.optimizer import optimize_model
 
     from .preprocess import pad_batch
-    from .train import set_attention
+    from .train.runtime import set_attention
 
     net = copy.deepcopy(classifier.net_).cpu().eval()
     config = getattr(net.backbone, "config", None)
@@ -259,8 +260,8 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
         raise ValueError(f"cannot switch {model_type!r} to the plain attention")
     net.backbone = _zero_segments(net.backbone)  # a copy: the classifier's own network is untouched
     net = _with_pooled(net)
-    ids = classifier._token_ids(list(EXAMPLE_TEXTS) + list(PARITY_TEXTS))
-    example = pad_batch(ids[: len(EXAMPLE_TEXTS)], classifier._pad_id(), side=classifier.tokenizer_.padding_side)
+    ids = classifier.token_ids(list(EXAMPLE_TEXTS) + list(PARITY_TEXTS))
+    example = pad_batch(ids[: len(EXAMPLE_TEXTS)], classifier.pad_id(), side=classifier.tokenizer_.padding_side)
     with tempfile.TemporaryDirectory() as tmp:
         traced = Path(tmp) / "traced.onnx"
         with warnings.catch_warnings():
@@ -282,7 +283,7 @@ def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str,
             optimized.save_model_to_file(str(path))
         finally:
             logging.disable(previous)
-    batch = pad_batch(ids, classifier._pad_id(), side=classifier.tokenizer_.padding_side)
+    batch = pad_batch(ids, classifier.pad_id(), side=classifier.tokenizer_.padding_side)
     reference = classifier.net_
     if next(reference.parameters()).device.type != "cpu":  # compare on a CPU copy; the classifier keeps its device
         reference = copy.deepcopy(reference).cpu()
@@ -337,8 +338,8 @@ def _export_dynamo(classifier: IntentClassifier, path: Path) -> None:
 
     from .preprocess import pad_batch
 
-    ids = classifier._token_ids(list(EXAMPLE_TEXTS))
-    example = pad_batch(ids, classifier._pad_id(), side=classifier.tokenizer_.padding_side)
+    ids = classifier.token_ids(list(EXAMPLE_TEXTS))
+    example = pad_batch(ids, classifier.pad_id(), side=classifier.tokenizer_.padding_side)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     net = classifier.net_
     if next(net.parameters()).device.type != "cpu":  # export a CPU copy; the classifier keeps its device
@@ -477,7 +478,7 @@ def _write_deployable(source: Path, classifier: IntentClassifier, folder: Path, 
 
 def _replaceable(folder: Path) -> bool:
     """An ``-o`` folder may be replaced when it is an empty folder or an intentune model folder."""
-    from .model import META_FILE
+    from .folder import META_FILE
 
     return folder.is_dir() and (not any(folder.iterdir()) or (folder / META_FILE).is_file())
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from .config import Config
 from .model import IntentClassifier
+from .predictor import IntentPredictor
 
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 ONNX_DIR = "onnx"
@@ -61,7 +62,7 @@ def load_predictor(model_dir: str | Path, *, runtime: str = "auto", device: str 
         ConfigError: for an unknown runtime, or an ONNX runtime with ``device="cuda"``.
     """
     from .errors import ConfigError, ModelError
-    from .model import resolve_model_dir
+    from .folder import resolve_model_dir
 
     if runtime not in RUNTIMES:
         raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
@@ -93,14 +94,36 @@ def cpu_threads() -> int:
         return os.cpu_count() or 1
 
 
-class OnnxPredictor(IntentClassifier):
-    """A trained intent classifier whose network runs in ONNX Runtime: predicts only (no ``fit``, no ``save``).
+class OnnxRunner:
+    """The network in ONNX Runtime on the CPU; inputs are padded in NumPy.
+
+    The int8 graph runs one text per call: a dynamically quantized graph computes one activation scale per tensor
+    over every row of a batch, so in batches a text's answer would depend on the texts it shares a batch with.
+    """
+
+    def __init__(self, session: Any, name: str) -> None:
+        self.session = session
+        self.name = name  # onnx or onnx-int8
+
+    def run(self, ids: list[list[int]], pad_id: int, side: str, pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        from .preprocess import pad_arrays
+
+        if self.name == "onnx-int8" and len(ids) > 1:
+            parts = [self.run([row], pad_id, side, pooled) for row in ids]
+            vectors = [part[1] for part in parts if part[1] is not None]
+            return np.concatenate([part[0] for part in parts]), (np.concatenate(vectors) if pooled else None)
+        feeds = pad_arrays(ids, pad_id, side=side)
+        got = self.session.run(["logits", "pooled"] if pooled else ["logits"], feeds)
+        return got[0], (got[1] if pooled else None)
+
+
+class OnnxPredictor(IntentPredictor):
+    """A trained intent classifier whose network runs in ONNX Runtime (an :class:`OnnxRunner`); it predicts only.
 
     Tokenization, preprocessing, truncation, batching (sorted by length, padded per batch), calibration and
-    out-of-scope rejection are the PyTorch classifier's own, so ``predict_proba`` and ``predict_details`` give
-    the same answers (the probabilities to about 1e-6 in float32; int8 weights move them slightly). The int8 graph
-    runs one text per call, so its answers do not depend on which texts are predicted together (see
-    :meth:`_run_batch`).
+    out-of-scope rejection are :class:`~intentune.predictor.IntentPredictor`'s, shared with the PyTorch classifier,
+    so ``predict_proba`` and ``predict_details`` give the same answers (the probabilities to about 1e-6 in float32;
+    int8 weights move them slightly).
 
     Example:
         >>> predictor = OnnxPredictor.load("runs/shop/model", quantized=True)
@@ -108,8 +131,13 @@ class OnnxPredictor(IntentClassifier):
         'order_status'
     """
 
+    @property
+    def runtime_(self) -> str:
+        """``onnx`` or ``onnx-int8``."""
+        return self.runner_.name
+
     @classmethod
-    def load(cls, directory: str | Path, *, quantized: bool = False, threads: int | None = None) -> OnnxPredictor:  # type: ignore[override]
+    def load(cls, directory: str | Path, *, quantized: bool = False, threads: int | None = None) -> OnnxPredictor:
         """Load a model folder that ``intentune export`` has added an ONNX model to.
 
         Args:
@@ -123,10 +151,8 @@ class OnnxPredictor(IntentClassifier):
         from transformers import AutoTokenizer
 
         from .backbones import from_pretrained, load_error, prepare_tokenizer
-        from .config import Config
         from .errors import ModelError
-        from .evaluate.oos import Thresholds
-        from .model import META_FILE, _read_metadata, backbone_config, load_distance, resolve_model_dir
+        from .folder import META_FILE, backbone_config, read_metadata, resolve_model_dir
 
         directory = resolve_model_dir(directory)
         runtime = "onnx-int8" if quantized else "onnx"
@@ -135,66 +161,23 @@ class OnnxPredictor(IntentClassifier):
             flag = " --quantize int8" if quantized else ""
             raise ModelError(f"{directory} has no {path.relative_to(directory)}; run `intentune export {directory} "
                              f"--format onnx{flag}` first")  # fmt: skip
-        meta = _read_metadata(directory)
+        meta = read_metadata(directory)
         self = cls(Config.from_dict(meta["config"], source=str(directory / META_FILE)))
-        self.runtime_ = runtime
-        self.classes_, self.kind_ = list(meta["labels"]), meta["kind"]
-        self.history_, self.train_summary_ = meta.get("history", []), meta.get("train_summary", {})
-        self.temperature_ = float(meta.get("temperature", 1.0))
-        self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
-        self.distance_ = load_distance(directory, self.thresholds_)
+        self.restore(directory, meta)
         try:
             self.tokenizer_ = from_pretrained(AutoTokenizer, directory, config=backbone_config(directory, meta))
         except (OSError, ValueError) as exc:
             raise ModelError(f"model folder {directory} has no usable tokenizer files: {load_error(exc)}") from None
         prepare_tokenizer(self.tokenizer_, SimpleNamespace(config=SimpleNamespace()), self.kind_)
-        self.session_ = _session(path, threads or cpu_threads())
-        if self.distance_ is not None and "pooled" not in {o.name for o in self.session_.get_outputs()}:
+        session = _session(path, threads or cpu_threads())
+        if self.distance_ is not None and "pooled" not in {o.name for o in session.get_outputs()}:
             flag = " --quantize int8" if quantized else ""
             raise ModelError(
                 f"{path} has no 'pooled' output, which this model's out-of-scope distance needs; export it again "
                 f"with this version: `intentune export {directory} --format onnx{flag}`"
             )
+        self.runner_ = OnnxRunner(session, runtime)
         return self
-
-    def _run_batch(self, ids: list[list[int]], pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        """The network on one batch of token ids, in ONNX Runtime (inputs padded in NumPy).
-
-        The int8 graph runs one text per call. Dynamically quantized graphs (encoders) compute one activation scale
-        per tensor, over every row of a batch, so a text's answer would depend on the texts it shares a batch with:
-        on the BANKING77 test set (minilm-l6) 72 of 3,080 answers differed between one-at-a-time and batches of 64,
-        and accuracy moved from 0.8455 to 0.8403 with shuffled batches. One text per call was also faster there
-        (2-core CPU: 222-279 texts/s against 161-165 in batches of 64, two runs each).
-        """
-        from .preprocess import pad_arrays
-
-        if self.runtime_ == "onnx-int8" and len(ids) > 1:
-            parts = [self._run_batch([row], pooled) for row in ids]
-            vectors = [part[1] for part in parts if part[1] is not None]
-            return np.concatenate([part[0] for part in parts]), (np.concatenate(vectors) if pooled else None)
-        feeds = pad_arrays(ids, self._pad_id(), side=self.tokenizer_.padding_side)
-        got = self.session_.run(["logits", "pooled"] if pooled else ["logits"], feeds)
-        return got[0], (got[1] if pooled else None)
-
-    def describe(self) -> dict[str, Any]:
-        """As :meth:`IntentClassifier.describe`, with ``runtime`` ``onnx`` or ``onnx-int8``."""
-        return {**super().describe(), "runtime": self.runtime_}
-
-    def fit(self, *args: Any, **kwargs: Any) -> OnnxPredictor:
-        from .errors import ModelError
-
-        raise ModelError("an OnnxPredictor only predicts; fit an IntentClassifier and export it")
-
-    def save(self, directory: str | Path) -> Path:
-        from .errors import ModelError
-
-        raise ModelError("an OnnxPredictor only predicts; save the IntentClassifier it was exported from")
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "session_"):
-            from .errors import ModelError
-
-            raise ModelError("this OnnxPredictor is not loaded; use OnnxPredictor.load(dir) or load_predictor(dir)")
 
 
 def _session(path: Path, threads: int) -> Any:

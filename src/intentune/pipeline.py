@@ -19,7 +19,7 @@ from .data import Examples, load_examples, split_examples, write_examples
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_classifier
 from .model import IntentClassifier
-from .train import Callback, JsonlLogger
+from .train.callbacks import Callback, JsonlLogger
 from .validate import ValidationReport, validate_examples
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def train_run(
     """
     from .manifest import build_manifest, record_resume, write_manifest
     from .modelcard import run_card_options, write_model_card
-    from .train import is_main_process
+    from .train.runtime import is_main_process
 
     dcfg = config.data
     out = Path(output_dir)

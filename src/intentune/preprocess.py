@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import re
+import unicodedata
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 _SPECIAL = re.compile(r"[^\w\s']|_", re.UNICODE)
 _SPACES = re.compile(r"\s+")
@@ -25,6 +28,16 @@ def clean_text(text: str, *, lowercase: bool = False, remove_special_chars: bool
     if remove_special_chars:
         text = _SPACES.sub(" ", _SPECIAL.sub(" ", text)).strip()
     return text
+
+
+_PUNCT = re.compile(r"[^\w\s]|_")
+
+
+def normalize_for_matching(text: str) -> str:
+    """Lower-case, drop accents and punctuation, fold white space: ``"Hi,  there!"`` -> ``"hi there"``."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return " ".join(_PUNCT.sub(" ", text).split())
 
 
 def encode_labels(labels: list[str], classes: list[str]) -> list[int]:
@@ -100,6 +113,8 @@ def pad_arrays(sequences: list[list[int]], pad_id: int, *, side: str = "right") 
 
 def pad_batch(sequences: list[list[int]], pad_id: int, *, side: str = "right") -> dict[str, torch.Tensor]:
     """:func:`pad_arrays` as PyTorch tensors (sharing the arrays' memory)."""
+    import torch
+
     return {name: torch.from_numpy(array) for name, array in pad_arrays(sequences, pad_id, side=side).items()}
 
 
@@ -112,5 +127,7 @@ class Collator:
 
     def __call__(self, items: list[tuple[list[int], int]]) -> dict[str, torch.Tensor]:
         batch = pad_batch([ids for ids, _ in items], self.pad_id, side=self.side)
+        import torch
+
         batch["labels"] = torch.tensor([label for _, label in items], dtype=torch.long)
         return batch

@@ -283,7 +283,7 @@ def generate_paraphrases(
         All generated rows in ``output`` (``source = "generated"``).
     """
     from .data import write_examples
-    from .validate import normalize_for_matching
+    from .preprocess import normalize_for_matching
 
     output = Path(output)
     done_path = output.with_name(output.name + ".progress")
@@ -315,7 +315,7 @@ def _filter(raws: list[str], seed: str, intent: str, known: set[str], cfg: Any, 
     Lines much longer than the seed (more than three times, and over 60 characters) are usually rambling answers
     or cut off at ``max_new_tokens``, and are dropped too.
     """
-    from .validate import normalize_for_matching
+    from .preprocess import normalize_for_matching
 
     kept = []
     for raw in raws:
@@ -405,7 +405,7 @@ def combine_examples(
         seed: the sampling seed.
         heldout: the validation and test texts; a synthetic copy of one would leak it into training.
     """
-    from .validate import normalize_for_matching
+    from .preprocess import normalize_for_matching
 
     rng = random.Random(seed)
     real_keys = {normalize_for_matching(t) for t in real.texts}

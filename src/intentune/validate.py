@@ -8,8 +8,6 @@ do not.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,16 +16,9 @@ from typing import Any
 import numpy as np
 
 from .data import Examples
+from .preprocess import normalize_for_matching
 
 ERROR, WARNING = "error", "warning"
-_PUNCT = re.compile(r"[^\w\s]|_")
-
-
-def normalize_for_matching(text: str) -> str:
-    """Lower-case, drop accents and punctuation, fold white space: ``"Hi,  there!"`` -> ``"hi there"``."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return " ".join(_PUNCT.sub(" ", text).split())
 
 
 @dataclass

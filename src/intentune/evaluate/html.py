@@ -211,7 +211,7 @@ def _oos(report: EvalReport) -> str:
         f"Out-of-scope label {oos['label']}: {oos['in_scope_support']} in-scope and {oos['oos_support']} "
         "out-of-scope examples."
     )
-    thresholds = f"Rejection thresholds: {report._thresholds(3)}."
+    thresholds = f"Rejection thresholds: {report.thresholds_text(3)}."
     return f"<p>{html.escape(intro)}</p>\n{table}\n<p>{html.escape(thresholds)}</p>"
 
 

@@ -154,7 +154,7 @@ class EvalReport:
             lines += [
                 f"out of scope ({oos['label']}): {self._oos_scores(oos, digits)}",
                 f"  without rejection: {self._oos_scores(oos['without_rejection'], digits)}",
-                f"  rejection thresholds: {self._thresholds(digits)}",
+                f"  rejection thresholds: {self.thresholds_text(digits)}",
             ]
         return ["", *lines] if lines else []
 
@@ -165,7 +165,8 @@ class EvalReport:
             f"recall {r['oos_recall']:.{digits}f}, F1 {r['oos_f1']:.{digits}f}"
         )
 
-    def _thresholds(self, digits: int) -> str:
+    def thresholds_text(self, digits: int = 3) -> str:
+        """The rejection thresholds in words (global, per-intent count and score), for the renderings."""
         """The rejection thresholds in words: the score they apply to, the global one and how many intents have
         their own."""
         threshold = (self.oos or {}).get("threshold") or {}
@@ -272,7 +273,7 @@ class EvalReport:
                 row("with rejection", oos),
                 row("without rejection", oos["without_rejection"]),
                 "",
-                f"Rejection thresholds: {self._thresholds(digits)}.",
+                f"Rejection thresholds: {self.thresholds_text(digits)}.",
             ]
         )
 
@@ -454,7 +455,7 @@ def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[
     """
     distance = getattr(classifier, "distance_", None)
     if distance is not None:
-        logits, pooled = classifier._forward(texts, pooled=True)
+        logits, pooled = classifier.forward(texts, pooled=True)
         distances = distance.distances(pooled)
     else:
         logits, distances = classifier.decision_function(texts), None

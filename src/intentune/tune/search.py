@@ -14,7 +14,8 @@ from ..config import Config
 from ..data import Examples, load_examples, split_examples, write_examples
 from ..errors import ConfigError, IntentuneError
 from ..model import IntentClassifier
-from ..train import Callback, TrainControl, TrainState
+from ..train.callbacks import Callback
+from ..train.loop import TrainControl, TrainState
 from .report import rank_key, trial_row, write_outputs
 from .space import apply_params, baseline_params, check_space, default_space
 

@@ -6,13 +6,16 @@ directions the data barely pins down. Few-shot mode first trains the backbone wi
 each of several intents, and the L2-normalised pooled embeddings of the same intent are pulled together and those of
 other intents pushed apart. Every pair in a batch counts, so it is far cheaper than SetFit's explicit pairs. Then
 the head starts from the normalised class means of the adapted embeddings (prototype init) rather than from noise,
-and the ordinary fine-tuning (:func:`intentune.train.train_net`) runs as usual.
+and the ordinary fine-tuning (:func:`intentune.train.loop.train_net`) runs as usual.
 
 :func:`use_few_shot` decides whether the mode applies (``train.few_shot``); :func:`contrastive_pretrain` does it.
+It lives in the training package because it is a training phase: it runs before :func:`train_net` on the same
+network, and builds its optimizer with :func:`intentune.train.optim.build_optimizer`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections import Counter
@@ -22,11 +25,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import TrainConfig
-from .net import embed
-from .preprocess import pad_batch
+from ..config import TrainConfig
+from ..net import embed
+from ..preprocess import pad_batch
+from .optim import build_optimizer
 
-DEFAULT_LEARNING_RATE = {"decoder": 2e-5, "encoder": 5e-5}
+# The backbone's rate in the contrastive phase when ``train.few_shot_learning_rate`` is unset: lower than the
+# fine-tuning rates of :data:`intentune.train.optim.DEFAULT_LEARNING_RATE`.
+CONTRASTIVE_LEARNING_RATE = {"decoder": 2e-5, "encoder": 5e-5}
 
 
 def use_few_shot(labels: Sequence[str], cfg: TrainConfig) -> bool:
@@ -66,7 +72,7 @@ def contrastive_pretrain(
     net.to(device)
     labels = torch.tensor(label_ids)
     before = embedding_separation(embed_texts(net, token_ids, pad_id, device, cfg.eval_batch_size), labels)
-    optimizer = _optimizer(net.backbone, cfg, getattr(net, "kind", "encoder"))
+    optimizer = contrastive_optimizer(net.backbone, cfg, getattr(net, "kind", "encoder"))
     steps, epoch_losses = 0, []
     for _ in range(cfg.few_shot_epochs):
         net.backbone.train()
@@ -160,8 +166,7 @@ def _embed_by_length(
 ) -> torch.Tensor:
     """:func:`_embed` of one contrastive batch, in chunks of ``chunk_size`` texts of similar length, returned in
     the batch's order. A contrastive batch mixes intents, so its texts have all lengths, and padded as one it would
-    be mostly padding; the loss still sees the whole batch. BANKING77 10-shot, minilm-l6, 2 CPU cores: the five
-    contrastive epochs took 98 s in chunks of 16 against 186 s padded as batches of 64."""
+    be mostly padding; the loss still sees the whole batch."""
     if chunk_size <= 0 or len(sequences) <= chunk_size:
         return _embed(net, sequences, pad_id, device)
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
@@ -203,9 +208,8 @@ def embedding_separation(embeddings: torch.Tensor, labels: torch.Tensor) -> floa
     """Mean cosine of same-intent pairs (self-pairs excluded) minus mean cosine of different-intent pairs.
 
     Computed from per-intent sums of the normalised vectors (the dot products of all pairs within a set add up to
-    the squared norm of its sum), in ``O(n x hidden)`` memory. Built as the ``n x n`` cosine matrix, it took a 6.1
-    GB peak and 22.8 s for 15,100 vectors of 384 (CLINC150's training rows), growing with the square of the rows;
-    this way 0.3 s and about 0.1 GB.
+    the squared norm of its sum), in ``O(n x hidden)`` memory and time, where the ``n x n`` cosine matrix would
+    grow with the square of the rows.
     """
     z = nn.functional.normalize(embeddings.double(), dim=-1)
     labels = labels.to(z.device).long()
@@ -223,9 +227,25 @@ def embedding_separation(embeddings: torch.Tensor, labels: torch.Tensor) -> floa
     return same - different
 
 
-def _optimizer(backbone: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.Optimizer:
-    lr = cfg.few_shot_learning_rate or DEFAULT_LEARNING_RATE[kind]
-    decay = [p for p in backbone.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in backbone.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr)
+def contrastive_optimizer(backbone: nn.Module, cfg: TrainConfig, kind: str) -> torch.optim.Optimizer:
+    """AdamW over the backbone's trainable weights at one rate, ``train.few_shot_learning_rate`` (or
+    :data:`CONTRASTIVE_LEARNING_RATE`), whatever ``train.optimizer`` and ``train.layer_lr_decay`` say for fine-tuning;
+    ``train.weight_decay`` except on biases and normalisation weights.
+    """
+    lr = cfg.few_shot_learning_rate or CONTRASTIVE_LEARNING_RATE[kind]
+    # The few-shot rate is passed in place of the fine-tuning ones (the head's too, should a backbone name a module
+    # ``head``); build_optimizer's defaults stay those of fine-tuning.
+    settings = dataclasses.replace(cfg, optimizer="adamw", learning_rate=lr, head_learning_rate=lr, layer_lr_decay=1.0)
+    return build_optimizer(backbone, settings, kind)
+
+
+__all__ = [
+    "CONTRASTIVE_LEARNING_RATE",
+    "contrastive_optimizer",
+    "contrastive_pretrain",
+    "embed_texts",
+    "embedding_separation",
+    "init_head_from_prototypes",
+    "supcon_loss",
+    "use_few_shot",
+]

@@ -12,8 +12,8 @@ from typing import Any
 
 from torch import nn
 
-from .config import TrainConfig
-from .errors import ConfigError
+from ..config import TrainConfig
+from ..errors import ConfigError
 
 
 def transformer_layers(backbone: nn.Module) -> nn.ModuleList:
@@ -106,4 +106,11 @@ def prepare_backbone(backbone: nn.Module, cfg: TrainConfig) -> tuple[nn.Module, 
     return backbone, {"method": method, "trainable_parameters": trainable, "total_parameters": total}
 
 
-__all__ = ["add_lora", "default_lora_targets", "freeze_lower_layers", "merge_lora", "prepare_backbone"]
+__all__ = [
+    "add_lora",
+    "default_lora_targets",
+    "freeze_lower_layers",
+    "merge_lora",
+    "prepare_backbone",
+    "transformer_layers",
+]

@@ -1,0 +1,217 @@
+"""Prediction, whatever runs the network: :class:`IntentPredictor` cleans, tokenizes and batches texts by length,
+hands each batch to its runner (:class:`TorchRunner` here, ``OnnxRunner`` in :mod:`intentune.inference`), and
+applies calibration and out-of-scope rejection to the logits. :class:`intentune.model.IntentClassifier` adds
+fitting and saving; :class:`intentune.inference.OnnxPredictor` adds loading an ONNX export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import __version__
+from .config import Config
+from .errors import IntentuneError, ModelError
+from .folder import load_distance
+from .preprocess import clean_text, pad_batch, tokenize
+
+
+class Runner(Protocol):
+    """Runs the network on one batch of token ids."""
+
+    name: str  # the runtime: torch, onnx or onnx-int8
+
+    def run(self, ids: list[list[int]], pad_id: int, side: str, pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``(batch, len(classes_))`` and, if ``pooled``, the pooled vectors ``(batch, hidden)``."""
+        ...
+
+
+class TorchRunner:
+    """The network in PyTorch, on the device its weights are on."""
+
+    name = "torch"
+
+    def __init__(self, net: Any) -> None:
+        self.net = net
+
+    def run(self, ids: list[list[int]], pad_id: int, side: str, pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        import torch
+
+        device = next(self.net.parameters()).device
+        batch = pad_batch(ids, pad_id, side=side)
+        self.net.eval()
+        with torch.inference_mode():
+            logits, states = self.net(
+                batch["input_ids"].to(device), batch["attention_mask"].to(device), return_pooled=True
+            )
+        return logits.float().cpu().numpy(), (states.float().cpu().numpy() if pooled else None)
+
+
+class IntentPredictor:
+    """A trained intent model that predicts; see the module docstring.
+
+    Attributes (after fitting or loading):
+        classes_: the intents, sorted; column order of :meth:`predict_proba`.
+        kind_: ``decoder`` or ``encoder``.
+        tokenizer_: the backbone's tokenizer.
+        runner_: what runs the network (:class:`Runner`).
+        temperature_: the calibration temperature (1.0 when not calibrated).
+        thresholds_: the out-of-scope rejection thresholds, or None.
+        distance_: the out-of-scope :class:`~intentune.evaluate.oos.DistanceModel` when the thresholds are on
+            the distance score, else None.
+        history_: one dict per validation evaluation during training.
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+
+    def restore(self, directory: Path, meta: dict[str, Any]) -> None:
+        """Set the fitted attributes that a model folder's ``intentune.json`` (``meta``) holds: labels, kind,
+        history, training summary, temperature, thresholds and the distance model (read from ``directory``)."""
+        from .evaluate.oos import Thresholds
+
+        self.classes_, self.kind_ = list(meta["labels"]), meta["kind"]
+        self.history_, self.train_summary_ = meta.get("history", []), meta.get("train_summary", {})
+        self.temperature_ = float(meta.get("temperature", 1.0))
+        self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
+        self.distance_ = load_distance(directory, self.thresholds_)
+
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Calibrated intent probabilities (softmax of the logits divided by ``temperature_``), shape
+        ``(len(texts), len(classes_))``, columns in ``classes_`` order."""
+        from .evaluate.calibration import softmax
+
+        logits = self.decision_function(texts, batch_size=batch_size)
+        # float64, as when the thresholds were fitted: a float32 copy of the least confident right validation
+        # answer can fall just below its own threshold.
+        return softmax(logits, getattr(self, "temperature_", 1.0))
+
+    def scores(self, texts: Sequence[str], *, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """What rejection reads, in one pass over the network: the calibrated probabilities (as
+        :meth:`predict_proba`) and, when the thresholds are on the distance score, each text's distance from the
+        training data of its nearest intent (see :class:`~intentune.evaluate.oos.DistanceModel`), else None."""
+        from .evaluate.calibration import softmax
+
+        distance = getattr(self, "distance_", None)
+        logits, pooled = self.forward(texts, batch_size=batch_size, pooled=distance is not None)
+        probs = softmax(logits, getattr(self, "temperature_", 1.0))
+        return probs, (distance.distances(pooled) if distance is not None else None)
+
+    def predict(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[str]:
+        """The intent of each text: the most probable one, or ``oos.label`` when the out-of-scope intent wins or
+        the confidence is below the rejection threshold (so the answer may be a label not in ``classes_``)."""
+        return [p["intent"] for p in self.predict_details(texts, batch_size=batch_size)]
+
+    def predict_details(
+        self, texts: Sequence[str], *, top_k: int = 1, batch_size: int | None = None
+    ) -> list[dict[str, Any]]:
+        """What a chatbot needs per text: ``intent`` (the out-of-scope label when rejected), ``confidence`` (the
+        calibrated probability of the best intent), ``is_out_of_scope``, and ``top`` (the ``top_k`` best intents
+        with their probabilities, rejected or not)."""
+        from .evaluate.oos import apply_rejection
+
+        probs, distances = self.scores(texts, batch_size=batch_size)
+        answers, confidences, out = apply_rejection(
+            self.classes_, probs, self.thresholds, self.config.oos.label, distances
+        )
+        results = []
+        for row, answer, confidence, rejected in zip(probs, answers, confidences, out):
+            order = row.argsort()[::-1][: max(1, top_k)]
+            top = [{"intent": self.classes_[i], "confidence": round(float(row[i]), 4)} for i in order]
+            results.append(
+                {"intent": answer, "confidence": round(float(confidence), 4), "is_out_of_scope": bool(rejected),
+                 "top": top}
+            )  # fmt: skip
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        """What a client may want to know about the model: labels, backbone, runtime, calibration, out-of-scope
+        settings, a training summary and the intentune version (the server's ``GET /v1/model``)."""
+        self._check_fitted()
+        summary = getattr(self, "train_summary_", {})
+        return {
+            "labels": list(self.classes_),
+            "backbone": self.config.model.backbone,
+            "kind": self.kind_,
+            "runtime": self.runner_.name,
+            "max_length": self.config.model.max_length,
+            "temperature": getattr(self, "temperature_", 1.0),
+            "oos_label": self.config.oos.label,
+            "oos_threshold": self.thresholds.global_threshold if self.thresholds is not None else None,
+            "oos_score": self.thresholds.score if self.thresholds is not None else None,
+            "training": {
+                k: summary[k]
+                for k in ("steps", "epochs", "train_seconds", "best_validation", "calibration")
+                if k in summary
+            },  # fmt: skip
+            "intentune_version": __version__,
+        }
+
+    @property
+    def thresholds(self) -> Any:
+        """The fitted out-of-scope :class:`~intentune.evaluate.oos.Thresholds`, or None (no rejection)."""
+        return getattr(self, "thresholds_", None)
+
+    def decision_function(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """Raw logits, shape ``(len(texts), len(classes_))``."""
+        return self.forward(texts, batch_size=batch_size)[0]
+
+    def forward(
+        self, texts: Sequence[str], *, batch_size: int | None = None, pooled: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits ``(n, len(classes_))`` and, with ``pooled``, the pooled vectors ``(n, hidden)`` (else None).
+        Texts are batched by length (each batch padded to its longest) and returned in their own order; each
+        batch runs in :attr:`runner_` (PyTorch or ONNX Runtime)."""
+        self._check_fitted()
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings, not one string; wrap it: [text]")
+        out = np.zeros((len(texts), len(self.classes_)), dtype=np.float32)
+        vectors = None
+        if len(texts) == 0:
+            distance = getattr(self, "distance_", None)
+            hidden = distance.whiten.shape[0] if distance is not None else 0
+            return out, (np.zeros((0, hidden), dtype=np.float32) if pooled else None)
+        size = batch_size or self.config.train.eval_batch_size
+        ids = self.token_ids(texts)
+        # Sort by length so each batch pads little; restore the order at the end.
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            logits, states = self.runner_.run(
+                [ids[i] for i in chunk], self.pad_id(), self.tokenizer_.padding_side, pooled
+            )
+            out[chunk] = logits
+            if states is not None:
+                if vectors is None:
+                    vectors = np.zeros((len(texts), states.shape[1]), dtype=np.float32)
+                vectors[chunk] = states
+        return out, vectors
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text cleaned as the config says (``data.lowercase``, ``data.remove_special_chars``) and tokenized,
+        truncated to ``model.max_length``.
+
+        Raises:
+            IntentuneError: if a text is empty after preprocessing.
+        """
+        dcfg = self.config.data
+        cleaned = [
+            clean_text(t, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars) for t in texts
+        ]
+        ids = tokenize(self.tokenizer_, cleaned, self.config.model.max_length)
+        empty = [i for i, seq in enumerate(ids) if not seq]
+        if empty:
+            raise IntentuneError(f"text at position {empty[0]} is empty after preprocessing; give non-empty texts")
+        return ids
+
+    def pad_id(self) -> int:
+        """The token id batches are padded with."""
+        return int(self.tokenizer_.pad_token_id)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "runner_"):
+            name = type(self).__name__
+            raise ModelError(f"this {name} is not fitted yet; call fit(...) or {name}.load(dir)")

@@ -1,0 +1,101 @@
+"""Training: the fine-tuning loop and what surrounds it.
+
+- :mod:`.loop`: :class:`TrainingLoop` (a generator of :class:`StepInfo`) and :func:`train_net`, which runs it.
+- :mod:`.callbacks`: the hooks that change only a :class:`TrainControl` (early stopping, the checkpoint schedule,
+  logging, progress).
+- :mod:`.optim`: optimizer, schedule, class weights, weight averaging.
+- :mod:`.checkpoint`: resumable checkpoints (writing, reading, restoring a run's state).
+- :mod:`.runtime`: the Accelerator, bf16 and attention choices, the main process.
+- :mod:`.fewshot`: few-shot mode's contrastive phase before fine-tuning.
+- :mod:`.adapters`: which backbone weights train (freezing, LoRA).
+
+The names below are re-exported so ``from intentune.train import ...`` works for each of them.
+"""
+
+from .adapters import (
+    add_lora,
+    default_lora_targets,
+    freeze_lower_layers,
+    merge_lora,
+    prepare_backbone,
+    transformer_layers,
+)
+from .callbacks import (
+    Callback,
+    CheckpointSchedule,
+    EarlyStopping,
+    JsonlLogger,
+    ProgressBar,
+    resolve_early_stopping_metric,
+)
+from .checkpoint import (
+    CHECKPOINT_FORMAT,
+    data_fingerprint,
+    get_rng_states,
+    load_checkpoint,
+    restore_state,
+    save_checkpoint,
+    set_rng_states,
+)
+from .fewshot import contrastive_pretrain, use_few_shot
+from .loop import (
+    LengthGroupedBatches,
+    StepInfo,
+    TrainControl,
+    TrainingLoop,
+    TrainResult,
+    TrainState,
+    evaluate_loss,
+    train_net,
+)
+from .optim import (
+    DEFAULT_LEARNING_RATE,
+    WeightAverage,
+    build_optimizer,
+    build_scheduler,
+    compute_class_weights,
+    layer_depths,
+)
+from .runtime import bf16_is_native, is_main_process, make_accelerator, set_attention
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "DEFAULT_LEARNING_RATE",
+    "Callback",
+    "CheckpointSchedule",
+    "EarlyStopping",
+    "JsonlLogger",
+    "LengthGroupedBatches",
+    "ProgressBar",
+    "StepInfo",
+    "TrainControl",
+    "TrainResult",
+    "TrainState",
+    "TrainingLoop",
+    "WeightAverage",
+    "add_lora",
+    "bf16_is_native",
+    "build_optimizer",
+    "build_scheduler",
+    "compute_class_weights",
+    "contrastive_pretrain",
+    "data_fingerprint",
+    "default_lora_targets",
+    "evaluate_loss",
+    "freeze_lower_layers",
+    "get_rng_states",
+    "is_main_process",
+    "layer_depths",
+    "load_checkpoint",
+    "make_accelerator",
+    "merge_lora",
+    "prepare_backbone",
+    "resolve_early_stopping_metric",
+    "restore_state",
+    "save_checkpoint",
+    "set_attention",
+    "set_rng_states",
+    "train_net",
+    "transformer_layers",
+    "use_few_shot",
+]

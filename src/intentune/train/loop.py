@@ -1,0 +1,477 @@
+"""The fine-tuning loop: a plain PyTorch loop driven by HF Accelerate, yielding step info.
+
+:class:`TrainingLoop` is the loop itself (its ``run`` is a generator); :func:`train_net` runs it with callbacks,
+which change only a :class:`TrainControl` (``should_stop``, ``should_save``), writes the resumable checkpoints they
+ask for, and restores the best weights. The same code runs in one process or, under ``accelerate launch`` /
+``torchrun``, in several (data-parallel; only the main process writes files). The optimizer, the checkpoint format
+and the accelerator come from the package's other modules.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler
+
+from ..config import TrainConfig
+from ..errors import ConfigError
+from ..preprocess import Collator
+from .callbacks import Callback, CheckpointSchedule, EarlyStopping, resolve_early_stopping_metric
+from .checkpoint import (
+    data_fingerprint,
+    get_rng_states,
+    load_checkpoint,
+    restore_state,
+    save_checkpoint,
+    set_rng_states,
+)
+from .optim import WeightAverage, build_optimizer, build_scheduler
+from .runtime import make_accelerator, set_attention
+
+Encoded = tuple[list[list[int]], list[int]]  # token ids per text, label id per text
+
+
+@dataclass
+class StepInfo:
+    """What one optimizer step (and the evaluation after it, if any) produced."""
+
+    step: int
+    epoch: float
+    loss: float
+    learning_rate: float
+    examples_per_s: float
+    eval: dict[str, float] | None = None
+
+
+@dataclass
+class TrainState:
+    """Running state seen by callbacks."""
+
+    max_steps: int
+    step: int = 0
+    epoch: float = 0.0
+    loss: float = float("nan")
+    examples_per_s: float = 0.0
+    best_step: int = 0  # the step of the best evaluation, whose weights are kept
+    history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int | None = None  # the checkpoint's step when resumed
+    elapsed_before: float = 0.0  # training seconds before the resumed checkpoint
+    started_at: float = 0.0
+
+
+@dataclass
+class TrainControl:
+    """What callbacks may ask of the loop; it clears ``should_save`` once it has acted on it.
+
+    ``should_save`` set at ``on_step_end`` asks for a checkpoint of this step (written after the step's evaluation,
+    when the run has a checkpoint folder); set at ``on_evaluate`` it marks the weights just evaluated as the best so
+    far, kept and restored at the end.
+    """
+
+    should_stop: bool = False
+    should_save: bool = False
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train_net`."""
+
+    state: TrainState
+    seconds: float
+    stopped_early: bool
+    early_stopping_metric: str = "val_loss"
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        return self.state.history
+
+    def summary(self) -> dict[str, Any]:
+        """Plain numbers for the model folder and metrics.json."""
+        best = next((h for h in self.history if h["step"] == self.state.best_step), None)
+        return {
+            "steps": self.state.step,
+            "epochs": round(self.state.epoch, 3),
+            "train_seconds": round(self.seconds, 2),
+            "stopped_early": self.stopped_early,
+            "early_stopping_metric": self.early_stopping_metric,
+            "best_step": self.state.best_step,
+            "best_validation": best,
+            "final_train_loss": round(self.state.loss, 5),
+            "resumed_from_step": self.state.resumed_from,
+        }
+
+
+class LengthGroupedBatches(Sampler[list[int]]):
+    """Shuffled batches of similar length, so short utterances are not padded to long ones.
+
+    Each epoch shuffles the rows, cuts them into chunks of ``batch_size * group_batches`` rows, sorts each chunk
+    by length, cuts it into batches and shuffles the batches. Every row is used once per epoch, and there are
+    ``ceil(len(lengths) / batch_size)`` batches, as with plain shuffling.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, generator: torch.Generator, group_batches: int = 50):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.generator = generator
+        self.chunk = batch_size * group_batches
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(len(self.lengths), generator=self.generator).tolist()
+        batches = []
+        for start in range(0, len(order), self.chunk):
+            chunk = sorted(order[start : start + self.chunk], key=lambda i: self.lengths[i])
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        for index in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[index]
+
+
+class TrainingLoop:
+    """The fine-tuning loop over one network: data loaders, optimizer, schedule and the position in the data.
+
+    :meth:`run` yields a :class:`StepInfo` after every optimizer step. The position (epoch, batch, the shuffling
+    generator's state at the start of the epoch) and the optimizer, schedule and random states are what a
+    checkpoint saves; :meth:`restore` puts them back, so a resumed run continues with the batches, learning rates
+    and dropout masks the uninterrupted run would have used.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        train: Encoded,
+        validation: Encoded | None,
+        cfg: TrainConfig,
+        pad_id: int,
+        accelerator: Any,
+        *,
+        class_weights: Sequence[float] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.accelerator = accelerator
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        rows = list(zip(*train))
+        if cfg.group_by_length:
+            sampler = LengthGroupedBatches([len(ids) for ids in train[0]], cfg.batch_size, self.generator)
+            loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
+        else:
+            loader = DataLoader(
+                rows, batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(pad_id), generator=self.generator
+            )
+        val_loader = None
+        if validation is not None:
+            # Sorted by length, so a batch is padded only to texts like its own (the metrics do not depend on the
+            # order); a validation pass then spends far less time on padding.
+            val_rows = sorted(zip(*validation), key=lambda row: len(row[0]))
+            val_loader = DataLoader(val_rows, batch_size=cfg.eval_batch_size, collate_fn=Collator(pad_id))
+        optimizer = build_optimizer(net, cfg, getattr(net, "kind", "encoder"))
+        self.net, self.optimizer, self.loader = accelerator.prepare(net, optimizer, loader)
+        self.val_loader = accelerator.prepare(val_loader) if val_loader is not None else None
+        # Optimizer steps per epoch in this process (the prepared loader holds this process's share of the batches).
+        self.steps_per_epoch = math.ceil(len(self.loader) / cfg.gradient_accumulation_steps)
+        self.total_steps = cfg.max_steps or self.steps_per_epoch * cfg.epochs
+        # Stepped once per optimizer step by this loop (not by accelerate, which would step it once per process).
+        self.scheduler = build_scheduler(self.optimizer.optimizer, cfg, self.total_steps)
+        weight = None
+        if class_weights is not None:
+            weight = torch.tensor(list(class_weights), dtype=torch.float32, device=accelerator.device)
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.eval_every = cfg.eval_every_steps or self.steps_per_epoch
+        self.average = (
+            WeightAverage(accelerator.unwrap_model(self.net), cfg.ema_epochs, self.steps_per_epoch)
+            if cfg.ema_epochs > 0
+            else None
+        )
+        self.epoch_index = 0
+        self.batch_index = 0  # batches of the current epoch already trained on
+        self.epoch_start_generator = self.generator.get_state()
+        self.seen = 0
+        self.smoothed: float | None = None
+        # The training losses not yet read back from the device: reading one waits for the GPU to finish, which
+        # costs a step of a small model much of its speed, so on a GPU they are read every 16 steps (and before
+        # every evaluation and checkpoint); on a CPU every step, where reading costs nothing.
+        self._unread_losses: list[torch.Tensor] = []
+        self._read_every = 1 if accelerator.device.type == "cpu" else 16
+        self._pending_rng: dict[str, Any] | None = None
+
+    def run(self, state: TrainState) -> Iterator[StepInfo]:
+        """Train until ``total_steps`` optimizer steps, starting from ``state.step``."""
+        cfg, accelerator, net = self.cfg, self.accelerator, self.net
+        started = time.perf_counter()
+        seen_before = self.seen
+        accumulate = cfg.gradient_accumulation_steps
+        while state.step < self.total_steps:
+            if self.batch_index == 0:
+                self.epoch_start_generator = self.generator.get_state()
+            else:  # resuming mid-epoch: the epoch's batch order again, without the batches already trained on
+                self.generator.set_state(self.epoch_start_generator)
+            batches = iter(self.loader)
+            for _ in range(self.batch_index):
+                next(batches)
+            if self._pending_rng is not None:
+                set_rng_states(self._pending_rng)
+                self._pending_rng = None
+            net.train()
+            for batch in batches:
+                logits = net(batch["input_ids"], batch["attention_mask"])  # (batch, num_labels)
+                loss = self.loss_fn(logits, batch["labels"]) / accumulate
+                accelerator.backward(loss)
+                self.batch_index += 1
+                self.seen += batch["labels"].shape[0]
+                self._unread_losses.append(loss.detach())
+                if self.batch_index % accumulate and self.batch_index < len(self.loader):
+                    continue
+                if cfg.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.average is not None:
+                    self.average.update(accelerator.unwrap_model(net))
+                state.step += 1
+                evaluate_now = self.val_loader is not None and (
+                    state.step % self.eval_every == 0 or state.step == self.total_steps
+                )
+                if (
+                    evaluate_now
+                    or self.smoothed is None
+                    or state.step % self._read_every == 0
+                    or state.step >= self.total_steps
+                ):
+                    self._read_losses()
+                elapsed = time.perf_counter() - started
+                info = StepInfo(
+                    step=state.step,
+                    epoch=self.epoch_index + self.batch_index / len(self.loader),
+                    loss=self.smoothed,
+                    learning_rate=self.scheduler.get_last_lr()[0],
+                    examples_per_s=(self.seen - seen_before) / max(elapsed, 1e-9),
+                )
+                if evaluate_now:
+                    info.eval = self.evaluate() | {
+                        "step": state.step,
+                        "epoch": round(info.epoch, 3),
+                        "train_loss": round(self.smoothed, 5),
+                        "learning_rate": info.learning_rate,
+                        "elapsed_s": round(state.elapsed_before + time.perf_counter() - started, 2),
+                    }
+                    net.train()
+                yield info
+                if state.step >= self.total_steps:
+                    return
+            self.epoch_index += 1
+            self.batch_index = 0
+
+    def evaluate(self) -> dict[str, float]:
+        """Validation loss and accuracy of the weights training would keep (the averaged ones with
+        ``train.ema_epochs``)."""
+        if self.average is None:
+            return evaluate_loss(self.net, self.val_loader, self.accelerator)
+        unwrapped = self.accelerator.unwrap_model(self.net)
+        self.average.swap(unwrapped)
+        try:
+            return evaluate_loss(self.net, self.val_loader, self.accelerator)
+        finally:
+            self.average.swap(unwrapped)
+
+    def kept_weights(self) -> dict[str, torch.Tensor]:
+        """The weights to keep or save now: the network's, or their average with ``train.ema_epochs``."""
+        unwrapped = self.accelerator.unwrap_model(self.net)
+        return unwrapped.state_dict() if self.average is None else self.average.state_dict_for(unwrapped)
+
+    # ------------------------------------------------------------------ checkpoints
+    def trainer_state(self) -> dict[str, Any]:
+        """Optimizer, schedule and random states, for ``torch.save`` (plain tensors and numbers only)."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "epoch_start_generator": self.epoch_start_generator,
+            "rng": get_rng_states(),
+            "average": None if self.average is None else {
+                "shadow": {k: v.to("cpu") for k, v in self.average.shadow.items()},
+                "updates": self.average.updates,
+            },
+        }  # fmt: skip
+
+    def _read_losses(self) -> None:
+        """Fold the unread losses into the smoothed training loss (in the order they were computed)."""
+        if self._unread_losses:
+            accumulate = self.cfg.gradient_accumulation_steps
+            for value in torch.stack(self._unread_losses).tolist():
+                value *= accumulate
+                self.smoothed = value if self.smoothed is None else 0.9 * self.smoothed + 0.1 * value
+            self._unread_losses.clear()
+
+    def position(self) -> dict[str, Any]:
+        self._read_losses()
+        return {"epoch_index": self.epoch_index, "batch_index": self.batch_index, "seen": self.seen,
+                "smoothed_loss": self.smoothed}  # fmt: skip
+
+    def restore(self, trainer_state: dict[str, Any], position: dict[str, Any]) -> None:
+        """Put back what :meth:`trainer_state` and :meth:`position` saved (the weights are loaded separately)."""
+        self.optimizer.load_state_dict(trainer_state["optimizer"])
+        self.scheduler.load_state_dict(trainer_state["scheduler"])
+        self.epoch_start_generator = trainer_state["epoch_start_generator"]
+        self._pending_rng = trainer_state["rng"]
+        saved_average = trainer_state.get("average")
+        if self.average is not None and saved_average is not None:
+            for name, value in saved_average["shadow"].items():
+                self.average.shadow[name].copy_(value)
+            self.average.updates = saved_average["updates"]
+        self.epoch_index, self.batch_index = position["epoch_index"], position["batch_index"]
+        self.seen, self.smoothed = position["seen"], position["smoothed_loss"]
+
+
+def evaluate_loss(net: nn.Module, loader: DataLoader, accelerator: Any) -> dict[str, float]:
+    """Mean cross-entropy and accuracy over a labelled loader, gathered across processes."""
+    net.eval()
+    losses, correct, count = [], 0, 0
+    with torch.inference_mode():
+        for batch in loader:
+            logits = net(batch["input_ids"], batch["attention_mask"])
+            logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+            losses.append(nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item())
+            correct += (logits.argmax(dim=-1) == labels).sum().item()
+            count += labels.numel()
+    return {"val_loss": round(sum(losses) / max(count, 1), 5), "val_accuracy": round(correct / max(count, 1), 5)}
+
+
+def train_net(
+    net: nn.Module,
+    train: Encoded,
+    validation: Encoded | None,
+    cfg: TrainConfig,
+    pad_id: int,
+    callbacks: Sequence[Callback] = (),
+    *,
+    class_weights: Sequence[float] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    evaluate_first: bool = False,
+) -> TrainResult:
+    """Fine-tune ``net`` in place; with validation data, early-stop and restore the best weights.
+
+    Args:
+        net: the classifier network (backbone + head).
+        train: ``(token_ids, label_ids)``.
+        validation: the same for validation data, or None.
+        cfg: the ``[train]`` config section.
+        pad_id: the tokenizer's pad token id.
+        callbacks: extra callbacks, called after the built-in ones (early stopping, and the checkpoint schedule when
+            there is a checkpoint folder), on the main process only unless a callback sets
+            ``main_process_only = False``.
+        class_weights: loss weight per label id (see :func:`intentune.train.optim.compute_class_weights`), or None.
+        checkpoint_dir: where resumable checkpoints go (``train.checkpoint_every_steps``); None = no checkpoints.
+        resume: continue from the checkpoint in ``checkpoint_dir``.
+        evaluate_first: with validation data, evaluate ``net`` as it comes, before the first step (history row
+            with ``step`` 0), so early stopping can keep it: for a head that already classifies, such as few-shot
+            mode's prototype head. Not on a resumed run (its history already has that row).
+
+    Returns:
+        The final state, wall time and whether training stopped early.
+
+    Raises:
+        ConfigError: with ``resume``, if there is no usable checkpoint for this data and config.
+    """
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.seed)
+    accelerator = make_accelerator(cfg)
+    main = accelerator.is_main_process
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    num_labels = getattr(getattr(net, "head", None), "out_features", 0)
+    fingerprint = data_fingerprint(train, validation, num_labels, cfg) if checkpoint_dir is not None else ""
+    # bf16 on a CPU: PyTorch's fused attention runs its backward pass several times slower in bf16 than the plain
+    # attention does (which multiplies its matrices on AMX like every other layer), so training uses the plain one;
+    # the model is given back with the attention it came with.
+    cpu_bf16 = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
+    attention = set_attention(net, "eager") if cpu_bf16 else None
+    loop = TrainingLoop(net, train, validation, cfg, pad_id, accelerator, class_weights=class_weights)
+    state = TrainState(max_steps=loop.total_steps)
+    metric = resolve_early_stopping_metric(cfg.early_stopping_metric, validation[1] if validation else None)
+    early_stopping = EarlyStopping(cfg.early_stopping_patience, metric)
+    best: dict[str, torch.Tensor] | None = None
+    if resume:
+        if checkpoint_dir is None:
+            raise ConfigError("resume needs a checkpoint folder; train.checkpoint_every_steps = 0 writes none")
+        meta, weights, best, trainer = load_checkpoint(checkpoint_dir, fingerprint)
+        accelerator.unwrap_model(loop.net).load_state_dict(weights)
+        loop.restore(trainer, meta["position"])
+        restore_state(state, meta)
+        early_stopping.load_state_dict(meta)
+    control = TrainControl()
+    built_in: list[Callback] = [early_stopping]
+    if checkpoint_dir is not None:
+        built_in.append(CheckpointSchedule(cfg.checkpoint_every_steps, loop.eval_every))
+    all_callbacks = [c for c in [*built_in, *callbacks] if main or not c.main_process_only]
+    started = time.perf_counter()
+    state.started_at = started
+    _emit(all_callbacks, "on_train_begin", state, control)
+
+    def keep_best() -> None:
+        nonlocal best
+        if control.should_save:
+            # Keep the best weights on the CPU (a copy, so later steps do not change them).
+            best = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in loop.kept_weights().items()}
+            control.should_save = False
+
+    if evaluate_first and loop.val_loader is not None and not resume:
+        first = loop.evaluate()
+        first |= {"step": 0, "epoch": 0.0, "elapsed_s": round(time.perf_counter() - started, 2)}
+        state.history.append(first)
+        _emit(all_callbacks, "on_evaluate", state, control, first)
+        keep_best()
+    for info in loop.run(state) if not control.should_stop else ():  # a callback may stop it there (pruning)
+        state.epoch, state.loss, state.examples_per_s = info.epoch, info.loss, info.examples_per_s
+        _emit(all_callbacks, "on_step_end", state, control)
+        checkpoint_due, control.should_save = control.should_save, False
+        if info.eval is not None:
+            state.history.append(info.eval)
+            _emit(all_callbacks, "on_evaluate", state, control, info.eval)
+        keep_best()
+        if control.should_stop:
+            break
+        if checkpoint_due and checkpoint_dir is not None:  # written after the evaluation, so it holds its result
+            if main:
+                save_checkpoint(checkpoint_dir, loop, state, best, fingerprint, early_stopping.state_dict())
+            accelerator.wait_for_everyone()
+    unwrapped = accelerator.unwrap_model(loop.net, keep_fp32_wrapper=False)
+    if best is not None:
+        unwrapped.load_state_dict(best)
+    elif loop.average is not None:
+        unwrapped.load_state_dict(loop.kept_weights())
+    if attention is not None:
+        set_attention(unwrapped, attention)
+    _emit(all_callbacks, "on_train_end", state, control)
+    if checkpoint_dir is not None and main and not cfg.keep_checkpoint:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    accelerator.free_memory()
+    seconds = state.elapsed_before + time.perf_counter() - started
+    return TrainResult(state, seconds, stopped_early=control.should_stop, early_stopping_metric=metric)
+
+
+def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
+    for callback in callbacks:
+        getattr(callback, event)(*args)
+
+
+__all__ = [
+    "Encoded",
+    "LengthGroupedBatches",
+    "StepInfo",
+    "TrainControl",
+    "TrainResult",
+    "TrainState",
+    "TrainingLoop",
+    "evaluate_loss",
+    "train_net",
+]
