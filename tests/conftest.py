@@ -46,6 +46,20 @@ def toy_data() -> tuple[list[str], list[str]]:
     return texts, labels
 
 
+@pytest.fixture(scope="session")
+def toy_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The toy set written once as files (read them, never write into the folder): ``train.csv`` (all 24 rows),
+    ``validation.csv`` and ``test.jsonl`` (every second row, 12). ``toy_data()`` gives the same rows as lists."""
+    from intentune import Examples, write_examples
+
+    folder = tmp_path_factory.mktemp("toy")
+    texts, labels = toy_data()
+    write_examples(Examples(texts, labels), folder / "train.csv")
+    write_examples(Examples(texts[::2], labels[::2]), folder / "validation.csv")
+    write_examples(Examples(texts[::2], labels[::2]), folder / "test.jsonl")
+    return folder
+
+
 def _corpus() -> list[str]:
     corpus = [t for ts in TOY.values() for t in ts]
     corpus += (EXAMPLES / "shop_assistant.csv").read_text(encoding="utf-8").splitlines()
@@ -138,8 +152,14 @@ def tiny_net(backbone_dir: Path) -> tuple[object, list[list[int]], list[int], in
 
 
 def tiny_config(backbone: Path, **train: object) -> Config:
-    """Settings that let a tiny random backbone overfit the toy set quickly."""
+    """Settings that let a tiny random backbone overfit the toy set quickly.
+
+    Few-shot mode is off (``few_shot="off"``): with 6 rows per intent, ``auto`` would turn it on and add its
+    contrastive passes and a step-0 evaluation to every fit. Tests of few-shot behaviour pass ``few_shot="on"``
+    (or ``"auto"``) themselves.
+    """
     config = Config()
+    config.train.few_shot = "off"
     config.model.backbone = str(backbone)
     config.model.dropout = 0.0
     config.train.learning_rate = 3e-3

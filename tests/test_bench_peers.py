@@ -9,27 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from intentune import Examples, write_examples
-
-from conftest import DEVICE, toy_data
+from conftest import DEVICE
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 peers = pytest.importorskip("benchmarks.peers")
 
 
-@pytest.fixture(scope="module")
-def toy_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    folder = tmp_path_factory.mktemp("toy")
-    texts, labels = toy_data()
-    files = {name: folder / f"{name}.csv" for name in ("train", "validation", "test")}
-    for path in files.values():
-        write_examples(Examples(texts, labels), path)
-    return {name: str(path) for name, path in files.items()}
-
-
-def job(method: str, files: dict[str, str], backbone: str = "", **options: object) -> object:
-    return peers.Job(method, files["train"], files["validation"], files["test"], backbone=backbone, device=DEVICE,
-                     options=dict(options))  # fmt: skip
+def job(method: str, toy_files: Path, backbone: str = "", **options: object) -> object:
+    """A job on the shared toy set's ``train.csv`` (all 24 rows) as training, validation and test data."""
+    train = str(toy_files / "train.csv")
+    return peers.Job(method, train, train, train, backbone=backbone, device=DEVICE, options=dict(options))
 
 
 def check_common(result: dict, rows: int = 24) -> None:
@@ -40,16 +29,14 @@ def check_common(result: dict, rows: int = 24) -> None:
     assert result["latency_ms"]["p50"] > 0 and result["latency_ms"]["p95"] >= result["latency_ms"]["p50"]
 
 
-def test_tfidf_fits_the_toy_set(toy_files: dict[str, str]) -> None:
+def test_tfidf_fits_the_toy_set(toy_files: Path) -> None:
     result = peers.run_job(job("tfidf", toy_files))
     check_common(result)
     assert result["metrics"]["accuracy"] == 1.0  # its own training texts
     assert result["curve"] == []
 
 
-def test_intentune_records_its_curve_and_the_answer_with_rejection(
-    toy_files: dict[str, str], tiny_encoder: Path
-) -> None:
+def test_intentune_records_its_curve_and_the_answer_with_rejection(toy_files: Path, tiny_encoder: Path) -> None:
     settings = ["train.epochs=4", "train.learning_rate=0.003", "train.head_learning_rate=0.03", "train.batch_size=8",
                 "train.early_stopping_patience=0", "model.dropout=0"]  # fmt: skip
     result = peers.run_job(job("intentune", toy_files, str(tiny_encoder), set=settings))
@@ -62,7 +49,7 @@ def test_intentune_records_its_curve_and_the_answer_with_rejection(
     assert result["examples_processed"] == 24 * 4 + 24 * 3  # 4 epochs + the 3 contrastive passes (the default)
 
 
-def test_trainer_pads_to_max_length_and_evaluates_every_epoch(toy_files: dict[str, str], tiny_encoder: Path) -> None:
+def test_trainer_pads_to_max_length_and_evaluates_every_epoch(toy_files: Path, tiny_encoder: Path) -> None:
     options = {"epochs": 3, "learning_rate": 3e-3, "batch_size": 8, "max_length": 16}
     result = peers.run_job(job("trainer", toy_files, str(tiny_encoder), **options))
     check_common(result)

@@ -32,7 +32,7 @@ runner = CliRunner()
 TINY_TRAIN = [
     "--set", "train.learning_rate=3e-3", "--set", "train.head_learning_rate=3e-2", "--set", "train.epochs=4",
     "--set", "train.batch_size=8", "--set", "model.dropout=0.0", "--set", "train.device=cpu",
-    "--set", "train.warmup_ratio=0.0", "--set", "train.early_stopping_patience=0",
+    "--set", "train.warmup_ratio=0.0", "--set", "train.early_stopping_patience=0", "--set", "train.few_shot=off",
 ]  # fmt: skip
 
 
@@ -70,14 +70,12 @@ def fake_classifier(monkeypatch: pytest.MonkeyPatch) -> type[FakeClassifier]:
 
 
 @pytest.fixture(scope="module")
-def toy_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("toy")
-    write_examples(toy_examples(), folder / "train.csv")
-    texts, labels = toy_data()
-    write_examples(Examples(texts[::3], labels[::3]), folder / "eval.csv")
+def small_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The toy set with only two rows of 'goodbye' (lines 20 and 21): too few for 3 folds."""
     small = toy_examples().subset([i for i, label in enumerate(toy_examples().labels) if label != "goodbye"])
-    write_examples(small.extend(Examples(["bye now", "see you"], ["goodbye", "goodbye"])), folder / "small.csv")
-    return folder
+    path = tmp_path_factory.mktemp("small") / "small.csv"
+    write_examples(small.extend(Examples(["bye now", "see you"], ["goodbye", "goodbye"])), path)
+    return path
 
 
 # ------------------------------------------------------------------ folds
@@ -196,15 +194,15 @@ def test_cv_command_writes_the_report_and_out_of_fold_predictions(
     assert correct == pytest.approx(metrics["accuracy"])
 
 
-def test_cv_command_names_intents_too_small_for_the_folds(toy_files: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["cv", str(toy_files / "small.csv"), "--folds", "3", "-o", str(tmp_path)])
+def test_cv_command_names_intents_too_small_for_the_folds(small_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["cv", str(small_file), "--folds", "3", "-o", str(tmp_path)])
     assert result.exit_code == 1
     assert "error:" in result.output and "'goodbye' has 2 (line 20, 21)" in result.output
 
 
 def test_learning_curve_command_writes_json_and_plot(toy_files: Path, tiny_encoder: Path, tmp_path: Path) -> None:
     out = tmp_path / "curve"
-    args = ["learning-curve", str(toy_files / "train.csv"), "--eval", str(toy_files / "eval.csv"), "-o", str(out)]
+    args = ["learning-curve", str(toy_files / "train.csv"), "--eval", str(toy_files / "validation.csv"), "-o", str(out)]
     result = runner.invoke(app, [*args, "--fractions", "0.5,1", "--backbone", str(tiny_encoder), "--quiet",
                                  *TINY_TRAIN])  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -221,7 +219,8 @@ def test_learning_curve_command_writes_json_and_plot(toy_files: Path, tiny_encod
 def test_learning_curve_command_rejects_bad_fractions(
     toy_files: Path, tmp_path: Path, fractions: str, code: int, message: str
 ) -> None:
-    args = ["learning-curve", str(toy_files / "train.csv"), "--eval", str(toy_files / "eval.csv"), "-o", str(tmp_path)]
+    train, validation = str(toy_files / "train.csv"), str(toy_files / "validation.csv")
+    args = ["learning-curve", train, "--eval", validation, "-o", str(tmp_path)]
     result = runner.invoke(app, [*args, "--fractions", fractions])
     assert result.exit_code == code
     assert message in result.output

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from intentune import Examples, load_examples, write_examples
+from intentune import Examples, load_examples
 from intentune.cli import app
 from intentune.doctor import DoctorReport, diagnose_examples, embed_texts, find_label_issues, find_overlaps
 
@@ -122,17 +122,11 @@ def test_embedding_doctor_on_tiny_backbone(tiny_encoder: Path, monkeypatch: pyte
     assert report.oof_accuracy == pytest.approx(1 - len(errors) / 24)
 
 
-@pytest.fixture(scope="module")
-def toy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("toy") / "train.csv"
-    write_examples(Examples(*toy_data()), path)
-    return path
-
-
 @pytest.mark.parametrize("method", ["embeddings", "finetune"])
-def test_doctor_command_writes_its_files(toy_file: Path, tiny_encoder: Path, tmp_path: Path, method: str) -> None:
-    train = ["--set", "train.epochs=4", "--set", "train.device=cpu", "--set", "train.learning_rate=3e-3"]
-    args = ["data", "doctor", str(toy_file), "-o", str(tmp_path), "--method", method, "--folds", "3"]
+def test_doctor_command_writes_its_files(toy_files: Path, tiny_encoder: Path, tmp_path: Path, method: str) -> None:
+    train = ["--set", "train.epochs=4", "--set", "train.device=cpu", "--set", "train.learning_rate=3e-3",
+             "--set", "train.few_shot=off"]  # fmt: skip
+    args = ["data", "doctor", str(toy_files / "train.csv"), "-o", str(tmp_path), "--method", method, "--folds", "3"]
     result = runner.invoke(app, [*args, "--backbone", str(tiny_encoder), "--quiet", *train])
     assert result.exit_code == 0, result.output
     assert "Possibly mislabelled:" in result.output and "Overlapping intents:" in result.output
@@ -142,10 +136,12 @@ def test_doctor_command_writes_its_files(toy_file: Path, tiny_encoder: Path, tmp
     assert (data["method"], data["rows"], data["backbone"]) == (method, 24, str(tiny_encoder))
 
 
-def test_doctor_command_errors(toy_file: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["data", "doctor", str(toy_file), "-o", str(tmp_path), "--method", "magic"])
+def test_doctor_command_errors(toy_files: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["data", "doctor", str(toy_files / "train.csv"), "-o", str(tmp_path), "--method", "magic"]
+    )
     assert result.exit_code == 2 and "expected embeddings or finetune" in result.output
-    result = runner.invoke(app, ["data", "doctor", str(toy_file), "-o", str(tmp_path), "--folds", "7"])
+    result = runner.invoke(app, ["data", "doctor", str(toy_files / "train.csv"), "-o", str(tmp_path), "--folds", "7"])
     assert result.exit_code == 1
     assert "fewer than 7 examples cannot be spread over 7 folds: 'goodbye' has 6 (line 8, 9" in result.output
 

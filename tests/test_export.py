@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from intentune import ConfigError, DataError, Examples, IntentClassifier, ModelError, write_examples
+from intentune import ConfigError, DataError, IntentClassifier, ModelError
 from intentune.cli import app
 from intentune.evaluate.oos import Thresholds
 from intentune.export import export_model
@@ -79,9 +79,9 @@ def test_int8_answers_do_not_depend_on_the_batch(exported: Path) -> None:
     alone = np.concatenate([int8.predict_proba([text]) for text in TEXTS])
     assert np.array_equal(int8.predict_proba(TEXTS), alone)
     assert np.array_equal(int8.predict_proba(TEXTS[::-1], batch_size=7)[::-1], alone)
-    _, pooled = int8._forward(TEXTS, pooled=True)
+    _, pooled = int8.forward(TEXTS, pooled=True)
     assert pooled is not None and pooled.shape[0] == len(TEXTS)
-    np.testing.assert_array_equal(pooled[3], int8._forward([TEXTS[3]], pooled=True)[1][0])
+    np.testing.assert_array_equal(pooled[3], int8.forward([TEXTS[3]], pooled=True)[1][0])
 
 
 def test_onnx_predictor_honours_temperature_and_thresholds(exported: Path, tmp_path: Path) -> None:
@@ -218,18 +218,19 @@ def test_a_damaged_onnx_file_is_a_model_error(exported: Path, tmp_path: Path) ->
     (folder / "onnx" / "model.onnx").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="ONNX Runtime cannot load it"):
         OnnxPredictor.load(folder)
-    with pytest.raises(ModelError, match="only predicts"):
-        OnnxPredictor.load(folder, quantized=True).fit(["hi"], ["greeting"])
+    # It predicts only: a runner in ONNX Runtime, no fit or save to refuse (not a subclass of the classifier).
+    int8 = OnnxPredictor.load(folder, quantized=True)
+    assert not hasattr(int8, "fit") and not hasattr(int8, "save") and not isinstance(int8, IntentClassifier)
+    assert int8.runtime_ == "onnx-int8" and int8.describe()["runtime"] == "onnx-int8"
 
 
 def test_cli_export_to_a_deployable_folder_with_a_parity_check(
-    fitted_encoder: IntentClassifier, tmp_path: Path
+    fitted_encoder: IntentClassifier, toy_files: Path, tmp_path: Path
 ) -> None:
     model = fitted_encoder.save(tmp_path / "model")
-    texts, labels = toy_data()
-    write_examples(Examples(texts, labels), tmp_path / "check.csv")
+    texts, _ = toy_data()
     deploy = tmp_path / "deploy"
-    args = ["export", str(model), "--format", "onnx", "-o", str(deploy), "--check", str(tmp_path / "check.csv")]
+    args = ["export", str(model), "--format", "onnx", "-o", str(deploy), "--check", str(toy_files / "train.csv")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "parity with PyTorch on" in result.output and "| onnx | " in result.output
@@ -258,16 +259,12 @@ def test_quantization_leaves_logging_as_it_was(kind: str, request: pytest.Fixtur
     """onnxruntime's weight-only quantizer (decoders) calls logging.basicConfig(level=INFO) when imported and logs a
     line per node it skips; its dynamic quantizer (encoders) logs through logging.info(), which gives a root logger
     without handlers a stderr one. An export in a fresh process must leave the root logger alone and print none of
-    that."""
-    backbone = request.getfixturevalue(f"tiny_{kind}")
+    that. The model is fitted and saved here; only the export runs in the fresh process."""
+    model = request.getfixturevalue(f"fitted_{kind}").save(tmp_path / "model")
     script = f"""
-import logging, sys
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from conftest import tiny_config, toy_data
-from intentune import IntentClassifier
+import logging
 from intentune.export import export_model
-clf = IntentClassifier(tiny_config({str(backbone)!r}, epochs=1)).fit(*toy_data())
-export_model(clf.save({str(tmp_path / "model")!r}), quantize="int8")
+export_model({str(model)!r}, quantize="int8")
 root = logging.getLogger()
 print("ROOT", len(root.handlers), logging.getLevelName(root.level))
 """

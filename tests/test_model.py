@@ -82,7 +82,8 @@ def test_pool_last_token_finds_last_real_token_on_either_side() -> None:
 
 def test_training_logs_evaluations_and_restores_best(tiny_encoder: Path) -> None:
     texts, labels = toy_data()
-    clf = IntentClassifier(tiny_config(tiny_encoder, epochs=6, eval_every_steps=2, early_stopping_patience=2))
+    config = tiny_config(tiny_encoder, epochs=6, eval_every_steps=2, early_stopping_patience=2, few_shot="on")
+    clf = IntentClassifier(config)
     clf.fit(texts, labels, validation=(texts, labels))
     steps = [h["step"] for h in clf.history_]
     assert steps[:4] == [0, 2, 4, 6]  # 0: few-shot mode's prototype head (the toy set has 6 examples per intent)

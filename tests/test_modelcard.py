@@ -3,7 +3,6 @@ without a manifest and metrics, and text from the data cannot break its tables o
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from pathlib import Path
@@ -151,11 +150,11 @@ def test_odd_text_keeps_the_header_parsing() -> None:
     assert base_model("/home/someone/backbones/tiny") == "tiny" and base_model("./local/x") == "x"
 
 
-def test_a_real_classifier_gets_a_card_and_still_loads(fitted_encoder: IntentClassifier, tmp_path: Path) -> None:
+def test_a_real_classifier_gets_a_card_and_still_loads(
+    fitted_encoder: IntentClassifier, toy_files: Path, tmp_path: Path
+) -> None:
     texts, labels = toy_data()
-    train_file = tmp_path / "toy.csv"
-    with train_file.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([("text", "intent"), *zip(texts, labels)])
+    train_file = toy_files / "train.csv"
     manifest = build_manifest(fitted_encoder.config, {"train": str(train_file)}, {"train": (texts, labels)})
     metrics = json.loads(json.dumps(evaluate_classifier(fitted_encoder, texts, labels).to_dict()))
     folder = fitted_encoder.save(tmp_path / "model")

@@ -44,8 +44,9 @@ def test_resumed_training_ends_where_uninterrupted_training_ends(
 ) -> None:
     texts, labels = toy_data()
     validation = (texts[::3], labels[::3])
+    # Few-shot mode on: its step-0 evaluation must come back from the checkpoint too.
     cfg = tiny_config(tiny_encoder, epochs=6, checkpoint_every_steps=4, early_stopping_patience=3,
-                      ema_epochs=ema_epochs)  # fmt: skip
+                      ema_epochs=ema_epochs, few_shot="on")  # fmt: skip
     cfg.model.dropout = 0.2  # the random states must be restored too, or dropout masks differ after resuming
     whole = IntentClassifier(cfg).fit(texts, labels, validation=validation, checkpoint_dir=tmp_path / "a")
     assert not (tmp_path / "a").exists()  # removed after a finished run (train.keep_checkpoint = false)
@@ -110,7 +111,7 @@ def test_sigkill_midway_then_resume_finishes_and_loses_nothing(tiny_encoder: Pat
     assert first.wait(timeout=300) == 0, first.stdout.read()
     first_meta = (run / "model" / "intentune.json").read_text()
 
-    long_cfg = _cli_config(tiny_encoder, tmp_path / "long.toml", epochs=60, checkpoint_every_steps=6)
+    long_cfg = _cli_config(tiny_encoder, tmp_path / "long.toml", epochs=60, checkpoint_every_steps=6, few_shot="on")
     process = _cli(*args, "-c", str(long_cfg))
     state = run / "checkpoint" / "state.json"
     deadline = time.monotonic() + 240

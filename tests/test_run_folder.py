@@ -31,10 +31,9 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's own data files, besides the shared toy set (``toy_files``)."""
     folder = tmp_path_factory.mktemp("data")
     texts, labels = toy_data()
-    write_examples(Examples(texts, labels), folder / "train.csv")
-    write_examples(Examples(texts[::2], labels[::2]), folder / "validation.csv")
     extra = Examples(["pay my bill", "reset my password", "hello there"], ["billing", "account", "greeting"])
     write_examples(extra, folder / "test_unknown.csv")
     write_examples(Examples([*texts[:4], "reset my password"], [*labels[:4], "account"]), folder / "val_unknown.csv")
@@ -42,9 +41,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def finished_run(files: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def finished_run(toy_files: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run") / "shop"
-    args = ["train", str(files / "train.csv"), "--validation", str(files / "validation.csv")]
+    args = ["train", str(toy_files / "train.csv"), "--validation", str(toy_files / "validation.csv")]
     result = runner.invoke(app, [*args, "--backbone", str(tiny_encoder), "-o", str(out), "--quiet", *TINY])
     assert result.exit_code == 0, result.output
     return out
@@ -61,12 +60,12 @@ def finished_run(files: Path, tiny_encoder: Path, tmp_path_factory: pytest.TempP
     ],
 )
 def test_a_failed_train_leaves_the_run_folder_byte_identical(
-    finished_run: Path, files: Path, tiny_encoder: Path, change: list[str], message: str
+    finished_run: Path, files: Path, toy_files: Path, tiny_encoder: Path, change: list[str], message: str
 ) -> None:
     write_examples(Examples(["?!?", "hello"], ["greeting", "greeting"]), files / "punct.csv")
     before = _snapshot(finished_run)
     change = [c.format(files=files) for c in change]
-    args = ["train", str(files / "train.csv"), "--validation", str(files / "validation.csv")]
+    args = ["train", str(toy_files / "train.csv"), "--validation", str(toy_files / "validation.csv")]
     if "--backbone" not in change:
         args += ["--backbone", str(tiny_encoder)]
     result = runner.invoke(app, [*args, *change, "-o", str(finished_run), "--quiet", *TINY])
@@ -76,9 +75,9 @@ def test_a_failed_train_leaves_the_run_folder_byte_identical(
 
 
 def test_test_intents_the_model_lacks_are_reported_not_fatal(
-    files: Path, tiny_encoder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    files: Path, toy_files: Path, tiny_encoder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    args = ["train", str(files / "train.csv"), "--validation", str(files / "validation.csv")]
+    args = ["train", str(toy_files / "train.csv"), "--validation", str(toy_files / "validation.csv")]
     args += ["--test", str(files / "test_unknown.csv"), "--backbone", str(tiny_encoder)]
     with caplog.at_level("WARNING"):
         result = runner.invoke(app, [*args, "-o", str(tmp_path / "run"), "--quiet", *TINY])
@@ -91,7 +90,7 @@ def test_test_intents_the_model_lacks_are_reported_not_fatal(
     assert "test_unknown.csv" in card
 
 
-def test_the_run_folder_has_a_model_card(finished_run: Path, files: Path) -> None:
+def test_the_run_folder_has_a_model_card(finished_run: Path) -> None:
     import yaml
 
     card = (finished_run / "model" / "README.md").read_text()
@@ -102,7 +101,7 @@ def test_the_run_folder_has_a_model_card(finished_run: Path, files: Path) -> Non
     assert "validation.csv" in card and "IntentClassifier.load" in card
 
 
-def test_resume_is_recorded_in_the_manifest(files: Path, tiny_encoder: Path, tmp_path: Path) -> None:
+def test_resume_is_recorded_in_the_manifest(toy_files: Path, tiny_encoder: Path, tmp_path: Path) -> None:
     from intentune.pipeline import train_run
     from intentune.train import Callback
 
@@ -113,7 +112,10 @@ def test_resume_is_recorded_in_the_manifest(files: Path, tiny_encoder: Path, tmp
 
     out = tmp_path / "run"
     config = tiny_config(tiny_encoder, epochs=4, checkpoint_every_steps=2, few_shot="off")
-    config.data.train_file, config.data.validation_file = str(files / "train.csv"), str(files / "validation.csv")
+    config.data.train_file, config.data.validation_file = (
+        str(toy_files / "train.csv"),
+        str(toy_files / "validation.csv"),
+    )
     with pytest.raises(KeyboardInterrupt):
         train_run(config, out, callbacks=[Crash()])
     started = json.loads((out / "manifest.json").read_text())

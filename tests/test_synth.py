@@ -306,16 +306,13 @@ def test_split_keeps_near_duplicates_together_and_synthetic_rows_in_training() -
         assert "synthetic hi" in parts["train"].texts
 
 
-def test_augment_with_templates_and_evaluate(tiny_encoder: Path, tmp_path: Path) -> None:
-    texts, labels = toy_data()
-    from intentune import write_examples
-
-    write_examples(Examples(texts, labels), tmp_path / "train.csv")
+def test_augment_with_templates_and_evaluate(tiny_encoder: Path, toy_files: Path, tmp_path: Path) -> None:
+    _, labels = toy_data()
     spec = write_spec(
         tmp_path, "intents:\n  order_status:\n    patterns: ['where is order {n}']\n    slots: {n: [1, 2, 3]}\n"
     )
     config = tiny_config(tiny_encoder, epochs=3)
-    result = augment_data(tmp_path / "train.csv", tmp_path / "aug", config=config, templates=spec, evaluate=True)
+    result = augment_data(toy_files / "train.csv", tmp_path / "aug", config=config, templates=spec, evaluate=True)
     assert result.combined.counts()["order_status"] == 5 + 3  # one real row per intent held out for validation
     comparison = json.loads((tmp_path / "aug" / "comparison.json").read_text())
     assert comparison["real_rows"] == 20 and comparison["synthetic_rows"] == 3
@@ -331,11 +328,9 @@ def test_augment_with_templates_and_evaluate(tiny_encoder: Path, tmp_path: Path)
     assert saved.sources.count("template") == 3
 
 
-def test_augment_drops_template_rows_that_repeat_validation_or_test_texts(tmp_path: Path) -> None:
+def test_augment_drops_template_rows_that_repeat_validation_or_test_texts(toy_files: Path, tmp_path: Path) -> None:
     from intentune import write_examples
 
-    texts, labels = toy_data()
-    write_examples(Examples(texts, labels), tmp_path / "train.csv")
     write_examples(Examples(["where is order 1", "hello there"], ["order_status", "greeting"]), tmp_path / "val.csv")
     write_examples(Examples(["Where is order 2?", "bye now"], ["order_status", "goodbye"]), tmp_path / "test.csv")
     spec = write_spec(
@@ -343,12 +338,12 @@ def test_augment_drops_template_rows_that_repeat_validation_or_test_texts(tmp_pa
     )
     config = Config()
     config.data.validation_file, config.data.test_file = str(tmp_path / "val.csv"), str(tmp_path / "test.csv")
-    result = augment_data(tmp_path / "train.csv", tmp_path / "aug", config=config, templates=spec)
+    result = augment_data(toy_files / "train.csv", tmp_path / "aug", config=config, templates=spec)
     assert [t for t, s in zip(result.combined.texts, result.combined.sources) if s == "template"] == [
         "where is order 3"
     ]
     # The same through the command's options.
-    args = ["data", "augment", str(tmp_path / "train.csv"), "-o", str(tmp_path / "cli"), "--templates", str(spec)]
+    args = ["data", "augment", str(toy_files / "train.csv"), "-o", str(tmp_path / "cli"), "--templates", str(spec)]
     outcome = CliRunner().invoke(app, [*args, "--validation", str(tmp_path / "val.csv")])
     assert outcome.exit_code == 0, outcome.output
     saved = load_examples(tmp_path / "cli" / "train_augmented.csv")

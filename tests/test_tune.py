@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from intentune import Config, ConfigError, Examples, IntentuneError, load_config, write_examples
+from intentune import Config, ConfigError, IntentuneError, load_config
 from intentune.cli import app
 from intentune.model import IntentClassifier
 from intentune.net import IntentNet
@@ -23,7 +23,7 @@ from intentune.train import TrainControl, TrainState
 from intentune.tune import check_space, default_space, load_space, parse_param, tune
 from intentune.tune.search import _PruningCallback
 
-from conftest import tiny_config, toy_data
+from conftest import tiny_config
 
 runner = CliRunner()
 
@@ -129,18 +129,11 @@ def live_intent_nets() -> int:
 
 
 @pytest.fixture(scope="module")
-def toy_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("toy") / "train.csv"
-    write_examples(Examples(*toy_data()), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def study(tiny_encoder: Path, toy_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def study(tiny_encoder: Path, toy_files: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Five trials: the config's own values (good), a good one, a bad one (pruned), one out of memory (failed),
     and one the sampler picks. Each trial's end records what is still alive."""
     config = tiny_config(tiny_encoder, few_shot="off", **{k.split(".")[1]: v for k, v in GOOD.items()})
-    config.data.train_file = config.data.validation_file = str(toy_file)
+    config.data.train_file = config.data.validation_file = str(toy_files / "train.csv")
     out = tmp_path_factory.mktemp("tune")
     RecordingClassifier.refs = []
     nets_before, process = live_intent_nets(), psutil.Process()
@@ -205,10 +198,10 @@ def test_each_trial_frees_its_model(study: dict[str, Any]) -> None:
 
 
 def test_study_stops_when_the_first_trials_all_fail(
-    tiny_encoder: Path, toy_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_encoder: Path, toy_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tiny_config(tiny_encoder, head_learning_rate=OOM_HEAD_RATE)
-    config.data.train_file = str(toy_file)
+    config.data.train_file = str(toy_files / "train.csv")
     monkeypatch.setattr("intentune.tune.search.IntentClassifier", RecordingClassifier)
     space = {"train.epochs": {"low": 1, "high": 3}, "train.head_learning_rate": OOM_HEAD_RATE}
     with pytest.raises(IntentuneError, match=r"no trial completed \(trials 0: fail, 1: fail, 2: fail\); first error: "
@@ -217,8 +210,9 @@ def test_study_stops_when_the_first_trials_all_fail(
     assert (tmp_path / "splits" / "validation.csv").is_file()  # split off like `intentune train` does
 
 
-def test_tune_command_then_train_the_best_config(tiny_encoder: Path, toy_file: Path, tmp_path: Path) -> None:
-    args = ["tune", str(toy_file), "--validation", str(toy_file), "--trials", "2", "-o", str(tmp_path / "tune"),
+def test_tune_command_then_train_the_best_config(tiny_encoder: Path, toy_files: Path, tmp_path: Path) -> None:
+    train = str(toy_files / "train.csv")
+    args = ["tune", train, "--validation", train, "--trials", "2", "-o", str(tmp_path / "tune"),
             "--backbone", str(tiny_encoder), "--quiet", "--set", "train.device=cpu", "--set", "train.few_shot=off",
             "--set", "train.head_learning_rate=3e-2", "--set", "model.dropout=0.0",
             "--param", "train.learning_rate={low=1e-4, high=3e-3, log=true}", "--param", "train.epochs=2",
@@ -235,9 +229,9 @@ def test_tune_command_then_train_the_best_config(tiny_encoder: Path, toy_file: P
     assert (tmp_path / "run" / "model" / "intentune.json").is_file()
 
 
-def test_tune_command_rejects_a_bad_param(toy_file: Path, tmp_path: Path) -> None:
+def test_tune_command_rejects_a_bad_param(toy_files: Path, tmp_path: Path) -> None:
     result = runner.invoke(
-        app, ["tune", str(toy_file), "--trials", "1", "-o", str(tmp_path), "--param", "train.epoch=[2]"]
+        app, ["tune", str(toy_files / "train.csv"), "--trials", "1", "-o", str(tmp_path), "--param", "train.epoch=[2]"]
     )
     assert result.exit_code == 1
     assert result.output.strip().startswith("error: search space train.epoch: unknown key train.epoch")
