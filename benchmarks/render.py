@@ -1,6 +1,7 @@
 """Render the peer suite's results (``benchmarks/results/suite/*.json``) as a Markdown table, with the published
 anchors in the same table, and write it between the ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers
-of ``benchmarks/RESULTS.md`` and ``README.md``.
+of ``benchmarks/RESULTS.md``. ``README.md`` gets one table between its markers: the full-suite pieces of the machine
+that has the most tasks (:func:`readme_block`), with a link to RESULTS.md for the rest.
 
     .venv/bin/python -m benchmarks.render [--results DIR] [--print]
 
@@ -198,9 +199,26 @@ def write_block(path: Path, block: str) -> None:
     path.write_text(pattern.sub(lambda _: f"{START}\n{block}\n{END}", text, count=1))
 
 
+def readme_block(results: Path = RESULTS) -> str:
+    """README's one table: the full-suite pieces (else the quick suite) measured on the machine with the most tasks
+    (then the most rows), with its verdicts, and a pointer to RESULTS.md for the other machines and the runs."""
+    folder = next((results / n for n in ("full", "quick") if (results / n).is_dir()), results)
+    records = load_records(folder)
+    if not records:
+        return "No benchmark results yet: see [benchmarks/RESULTS.md](benchmarks/RESULTS.md)."
+    by_machine: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for record in records:
+        by_machine.setdefault(machine_of(record), []).append(record)
+    chosen = max(by_machine.values(), key=lambda rows: (len({r["task"] for r in rows}), len(rows)))
+    table = render(chosen, []).removesuffix("Runs:\n").rstrip()
+    pointer = "Other machines, the quick suite and each run's commit and versions: [benchmarks/RESULTS.md]"
+    return f"{table}\n\n{pointer}(benchmarks/RESULTS.md)."
+
+
 def render_all(results: Path = RESULTS, *, write: bool = True) -> str:
     """Render the results in ``results`` (a section per suite folder in it, or the records in the folder itself);
-    write them into RESULTS.md and README.md unless ``write`` is False."""
+    write them into RESULTS.md, and README's one table (:func:`readme_block`) into README.md, unless ``write`` is
+    False."""
     parts = []
     folders = [(results / name, title) for name, title in SECTIONS.items() if (results / name).is_dir()]
     for folder, title in folders or [(results, "")]:
@@ -209,8 +227,8 @@ def render_all(results: Path = RESULTS, *, write: bool = True) -> str:
             parts.append((f"#### {title}\n\n" if title else "") + render(records, load_summaries(folder, records)))
     block = "\n\n".join(parts)
     if write:
-        for path in (ROOT / "benchmarks" / "RESULTS.md", ROOT / "README.md"):
-            write_block(path, block)
+        write_block(ROOT / "benchmarks" / "RESULTS.md", block)
+        write_block(ROOT / "README.md", readme_block(results))
     return block
 
 

@@ -198,3 +198,15 @@ def test_one_table_per_machine(tmp_path: Path) -> None:
     assert heads == ["Device: **cpu** (AMD EPYC, 2 cores).", "Device: **cpu** (Intel(R) Xeon(R) Processor, 2 cores)."]
     tables = block.split("Device:")[1:]
     assert all(t.count("| banking77-10shot | **intentune** minilm-l6 |") == 1 for t in tables)
+
+
+def test_readme_gets_one_table_of_the_machine_with_the_most_tasks(results: Path) -> None:
+    other = {**RUN, "machine": {**RUN["machine"], "cpu": "Intel Xeon"}}
+    two_tasks = [record("tfidf", 0.6, 1.0, 0.6) | {"run": other},
+                 record("tfidf", 0.8, 1.0, 0.8) | {"run": other, "task": "banking77-full", "piece": "x"}]  # fmt: skip
+    for i, r in enumerate(two_tasks):
+        (results / f"xeon{i}__tfidf__cpu.json").write_text(json.dumps(r))
+    block = render.readme_block(results)
+    assert block.count("Device: **cpu**") == 1 and "Intel Xeon" in block and "AMD EPYC" not in block
+    assert "Runs:" not in block and "benchmarks/RESULTS.md" in block
+    assert block.count("| task | method |") == 1
