@@ -151,27 +151,27 @@ def tiny_net(backbone_dir: Path) -> tuple[object, list[list[int]], list[int], in
     return net, tokenize(tokenizer, texts, 32), encode_labels(labels, classes), int(tokenizer.pad_token_id)
 
 
-def tiny_config(backbone: Path, **train: object) -> Config:
-    """Settings that let a tiny random backbone overfit the toy set quickly.
+# The [train] settings that let a tiny random backbone overfit the toy set quickly. Few-shot mode is off: with 6
+# rows per intent, ``auto`` would turn it on and add its contrastive passes and a step-0 evaluation to every fit;
+# tests of few-shot behaviour pass ``few_shot="on"`` (or ``"auto"``) themselves.
+TINY_TRAIN = {"learning_rate": 3e-3, "head_learning_rate": 3e-2, "batch_size": 8, "epochs": 30, "warmup_ratio": 0.0,
+              "early_stopping_patience": 0, "few_shot": "off", "device": DEVICE}  # fmt: skip
 
-    Few-shot mode is off (``few_shot="off"``): with 6 rows per intent, ``auto`` would turn it on and add its
-    contrastive passes and a step-0 evaluation to every fit. Tests of few-shot behaviour pass ``few_shot="on"``
-    (or ``"auto"``) themselves.
-    """
+
+def tiny_config(backbone: Path, **train: object) -> Config:
+    """A config with the tiny settings (:data:`TINY_TRAIN`, no dropout), ``train`` keys overriding them."""
     config = Config()
-    config.train.few_shot = "off"
     config.model.backbone = str(backbone)
     config.model.dropout = 0.0
-    config.train.learning_rate = 3e-3
-    config.train.head_learning_rate = 3e-2
-    config.train.batch_size = 8
-    config.train.epochs = 30
-    config.train.warmup_ratio = 0.0
-    config.train.early_stopping_patience = 0
-    config.train.device = DEVICE
-    for key, value in train.items():
+    for key, value in {**TINY_TRAIN, **train}.items():
         setattr(config.train, key, value)
     return config
+
+
+def tiny_sets(**train: object) -> list[str]:
+    """The tiny settings as the command line's ``--set`` options (training on the CPU), ``train`` overriding them."""
+    values = {**TINY_TRAIN, "device": "cpu", **train}
+    return ["--set", "model.dropout=0.0", *(arg for k, v in values.items() for arg in ("--set", f"train.{k}={v}"))]
 
 
 @pytest.fixture(scope="session")

@@ -161,3 +161,17 @@ def test_model_save_over_a_model_cleans_a_killed_save(tmp_path: Path, fitted_enc
     assert _hidden(model) == []
     texts = ["where is my order", "hello there"]
     assert IntentClassifier.load(model).predict(texts) == fitted_encoder.predict(texts)
+
+
+def test_keep_existing_keeps_a_folder_another_process_completed(tmp_path: Path) -> None:
+    """For caches several processes fill at once: the first complete folder stays, the later one is dropped."""
+    target = _first_version(tmp_path)
+    with atomic_folder(target, keep_existing=True) as tmp:
+        (tmp / "version.txt").write_text("1")
+        (tmp / "blob.bin").write_bytes(b"1" * 200_000)
+    assert _check_whole(target) == 0
+    assert _hidden(target) == []
+    fresh = tmp_path / "fresh"
+    with atomic_folder(fresh, keep_existing=True) as tmp:
+        (tmp / "version.txt").write_text("1")
+    assert (fresh / "version.txt").read_text() == "1"

@@ -11,15 +11,11 @@ from typer.testing import CliRunner
 from intentune import Examples, write_examples
 from intentune.cli import app
 
-from conftest import EXAMPLES, toy_data
+from conftest import EXAMPLES, tiny_sets, toy_data
 
 runner = CliRunner()
 
-TINY_TRAIN = [
-    "--set", "train.learning_rate=3e-3", "--set", "train.head_learning_rate=3e-2", "--set", "train.epochs=25",
-    "--set", "train.batch_size=8", "--set", "model.dropout=0.0", "--set", "train.device=cpu",
-    "--set", "train.warmup_ratio=0.0", "--set", "train.early_stopping_patience=0",
-]  # fmt: skip
+TINY_TRAIN = tiny_sets(epochs=25, few_shot="auto")
 
 
 @pytest.fixture(scope="module")

@@ -25,15 +25,11 @@ from intentune.crossval import (
     stratified_subset,
 )
 
-from conftest import toy_data
+from conftest import tiny_sets, toy_data
 
 runner = CliRunner()
 
-TINY_TRAIN = [
-    "--set", "train.learning_rate=3e-3", "--set", "train.head_learning_rate=3e-2", "--set", "train.epochs=4",
-    "--set", "train.batch_size=8", "--set", "model.dropout=0.0", "--set", "train.device=cpu",
-    "--set", "train.warmup_ratio=0.0", "--set", "train.early_stopping_patience=0", "--set", "train.few_shot=off",
-]  # fmt: skip
+TINY_TRAIN = tiny_sets(epochs=4)
 
 
 def toy_examples() -> Examples:

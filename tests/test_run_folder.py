@@ -14,15 +14,11 @@ from typer.testing import CliRunner
 from intentune import Examples, write_examples
 from intentune.cli import app
 
-from conftest import tiny_config, toy_data
+from conftest import tiny_config, tiny_sets, toy_data
 
 runner = CliRunner()
 
-TINY = [
-    "--set", "train.learning_rate=3e-3", "--set", "train.head_learning_rate=3e-2", "--set", "train.epochs=3",
-    "--set", "train.batch_size=8", "--set", "model.dropout=0.0", "--set", "train.device=cpu",
-    "--set", "train.warmup_ratio=0.0", "--set", "train.early_stopping_patience=0", "--set", "train.few_shot=off",
-]  # fmt: skip
+TINY = tiny_sets(epochs=3)
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:

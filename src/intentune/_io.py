@@ -32,10 +32,12 @@ def _leftover_pattern(name: str) -> re.Pattern[str]:
 
 
 @contextlib.contextmanager
-def atomic_folder(target: str | Path) -> Iterator[Path]:
+def atomic_folder(target: str | Path, *, keep_existing: bool = False) -> Iterator[Path]:
     """Build a folder in a hidden temporary sibling and swap it into place when the block ends without error.
 
-    On an error inside the block the temporary folder is removed and ``target`` is left as it was.
+    On an error inside the block the temporary folder is removed and ``target`` is left as it was. With
+    ``keep_existing``, a ``target`` that another process completed meanwhile is kept and the new folder dropped
+    (for caches that several processes may fill at once: a reader of the first one never sees it removed).
 
     Example:
         >>> with atomic_folder("runs/shop/model") as tmp:
@@ -51,7 +53,14 @@ def atomic_folder(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         _sync_tree(tmp)
-        replace_folder(tmp, target)
+        if keep_existing:
+            try:
+                os.rename(tmp, target)
+            except OSError:  # an existing, non-empty target: another process completed it, and it stays
+                if not target.is_dir():
+                    raise
+        else:
+            replace_folder(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # the new folder on error, the old contents after a swap
 

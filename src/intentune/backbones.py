@@ -12,14 +12,13 @@ import contextlib
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
 
+from ._io import atomic_folder
 from .errors import BackboneError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +36,7 @@ class BundledBackbone:
     description: str
     folder: str = ""  # sub-folder of the package holding a Hugging Face model folder
     gguf_file: str = ""  # or: a GGUF file in the package, converted once into the cache
+    hub_id: str = ""  # where the weights come from on the Hugging Face hub (the model card's base_model)
 
 
 BUNDLED: dict[str, BundledBackbone] = {
@@ -48,6 +48,7 @@ BUNDLED: dict[str, BundledBackbone] = {
             DECODER,
             "SmolLM2-135M-Instruct, GPT-style decoder (Llama architecture), 135M parameters",
             gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+            hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         ),
         BundledBackbone(
             "minilm-l6",
@@ -55,6 +56,7 @@ BUNDLED: dict[str, BundledBackbone] = {
             ENCODER,
             "all-MiniLM-L6-v2, BERT-style sentence encoder, 22.7M parameters",
             folder="model",
+            hub_id="sentence-transformers/all-MiniLM-L6-v2",
         ),
     )
 }
@@ -106,7 +108,7 @@ def from_pretrained(auto_class: Any, source: str | Path, **kwargs: Any) -> Any:
     if "trust_remote_code" in kwargs or "use_safetensors" in kwargs:
         raise TypeError("from_pretrained sets trust_remote_code and use_safetensors itself")
     kwargs["trust_remote_code"] = False
-    if auto_class.__name__.startswith(("AutoModel", "PreTrainedModel")) and "gguf_file" not in kwargs:
+    if auto_class.__name__.startswith("AutoModel") and "gguf_file" not in kwargs:
         kwargs["use_safetensors"] = True
     return auto_class.from_pretrained(source, **kwargs)
 
@@ -324,14 +326,13 @@ def _bundled_folder(backbone: BundledBackbone) -> Path:
 
 
 def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
-    """Dequantize a GGUF file into a plain Hugging Face folder, written atomically (temp folder, then rename)."""
+    """Dequantize a GGUF file into a plain Hugging Face folder, written atomically; when another process finishes
+    the same conversion first, its folder is kept (:func:`intentune._io.atomic_folder` with ``keep_existing``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     logger.info("converting %s to a Hugging Face folder in %s (once per machine)", gguf_file, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    with atomic_folder(target, keep_existing=True) as tmp:
         tokenizer = from_pretrained(AutoTokenizer, folder, gguf_file=gguf_file)
         gguf_model = from_pretrained(AutoModelForCausalLM, folder, gguf_file=gguf_file, dtype=torch.float32)
         config = gguf_model.config
@@ -341,13 +342,6 @@ def _convert_gguf(folder: Path, gguf_file: str, target: Path) -> None:
         plain.load_state_dict(gguf_model.state_dict())
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished the same conversion first
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass

@@ -18,7 +18,6 @@ from ._io import write_file_atomic
 
 CARD_FILE = "README.md"
 # Where the bundled backbones come from on the Hugging Face Hub (``base_model`` wants a hub id).
-HUB_IDS = {"smollm2-135m": "HuggingFaceTB/SmolLM2-135M-Instruct", "minilm-l6": "sentence-transformers/all-MiniLM-L6-v2"}
 RUNTIMES = {
     "torch": "PyTorch",
     "onnx": "ONNX Runtime (an ONNX-only folder: no PyTorch weights)",
@@ -109,8 +108,10 @@ def run_card_options(model_dir: str | Path) -> dict[str, Any]:
 
 def base_model(backbone: str) -> str:
     """The hub id of a backbone: bundled names map to their source, hub ids stay, local folders give their name."""
-    if backbone in HUB_IDS:
-        return HUB_IDS[backbone]
+    from .backbones import BUNDLED
+
+    if backbone in BUNDLED:
+        return BUNDLED[backbone].hub_id
     if re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", backbone):
         return backbone
     return Path(backbone).name or backbone

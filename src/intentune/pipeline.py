@@ -110,8 +110,6 @@ def train_run(
     model_dir = classifier.save(out / "model")
     eval_split, eval_data = ("test", test) if test is not None else ("validation", validation)
     report = evaluate_classifier(classifier, eval_data.texts, eval_data.labels)
-    for warning in getattr(report, "warnings", []):
-        logger.warning("%s", warning)
     extra = {
         "evaluated_on": eval_split,
         "eval_file": eval_data.source,
@@ -134,9 +132,9 @@ def read_run_data(config: Config) -> tuple[Examples, Examples, Examples | None, 
 
     Raises:
         ConfigError: if no training file is set.
-        DataError: for unreadable or unfit data, or validation intents the training data lacks (the out-of-scope
-            label excepted). Test intents the training data lacks are logged as a warning: the report counts
-            their rows as errors and lists them.
+        DataError: for unreadable or unfit data. (Validation intents the training data lacks are refused by
+            ``IntentClassifier.fit``, before its ``on_ready``.) Test intents the training data lacks are logged as
+            a warning: the report counts their rows as errors and lists them.
     """
     from .data import check_trainable
     from .preprocess import clean_text
@@ -150,29 +148,20 @@ def read_run_data(config: Config) -> tuple[Examples, Examples, Examples | None, 
     for examples in (train, validation, test):
         if examples is None:
             continue
-        for i, text in enumerate(examples.texts):
+        for text, line in zip(examples.texts, examples.lines):
             if not clean_text(text, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars).strip():
                 raise DataError(
-                    f"{examples.source}: row {i + 1} ({text!r}) is empty after preprocessing "
-                    "(data.remove_special_chars); reword or remove it"
+                    f"{examples.source}:{line}: {text!r} is empty after preprocessing (data.remove_special_chars); "
+                    "reword or remove it"
                 )
     check_trainable(train)
-    known = set(train.labels) | {config.oos.label}
-    if validation is not None:
-        unknown = sorted(set(validation.labels) - known)
-        if unknown:
-            raise DataError(
-                f"{validation.source}: intents not in the training data: {', '.join(unknown)} (only the "
-                f"out-of-scope label {config.oos.label!r} may appear in validation alone); add training rows "
-                "for them or drop those rows"
-            )
     split_off = validation is None
     if validation is None:
         fractions = {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}
         parts = split_examples(train, fractions, seed=dcfg.split_seed)
         train, validation = parts["train"], parts["validation"]
     if test is not None:
-        unknown = sorted(set(test.labels) - known)
+        unknown = sorted(set(test.labels) - set(train.labels) - {config.oos.label})
         if unknown:
             rows = sum(label in unknown for label in test.labels)
             logger.warning(
