@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config
-from .data import Examples, check_trainable, split_examples
+from .data import Examples, check_trainable, split_validation
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_predictions
 
@@ -209,9 +209,7 @@ def _fit_and_predict(
     """Fine-tune on ``train`` (validation split off it), return ``(len(held_out), len(classes))`` probabilities."""
     from .model import IntentClassifier
 
-    share = config.data.validation_fraction
-    parts = split_examples(train, {"train": 1 - share, "validation": share}, seed=config.data.split_seed)
-    fit, validation = parts["train"], parts["validation"]
+    fit, validation = split_validation(train, config.data)
     clf = IntentClassifier(config).fit(
         fit.texts, fit.labels, validation=(validation.texts, validation.labels), callbacks=callbacks
     )
@@ -376,9 +374,7 @@ def _curve_point(
     started = time.perf_counter()
     fit = subset
     if validation is None:
-        share = config.data.validation_fraction
-        parts = split_examples(subset, {"train": 1 - share, "validation": share}, seed=config.data.split_seed)
-        fit, validation = parts["train"], parts["validation"]
+        fit, validation = split_validation(subset, config.data)
     clf = IntentClassifier(config).fit(
         fit.texts, fit.labels, validation=(validation.texts, validation.labels), callbacks=callbacks
     )

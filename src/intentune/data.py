@@ -9,9 +9,13 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import DataError
 from .formats import check_data_file, detect_format, read_rows, write_rows
+
+if TYPE_CHECKING:
+    from .config import DataConfig
 
 
 @dataclass
@@ -207,6 +211,20 @@ def split_examples(examples: Examples, fractions: dict[str, float], *, seed: int
     for name in names:
         rng.shuffle(parts[name])
     return {name: examples.subset(parts[name]) for name in names}
+
+
+def split_validation(examples: Examples, data: DataConfig) -> tuple[Examples, Examples]:
+    """Split ``data.validation_fraction`` of ``examples`` off as validation data (stratified, ``data.split_seed``).
+
+    The one place where training data without a validation file gets its validation split: training, tuning,
+    augmentation, cross-validation and learning curves all call it, so they split alike.
+
+    Returns:
+        ``(train, validation)``.
+    """
+    share = data.validation_fraction
+    parts = split_examples(examples, {"train": 1 - share, "validation": share}, seed=data.split_seed)
+    return parts["train"], parts["validation"]
 
 
 def _lines_of(examples: Examples, label: str) -> list[int]:

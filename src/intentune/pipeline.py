@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .config import Config, save_config
-from .data import Examples, load_examples, split_examples, write_examples
+from .data import Examples, load_examples, split_examples, split_validation, write_examples
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_classifier
 from .model import IntentClassifier
@@ -157,9 +157,7 @@ def read_run_data(config: Config) -> tuple[Examples, Examples, Examples | None, 
     check_trainable(train)
     split_off = validation is None
     if validation is None:
-        fractions = {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}
-        parts = split_examples(train, fractions, seed=dcfg.split_seed)
-        train, validation = parts["train"], parts["validation"]
+        train, validation = split_validation(train, dcfg)
     if test is not None:
         unknown = sorted(set(test.labels) - set(train.labels) - {config.oos.label})
         if unknown:
@@ -336,10 +334,7 @@ def augment_data(
     real = _load(str(train_file), config)
     validation = _load(dcfg.validation_file, config) if dcfg.validation_file else None
     if validation is None and evaluate:
-        parts = split_examples(
-            real, {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}, seed=dcfg.split_seed
-        )
-        real, validation = parts["train"], parts["validation"]
+        real, validation = split_validation(real, dcfg)
     test = _load(dcfg.test_file, config) if dcfg.test_file else None
     # Synthetic copies of evaluation texts would leak them into training.
     heldout = [*(validation.texts if validation is not None else []), *(test.texts if test is not None else [])]

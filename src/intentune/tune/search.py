@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..data import Examples, load_examples, split_examples, write_examples
+from ..data import Examples, load_examples, split_validation, write_examples
 from ..errors import ConfigError, IntentuneError
 from ..model import IntentClassifier
 from ..train.callbacks import Callback
@@ -251,10 +251,9 @@ def _load_data(config: Config, out: Path) -> tuple[Examples, Examples]:
     train = load(dcfg.train_file)
     if dcfg.validation_file:
         return train, load(dcfg.validation_file)
-    shares = {"train": 1 - dcfg.validation_fraction, "validation": dcfg.validation_fraction}
-    parts = split_examples(train, shares, seed=dcfg.split_seed)
-    write_examples(parts["validation"], out / "splits" / "validation.csv")
-    return parts["train"], parts["validation"]
+    train, validation = split_validation(train, dcfg)
+    write_examples(validation, out / "splits" / "validation.csv")
+    return train, validation
 
 
 def _result(study: Any, rows: list[dict[str, Any]], config: Config, checked: dict[str, Any], out: Path) -> TuneResult:
