@@ -17,6 +17,26 @@ EXAMPLES = ROOT / "examples"
 # Where the tiny models train and predict: cpu (CI), or cuda to run the same suite on a GPU machine.
 DEVICE = os.environ.get("INTENTUNE_TEST_DEVICE", "cpu")
 
+# The tiny models' matrices are too small to gain from several threads, and threads that wait on each other cost
+# the most on a busy 2-core machine; so tests run torch on one thread (processes they start inherit it through
+# OMP_NUM_THREADS), except the `bundled` tests, which train real backbones on every core (see the fixture below).
+ALL_THREADS = torch.get_num_threads()
+torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _threads(request: pytest.FixtureRequest):
+    """Every core for the tests that load the real bundled backbones, one thread for the rest."""
+    if request.node.get_closest_marker("bundled") is None:
+        yield
+        return
+    torch.set_num_threads(ALL_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
+
 # A small, clearly separable training set: each intent has its own words.
 TOY = {
     "greeting": ["hello there", "hi friend", "good morning", "hey hello", "hi there hello", "morning hi"],

@@ -1,6 +1,8 @@
 """Training: the fine-tuning loop and what surrounds it.
 
 - :mod:`.loop`: :class:`TrainingLoop` (a generator of :class:`StepInfo`) and :func:`train_net`, which runs it.
+- :mod:`.state`: the running state, the control callbacks may set, the step report and the run's outcome.
+- :mod:`.sampler`: length-grouped batches.
 - :mod:`.callbacks`: the hooks that change only a :class:`TrainControl` (early stopping, the checkpoint schedule,
   logging, progress).
 - :mod:`.optim`: optimizer, schedule, class weights, weight averaging.
@@ -38,16 +40,7 @@ from .checkpoint import (
     set_rng_states,
 )
 from .fewshot import contrastive_pretrain, use_few_shot
-from .loop import (
-    LengthGroupedBatches,
-    StepInfo,
-    TrainControl,
-    TrainingLoop,
-    TrainResult,
-    TrainState,
-    evaluate_loss,
-    train_net,
-)
+from .loop import TrainingLoop, evaluate_loss, train_net
 from .optim import (
     DEFAULT_LEARNING_RATE,
     WeightAverage,
@@ -57,6 +50,8 @@ from .optim import (
     layer_depths,
 )
 from .runtime import bf16_is_native, is_main_process, make_accelerator, set_attention
+from .sampler import LengthGroupedBatches
+from .state import StepInfo, TrainControl, TrainResult, TrainState
 
 __all__ = [
     "CHECKPOINT_FORMAT",

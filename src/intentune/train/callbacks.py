@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .loop import TrainControl, TrainState
+    from .state import TrainControl, TrainState
 
 
 class Callback:

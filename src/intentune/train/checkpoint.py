@@ -24,7 +24,8 @@ from ..config import TrainConfig
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from .loop import Encoded, TrainingLoop, TrainState
+    from .loop import TrainingLoop
+    from .state import Encoded, TrainState
 
 CHECKPOINT_FORMAT = 1
 

@@ -15,7 +15,7 @@ from ..data import Examples, load_examples, split_validation, write_examples
 from ..errors import ConfigError, IntentuneError
 from ..model import IntentClassifier
 from ..train.callbacks import Callback
-from ..train.loop import TrainControl, TrainState
+from ..train.state import TrainControl, TrainState
 from .report import rank_key, trial_row, write_outputs
 from .space import apply_params, baseline_params, check_space, default_space
 
