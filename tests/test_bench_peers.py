@@ -29,11 +29,30 @@ def check_common(result: dict, rows: int = 24) -> None:
     assert result["latency_ms"]["p50"] > 0 and result["latency_ms"]["p95"] >= result["latency_ms"]["p50"]
 
 
-def test_tfidf_fits_the_toy_set(toy_files: Path) -> None:
+def test_tfidf_fits_the_toy_set_with_c_chosen_on_validation(toy_files: Path) -> None:
     result = peers.run_job(job("tfidf", toy_files))
     check_common(result)
     assert result["metrics"]["accuracy"] == 1.0  # its own training texts
     assert result["curve"] == []
+    settings = result["settings"]
+    by_c = settings["validation_accuracy_by_C"]
+    assert settings["C_grid"] == [1.0, 10.0, 100.0] and set(by_c) == {"1.0", "10.0", "100.0"}
+    # The best validation accuracy wins, a tie goes to the smaller C (the stronger regularization).
+    best = max(by_c.values())
+    assert settings["C"] == min(c for c in settings["C_grid"] if by_c[str(c)] == best)
+    # The model kept is the chosen candidate: its validation accuracy, measured again afterwards, is the same.
+    assert result["validation_accuracy"] == by_c[str(settings["C"])]
+    assert settings["fitted_on"] == "train" and result["examples_processed"] == 3 * 24
+
+
+def test_tfidf_features_join_word_and_character_grams() -> None:
+    features = peers.tfidf_features().fit(["transfer money to my account", "card arrived broken"])
+    analyzers = {name: (v.analyzer, v.ngram_range, v.sublinear_tf) for name, v in features.transformer_list}
+    assert analyzers == {"word": ("word", (1, 2), True), "char": ("char_wb", (2, 5), True)}
+    words = len(features.transformer_list[0][1].vocabulary_)
+    # A misspelling no word gram knows still shares character grams with the training texts.
+    row = features.transform(["tranfser mony"]).toarray()[0]
+    assert not row[:words].any() and row[words:].any()
 
 
 def test_intentune_records_its_curve_and_the_answer_with_rejection(toy_files: Path, tiny_encoder: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import json
 import weakref
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from intentune.train import TrainControl, TrainState
 from intentune.tune import check_space, default_space, load_space, parse_param, tune
 from intentune.tune.search import _PruningCallback
 
-from conftest import tiny_config
+from conftest import tiny_config, tiny_sets
 
 runner = CliRunner()
 
@@ -235,3 +236,113 @@ def test_tune_command_rejects_a_bad_param(toy_files: Path, tmp_path: Path) -> No
     )
     assert result.exit_code == 1
     assert result.output.strip().startswith("error: search space train.epoch: unknown key train.epoch")
+
+
+# ---------------------------------------------------------- shared storage
+FIXED = ["--param", "train.learning_rate={low=1e-4, high=3e-3, log=true}", "--param", "train.epochs=1",
+         "--param", "train.batch_size=[12]", "--param", "train.optimizer=adamw",
+         "--param", "train.warmup_ratio=0.0"]  # fmt: skip
+
+
+def test_two_workers_fill_one_study_in_sqlite(tiny_encoder: Path, toy_files: Path, tmp_path: Path) -> None:
+    """Two processes started with the same command (2 trials each) share one SQLite study of 4 trials; the worker
+    that finishes last reports all 4."""
+    import os
+    import subprocess
+    import sys
+
+    import optuna
+
+    PIPE = subprocess.PIPE
+    train, db = str(toy_files / "train.csv"), tmp_path / "study.db"
+    command = [sys.executable, "-m", "intentune.cli", "tune", train, "--validation", train, "--trials", "2",
+               "--backbone", str(tiny_encoder), "--quiet", "--storage", f"sqlite:///{db}",
+               *tiny_sets(epochs=1, batch_size=12), *FIXED]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen([*command, "-o", str(tmp_path / f"worker{i}")], env=env, text=True, stdout=PIPE, stderr=PIPE)
+        for i in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    # Each worker ran its own 2 trials, numbered within the one study.
+    ran = [sorted(int(line.split()[1].rstrip(":")) for line in err.splitlines() if line.startswith("trial "))
+           for _, err in outputs]  # fmt: skip
+    assert [len(numbers) for numbers in ran] == [2, 2] and sorted(ran[0] + ran[1]) == [0, 1, 2, 3]
+    lines = [line for out, _ in outputs for line in out.splitlines() if line.startswith("study ")]
+    names = {line.split()[1].rstrip(":") for line in lines}
+    assert len(names) == 1 and next(iter(names)).startswith("tune-")  # the same default name in both
+    study = optuna.load_study(study_name=names.pop(), storage=f"sqlite:///{db}")
+    assert len(study.trials) == 4 and all(t.state.is_finished() for t in study.trials)
+    tables = [list(csv.DictReader((tmp_path / f"worker{i}" / "trials.csv").open(encoding="utf-8"))) for i in (0, 1)]
+    # The worker that finished last saw every trial finished; the other may list one still running.
+    last = max(tables, key=lambda rows: sum(row["state"] == "COMPLETE" for row in rows))
+    assert [row["number"] for row in last] == ["0", "1", "2", "3"]
+    assert {row["state"] for row in last} == {"COMPLETE"}
+    folder = tmp_path / f"worker{tables.index(last)}"
+    report = (folder / "tune_report.md").read_text(encoding="utf-8")
+    assert report.startswith("# Hyperparameter search\n\n4 trials (4 complete)") and f"sqlite:///{db}" in report
+    assert all(f"| {n} | complete |" in report for n in range(4))
+
+
+def test_a_second_call_joins_a_journal_study(tiny_encoder: Path, toy_files: Path, tmp_path: Path) -> None:
+    """Two calls, one after the other, on one journal file: the second joins the first's study, queues no second
+    baseline, and writes both trials."""
+    config = tiny_config(tiny_encoder, epochs=1, batch_size=12)
+    config.data.train_file = config.data.validation_file = str(toy_files / "train.csv")
+    space = {"train.learning_rate": {"low": 1e-4, "high": 3e-3, "log": True}, "train.epochs": 1}
+    storage = f"journal:{tmp_path / 'study.log'}"
+    first = tune(config, tmp_path / "a", trials=1, space=space, storage=storage)
+    second = tune(config, tmp_path / "b", trials=1, space=space, storage=storage)
+    assert second.study.study_name == first.study.study_name
+    assert [row["number"] for row in second.rows] == [0, 1]
+    assert second.rows[0]["train.learning_rate"] == config.train.learning_rate  # the baseline, once
+    assert second.rows[1]["train.learning_rate"] != config.train.learning_rate
+    study = json.loads((tmp_path / "b" / "study.json").read_text(encoding="utf-8"))
+    assert study["study_name"] == first.study.study_name and study["storage"] == storage
+    assert len(study["trials"]) == 2
+    named = tune(config, tmp_path / "c", trials=1, space=space, storage=storage, study_name="mine")
+    assert named.study.study_name == "mine" and len(named.rows) == 1
+
+
+def test_default_study_name_follows_settings_and_rows_not_paths(toy_files: Path, tmp_path: Path) -> None:
+    from intentune import Examples
+    from intentune.tune.storage import default_study_name
+
+    texts, labels = ["hi", "bye", "hello"], ["greet", "leave", "greet"]
+    data = (Examples(texts, labels), Examples(texts[:2], labels[:2]))
+    config = Config().override(["data.train_file=a.csv", "train.device=cpu"])
+    name = default_study_name(config, SPACE, data)
+    assert name.startswith("tune-") and len(name) == len("tune-") + 12
+    moved = Config().override(["data.train_file=/elsewhere/a.csv", "train.device=cuda"])
+    assert default_study_name(moved, SPACE, data) == name  # same data elsewhere, another device: same study
+    assert default_study_name(config.override(["train.seed=7"]), SPACE, data) != name
+    assert default_study_name(config, {**SPACE, "train.epochs": 4}, data) != name
+    other = (Examples(texts, ["greet", "leave", "leave"]), data[1])
+    assert default_study_name(config, SPACE, other) != name
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("study.db", r"storage 'study.db': expected sqlite:///PATH.db, a database URL"),
+        ("journal:", r"storage 'journal:': no file after 'journal:'"),
+        ("journal:/no/such/dir/a.log", r"storage journal:/no/such/dir/a.log: folder /no/such/dir does not exist"),
+        ("sqlite:////no/such/dir/a.db", r"storage sqlite:////no/such/dir/a.db: cannot open it \(\(sqlite3\.Opera"),
+        ("nosuchdb://u:secret@host/db", r"storage nosuchdb://u:\*\*\*@host/db: cannot open it \(Can't load plugin"),
+    ],
+)
+def test_a_bad_storage_is_one_clear_error(storage: str, message: str) -> None:
+    from intentune.tune.storage import open_storage
+
+    with pytest.raises(ConfigError, match=message) as raised:
+        open_storage(storage)
+    assert "\n" not in str(raised.value) and "secret" not in str(raised.value)
+
+
+def test_tune_command_reports_a_bad_storage_in_one_line(toy_files: Path, tmp_path: Path) -> None:
+    args = ["tune", str(toy_files / "train.csv"), "--trials", "1", "-o", str(tmp_path), "--storage", "nowhere"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: storage 'nowhere': expected sqlite:///PATH.db, a database URL " \
+        "(postgresql://USER:PASSWORD@HOST/DB) or journal:PATH"  # fmt: skip

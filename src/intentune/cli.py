@@ -609,10 +609,23 @@ def tune_command(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Folder for trials.csv, tune_report.md, best_config.toml.")
     ] = Path("runs/tune"),
-    trials: Annotated[int, typer.Option(min=1, help="How many trials (one fine-tune each).")] = 20,
+    trials: Annotated[
+        int, typer.Option(min=1, help="How many trials (one fine-tune each); with --storage, this worker's share.")
+    ] = 20,
     timeout: Annotated[float | None, typer.Option(min=0, help="Start no new trial after this many seconds.")] = None,
     validation: Annotated[
         Path | None, typer.Option(help="Validation data; default: split off the training data.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            help="Share the study between worker processes: sqlite:///PATH.db, a database URL "
+            "(postgresql://USER:PASSWORD@HOST/DB) or journal:PATH (a log file on a shared file system).",
+        ),
+    ] = None,
+    study_name: Annotated[
+        str | None,
+        typer.Option(help="The study to create or join; default: a hash of the config, search space and data."),
     ] = None,
     space: Annotated[
         Path | None, typer.Option(help="A TOML file of search ranges, sectioned like the config, over the defaults.")
@@ -633,7 +646,8 @@ def tune_command(
     """Search hyperparameters with Optuna: learning rate, batch size, epochs, optimizer, warmup (LoRA rank with LoRA).
 
     Trials that fall behind are pruned on their validation accuracy. Writes trials.csv, tune_report.md, study.json
-    and best_config.toml, which `intentune train --config OUTPUT/best_config.toml` trains.
+    and best_config.toml, which `intentune train --config OUTPUT/best_config.toml` trains. With --storage, every
+    worker started with the same command adds its trials to one study and writes these files from all of them.
     """
     import optuna
 
@@ -655,9 +669,11 @@ def tune_command(
         ranges.update(parse_param(assignment) for assignment in param or [])
         bars = [] if quiet else [ProgressBar(file=sys.stderr, leave=False)]
         return tune(cfg, output, trials=trials, timeout_s=timeout, space=ranges, callbacks=bars,
-                    train_best=train_best, on_trial=report_trial)  # fmt: skip
+                    train_best=train_best, on_trial=report_trial, storage=storage, study_name=study_name)  # fmt: skip
 
     result = _run(job)
+    if storage is not None:
+        typer.echo(f"study {result.study.study_name}: {len(result.rows)} trials from every worker so far")
     best = result.best_row
     typer.echo(f"best: trial {result.best_trial}, val_accuracy {best['val_accuracy']:.4f}, "
                f"val_loss {best['val_loss']:.4f}")  # fmt: skip

@@ -12,6 +12,9 @@ A search space maps config keys to what to try:
 Any config key may be searched (``train.weight_decay``, ``model.dropout``, ...). ``intentune tune --space FILE`` reads
 a space from TOML, sectioned like the config (``[train]`` then ``batch_size = [16, 32]``), and
 ``--param train.epochs={low=2,high=4}`` sets one key; both are laid over :func:`default_space`.
+
+``intentune tune --storage sqlite:///PATH.db`` (or a database URL, or ``journal:PATH``; see :mod:`.storage`) keeps the
+study outside the process, so several workers, on one machine or many, fill one study.
 """
 
 from .report import report_markdown

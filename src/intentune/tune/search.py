@@ -18,6 +18,7 @@ from ..train.callbacks import Callback
 from ..train.state import TrainControl, TrainState
 from .report import rank_key, trial_row, write_outputs
 from .space import apply_params, baseline_params, check_space, default_space
+from .storage import default_study_name, open_storage
 
 if TYPE_CHECKING:
     import optuna
@@ -42,8 +43,9 @@ class TuneResult:
     """What :func:`tune` produced.
 
     Attributes:
-        study: the ``optuna.Study`` (in memory).
-        rows: one dict per trial, in trial order (the rows of ``trials.csv``).
+        study: the ``optuna.Study`` (in memory, or in the shared storage; ``study.study_name`` is its name).
+        rows: one dict per trial of the whole study, in trial order (the rows of ``trials.csv``); with a shared
+            storage, other workers' trials too, those still running included.
         best_trial: the number of the best trial: highest validation accuracy, ties broken by lower loss.
         best_params: its searched values, by config key.
         best_config: the full config with those values (``best_config.toml``).
@@ -164,6 +166,8 @@ def tune(
     train_best: bool = False,
     enqueue: Sequence[Mapping[str, Any]] = (),
     on_trial: Callable[[dict[str, Any]], None] | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
 ) -> TuneResult:
     """Search hyperparameters with Optuna, maximising validation accuracy (ties: lower validation loss).
 
@@ -179,8 +183,14 @@ def tune(
     Writes ``trials.csv`` (one row per trial), ``tune_report.md`` (trials ranked, the best values), ``study.json``
     and ``best_config.toml`` (the full config with the best values) to ``output_dir``.
 
+    With ``storage``, several processes (on one machine or many) fill one study: each runs ``trials`` trials of
+    its own into the study named ``study_name`` (created by the first, joined by the others), and writes its files
+    from the whole study's trials when it is done, so the last worker to finish writes the complete picture. The
+    baseline and ``enqueue`` are queued only by the worker that finds the study empty, and each worker's default
+    sampler draws its own seed, so workers do not repeat each other's trials.
+
     Args:
-        trials: how many trials to run.
+        trials: how many trials this call runs (with ``storage``: this worker's share).
         timeout_s: start no new trial after this many seconds (a running trial finishes).
         space: config key -> choices, range or fixed value (see the module docstring); default :func:`default_space`.
         callbacks: training callbacks passed to every trial's fit (progress bars).
@@ -190,9 +200,13 @@ def tune(
         enqueue: values to try first, in order, after the baseline (settings known to work, say); keys that are
             not searched are an error, searched keys left out are sampled.
         on_trial: called with each trial's row when it ends.
+        storage: where the study lives (:func:`intentune.tune.storage.open_storage`: ``sqlite:///PATH.db``, a
+            database URL, ``journal:PATH``); default in memory, for this call alone.
+        study_name: the study to create or join; default with ``storage``:
+            :func:`intentune.tune.storage.default_study_name`, the same for every worker started alike.
 
     Raises:
-        ConfigError: if no training file is set, or for a bad search space.
+        ConfigError: if no training file is set, for a bad search space, or a storage that cannot be opened.
         IntentuneError: if no trial completed.
     """
     import optuna
@@ -204,21 +218,29 @@ def tune(
     space = dict(default_space(config) if space is None else space)
     checked = check_space(config, space)
     out = Path(output_dir)
+    backend = open_storage(storage) if storage is not None else None
     data = _load_data(config, out)
-    sampler = sampler or optuna.samplers.TPESampler(
-        seed=config.train.seed, n_startup_trials=min(10, max(2, trials // 3))
+    if backend is not None and study_name is None:
+        study_name = default_study_name(config, space, data)
+    sampler = sampler or optuna.samplers.TPESampler(  # shared: a seed per worker, or all would propose alike
+        seed=None if backend is not None else config.train.seed, n_startup_trials=min(10, max(2, trials // 3))
     )
     pruner = pruner or optuna.pruners.MedianPruner(
         n_startup_trials=min(5, max(2, trials // 4)), n_warmup_steps=REPORT_STEPS_PER_EPOCH
     )
-    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler, pruner=pruner, storage=backend, study_name=study_name,
+        load_if_exists=True,
+    )  # fmt: skip
     searched = [key for key, dist in checked.items() if isinstance(dist, optuna.distributions.BaseDistribution)]
-    for params in [baseline_params(config, checked), *enqueue]:
+    queue = [baseline_params(config, checked), *enqueue]
+    for params in queue:
         unknown = sorted(set(params) - set(searched))
         if unknown:
             raise ConfigError(f"enqueued values for keys that are not searched: {', '.join(unknown)}")
-        if params:
-            study.enqueue_trial(dict(params))
+    if not study.trials:  # a study joined later already has them; skip_if_exists covers two workers starting at once
+        for params in filter(None, queue):
+            study.enqueue_trial(dict(params), skip_if_exists=backend is not None)
 
     def after_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         _free_memory()
@@ -234,7 +256,7 @@ def tune(
     )  # fmt: skip
     rows = [trial_row(t, searched) for t in study.trials]
     result = _result(study, rows, config, checked, out)
-    write_outputs(result, space, searched, len(data[1]))
+    write_outputs(result, space, searched, len(data[1]), storage)
     if train_best:
         from ..pipeline import train_run
 
