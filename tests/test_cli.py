@@ -199,7 +199,7 @@ def test_error_one_intent(tmp_path: Path) -> None:
 def test_error_unknown_backbone(toy_files: Path) -> None:
     _one_line_error(
         ["train", str(toy_files / "train.csv"), "--backbone", "gpt-17"],
-        "unknown backbone 'gpt-17': not a bundled name (smollm2-135m, minilm-l6)",
+        "unknown backbone 'gpt-17': not a bundled name (smollm2-135m, minilm-l6, mpnet-base)",
     )
     _one_line_error(["inspect", "no-such-thing"], "unknown backbone 'no-such-thing'")
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from intentune import IntentClassifier, ModelError, evaluate_classifier
-from intentune.evaluate.oos import DistanceModel, Thresholds, apply_rejection, fit_thresholds
+from intentune.evaluate.oos import DistanceModel, Thresholds, apply_rejection
+from intentune.evaluate.thresholds import KEEP_MARGIN, fit_thresholds
 from intentune.export import export_model
 from intentune.folder import DISTANCE_FILE
 from intentune.inference import OnnxPredictor, load_predictor
@@ -71,12 +72,15 @@ def overconfident_oos() -> tuple[np.ndarray, list[str], np.ndarray]:
 
 def test_auto_picks_the_distance_when_it_catches_more() -> None:
     probs, true, distances = overconfident_oos()
-    fitted = fit_thresholds(probs, true, CLASSES, max_accuracy_drop=0.02, distances=distances, per_intent="off")
+    fitted = fit_thresholds(
+        probs, true, CLASSES, max_accuracy_drop=0.02, budget_confidence=0.0, distances=distances, per_intent="off"
+    )
     assert fitted.score == "distance" and fitted.fit["score"] == "distance"
     assert fitted.fit["candidates"]["global"]["oos_recall"] == 0.0
     assert fitted.fit["candidates"]["distance_global"]["oos_recall"] == 1.0
     # Budget floor(0.02 * 100) = 2 right answers: the threshold is the third-largest in-scope distance.
-    assert fitted.global_threshold == pytest.approx(np.sort(distances[:100])[-3])
+    third = np.sort(distances[:100])[-3]
+    assert fitted.global_threshold == pytest.approx(third * (1 + KEEP_MARGIN), rel=1e-9)  # a hair above it
     answers, _, out = apply_rejection(CLASSES, probs, fitted, "oos", distances)
     assert out[100:].all() and out[:100].sum() == 2
     with pytest.raises(ValueError, match="distances"):
@@ -177,7 +181,11 @@ def test_a_missing_distance_file_or_old_export_is_a_clear_error(distance_model, 
 
 
 def test_auto_fits_the_distance_only_with_out_of_scope_validation_rows(tiny_encoder: Path) -> None:
+    """Without validation out-of-scope rows (and without the stand-ins, see test_rejection_budget.py) nothing
+    can show that the distance catches more, so it is not even fitted."""
     texts, labels = toy_data()
-    clf = IntentClassifier(tiny_config(tiny_encoder, epochs=2)).fit(texts, labels, validation=(texts, labels))
+    config = tiny_config(tiny_encoder, epochs=2)
+    config.oos.outlier_exposure = "off"
+    clf = IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
     assert clf.thresholds.score == "confidence" and clf.distance_ is None
     assert "distance_global" not in clf.train_summary_["oos"]["candidates"]

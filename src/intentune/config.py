@@ -62,15 +62,23 @@ class ModelConfig:
 
     backbone: str = _opt(
         "smollm2-135m",
-        "Bundled name (smollm2-135m: GPT-style decoder; minilm-l6: encoder), a local Hugging Face folder, or a hub id.",
+        "Bundled name (smollm2-135m: GPT-style decoder; minilm-l6: small encoder; mpnet-base: larger encoder), a "
+        "local Hugging Face folder, or a hub id.",
     )
     kind: str = _opt(
         "auto", "Backbone kind; auto detects it from the backbone's config.", ("auto", "decoder", "encoder")
     )
     pooling: str = _opt(
         "auto",
-        "How token states become one vector: auto = last real token for decoders, mean for encoders.",
-        ("auto", "last", "mean", "cls"),
+        "How token states become one vector: auto = prompt for decoders, mean for encoders; prompt = each text "
+        "wrapped in prompt_template and the last token pooled (decoders only); last = the last real token of the "
+        "plain text.",
+        ("auto", "last", "mean", "cls", "prompt"),
+    )
+    prompt_template: str = _opt(
+        'This message: "{text}". Its intent in one word:',
+        "The instruction each text is wrapped in when pooling = prompt; {text} (exactly once) marks the text, "
+        "which truncation shortens while the template stays whole.",
     )
     max_length: int = _opt(64, "Texts are truncated to this many tokens.")
     dropout: float = _opt(0.1, "Dropout on the pooled vector before the dense classification layer.")
@@ -234,8 +242,14 @@ class OOSConfig:
     )
     max_accuracy_drop: float = _opt(
         0.01,
-        "The fitted threshold is the highest whose rejections cost at most this share of in-scope validation "
-        "accuracy (0.01 = one point); higher thresholds catch more out-of-scope messages.",
+        "The accuracy budget: the fitted threshold is the highest whose rejections cost at most this share of "
+        "in-scope accuracy on unseen data (0.01 = one point), with probability budget_confidence; higher "
+        "thresholds catch more out-of-scope messages.",
+    )
+    budget_confidence: float = _opt(
+        0.9,
+        "How sure the fit must be that the threshold's cost on unseen data stays within max_accuracy_drop (a "
+        "one-sided binomial bound from the number of validation rows); 0 = judged on the validation rows alone.",
     )
     per_intent: str = _opt(
         "auto",
@@ -249,6 +263,13 @@ class OOSConfig:
         "message's vector lies from the training examples of its nearest intent), or auto (distance when "
         "validation out-of-scope rows show it catches more within the same accuracy budget, else confidence).",
         ("auto", "confidence", "distance"),
+    )
+    outlier_exposure: str = _opt(
+        "auto",
+        "Stand-in out-of-scope rows: generic out-of-domain sentences shipped with intentune (not trained on) join "
+        "the validation rows as out-of-scope examples when choosing the thresholds, less any matching a training "
+        "or validation text: on, off, or auto (only when the validation data has no out-of-scope rows).",
+        ("auto", "on", "off"),
     )
 
 
@@ -426,6 +447,7 @@ class Config:
             ("oos.label", bool(self.oos.label.strip()), "a non-empty intent name"),
             ("oos.threshold", 0.0 <= (self.oos.threshold or 0.0) <= 1.0, "between 0 and 1"),
             ("oos.max_accuracy_drop", 0.0 <= self.oos.max_accuracy_drop < 1.0, "in [0, 1)"),
+            ("oos.budget_confidence", 0.0 <= self.oos.budget_confidence < 1.0, "in [0, 1)"),
             ("serve.port", 0 <= self.serve.port <= 65535, "between 0 and 65535"),
             ("serve.max_texts_per_request", self.serve.max_texts_per_request >= 1, "at least 1"),
             ("serve.max_chars_per_text", self.serve.max_chars_per_text >= 1, "at least 1"),
@@ -444,6 +466,11 @@ class Config:
             )
         if isinstance(weight, dict) and any(not (w > 0) for w in weight.values()):
             raise ConfigError("train.class_weight: every explicit weight must be positive")
+        if self.model.prompt_template.count("{text}") != 1:
+            raise ConfigError(
+                "model.prompt_template must contain {text} exactly once (where the message goes), found "
+                f"{self.model.prompt_template!r}"
+            )
         if self.train.lora_rank and self.train.freeze_layers:
             raise ConfigError("train.lora_rank and train.freeze_layers exclude each other (LoRA freezes the backbone)")
         if self.data.validation_fraction + self.data.test_fraction > 0.4:

@@ -3,9 +3,9 @@
 
 Out-of-fold probabilities come one of two ways:
 
-- ``embeddings`` (default, fast): sentence vectors from a frozen backbone (pooled as the classifier pools them:
-  mean for encoders, last real token for decoders; L2-normalised), then a scikit-learn logistic regression in
-  stratified k-fold.
+- ``embeddings`` (default, fast): sentence vectors from a frozen backbone (tokenized and pooled as the classifier
+  does it, by ``model.pooling``: ``auto`` is mean for encoders, the last token of the wrapped text for decoders;
+  L2-normalised), then a scikit-learn logistic regression in stratified k-fold.
 - ``finetune``: :func:`intentune.crossval.cross_validate` with the given config (k fine-tunes; slow, but it
   sees the data the way the real model will).
 
@@ -331,9 +331,11 @@ def embed_texts(
     kind: str = "auto",
     max_length: int = 64,
     batch_size: int = 64,
+    pooling: str = "auto",
+    prompt_template: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """Sentence vectors from a frozen backbone, pooled as the classifier pools them and L2-normalised.
+    """Sentence vectors from a frozen backbone, tokenized and pooled as the classifier does it, L2-normalised.
 
     Args:
         texts: the utterances.
@@ -341,21 +343,27 @@ def embed_texts(
         kind: ``auto``, ``decoder`` or ``encoder``.
         max_length: texts are truncated to this many tokens.
         batch_size: texts per forward pass.
+        pooling: ``model.pooling`` (see :func:`intentune.net.resolve_pooling`).
+        prompt_template: the template texts are wrapped in when ``pooling`` is ``prompt``.
         progress: called with the number of texts done after each batch.
 
     Returns:
         ``(len(texts), hidden)`` float32 vectors of length 1.
+
+    Raises:
+        ConfigError: for ``prompt`` pooling on an encoder, or a template that leaves no room for the text.
     """
     import torch
 
-    from .backbones import DECODER, load_backbone
-    from .net import embed
-    from .preprocess import pad_batch, tokenize
+    from .backbones import load_backbone
+    from .net import PROMPT, embed, resolve_pooling
+    from .preprocess import encode_texts, pad_batch
 
     model, tokenizer, kind = load_backbone(backbone, kind=kind)
+    pooling = resolve_pooling(pooling, kind)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
-    ids = tokenize(tokenizer, list(texts), max_length)
+    ids = encode_texts(tokenizer, list(texts), max_length, prompt_template if pooling == PROMPT else None)
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths per batch: little padding
     out = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
     with torch.inference_mode():
@@ -363,7 +371,6 @@ def embed_texts(
             chunk = order[start : start + batch_size]
             batch = pad_batch([ids[i] for i in chunk], int(tokenizer.pad_token_id), side=tokenizer.padding_side)
             mask = batch["attention_mask"].to(device)  # (batch, seq)
-            pooling = "last" if kind == DECODER else "mean"
             pooled = embed(model, batch["input_ids"].to(device), mask, kind=kind, pooling=pooling)  # (batch, hidden)
             out[chunk] = torch.nn.functional.normalize(pooled.float(), dim=-1).cpu().numpy()
             if progress is not None:
@@ -415,7 +422,8 @@ def diagnose_examples(
         examples: the labelled rows.
         method: ``embeddings`` (frozen sentence vectors + logistic regression) or ``finetune`` (cross-validated
             fine-tuning with ``config``).
-        config: for ``finetune``, the config of each fine-tune; for ``embeddings``, only ``model.max_length``.
+        config: for ``finetune``, the config of each fine-tune; for ``embeddings``, only ``model.max_length``,
+            ``model.pooling`` and ``model.prompt_template``.
         backbone: overrides the backbone: for ``embeddings`` default ``minilm-l6``, for ``finetune`` default
             ``config.model.backbone``.
         folds: how many folds.
@@ -424,7 +432,7 @@ def diagnose_examples(
         progress: for ``embeddings``, called with the number of texts embedded after each batch.
 
     Raises:
-        ConfigError: for an unknown method or fewer than 2 folds.
+        ConfigError: for an unknown method or fewer than 2 folds, or ``model.pooling = prompt`` with an encoder.
         DataError: if an intent has too few rows for the folds.
     """
     if method not in METHODS:
@@ -441,7 +449,11 @@ def diagnose_examples(
 
         assign_folds(examples, folds, seed=seed)  # fail on too-small intents before loading a backbone
         used = backbone or DEFAULT_EMBEDDING_BACKBONE
-        vectors = embed_texts(examples.texts, used, max_length=config.model.max_length, progress=progress)
+        mcfg = config.model
+        vectors = embed_texts(
+            examples.texts, used, max_length=mcfg.max_length, pooling=mcfg.pooling,
+            prompt_template=mcfg.prompt_template, progress=progress,
+        )  # fmt: skip
         probabilities, classes = embedding_oof_probabilities(examples, vectors, folds=folds, seed=seed)
     suspects, thresholds = find_label_issues(examples, probabilities, classes)
     truth = np.array([classes.index(label) for label in examples.labels])

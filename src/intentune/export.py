@@ -7,7 +7,7 @@
   ``(batch, hidden)`` (what the dense layer reads; the out-of-scope distance needs it) float32 out; batch and
   sequence sizes are dynamic;
 - ``onnx/model.int8.onnx``: the same with int8 weights in its matrix products (ONNX Runtime quantization: dynamic
-  for encoders, weight-only for decoders; see :func:`_quantize_int8`);
+  for BERT-family encoders, weight-only for decoders and other encoders; see :func:`int8_method`);
 - ``onnx/export.json``: format, opset, whether quantized, library versions, and the parity results of ``--check``.
 
 The graph is :class:`intentune.model.IntentNet` itself, so decoders get the same position ids and last-token pooling
@@ -37,7 +37,7 @@ import numpy as np
 
 from . import __version__
 from ._io import atomic_folder, write_file_atomic
-from .backbones import DECODER, ENCODER
+from .backbones import ENCODER
 from .errors import ConfigError, ModelError
 from .folder import DISTANCE_FILE, resolve_model_dir
 from .inference import ONNX_DIR, ONNX_FILES, OnnxPredictor, Predictor
@@ -58,9 +58,10 @@ PARITY_TEXTS = ("refund", "i ordered two pairs of shoes last week and only one a
 # Encoders whose graphs ONNX Runtime's "bert" optimizer knows (Optimum maps these model types to it as well).
 FUSABLE_ENCODERS = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
 FUSED_OPSET = 17  # the TorchScript exporter's best-tested opset
+WEIGHT_ONLY, DYNAMIC = "weight-only", "dynamic"
 INT8_METHODS = {
-    DECODER: "weight-only MatMulNBits, 8 bits, symmetric, blocks of 32, accuracy level 4",
-    ENCODER: "dynamic, QInt8 weights per output channel, reduce_range, MatMul, Gemm and fused Attention",
+    WEIGHT_ONLY: "weight-only MatMulNBits, 8 bits, symmetric, blocks of 32, accuracy level 4",
+    DYNAMIC: "dynamic, QInt8 weights per output channel, reduce_range, MatMul, Gemm and fused Attention",
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin")
 OUTPUTS = ["logits", "pooled"]
@@ -177,7 +178,7 @@ def export_onnx(classifier: IntentClassifier, directory: str | Path, *, quantize
     graph = _export_graph(classifier, directory / ONNX_FILES["onnx"])
     if quantize == "int8":
         logger.info("quantizing the weights to int8")
-        _quantize_int8(directory / ONNX_FILES["onnx"], directory / ONNX_FILES["onnx-int8"], classifier.kind_)
+        _quantize_int8(directory / ONNX_FILES["onnx"], directory / ONNX_FILES["onnx-int8"], int8_method(classifier))
     info = _export_info(classifier, quantize) | {"opset": graph.pop("opset"), "graph": graph}
     _write_json_atomic(directory / EXPORT_FILE, info)
     return info
@@ -390,30 +391,37 @@ def _import_nbits_quantizer() -> type:
     return module.MatMulNBitsQuantizer
 
 
-def _quantize_int8(source: Path, target: Path, kind: str) -> None:
-    """Write ``target``: ``source`` with int8 weights in its matrix products, by the method of :data:`INT8_METHODS`
-    for the backbone kind; products of two activations (attention scores) stay float32.
+def int8_method(classifier: IntentClassifier) -> str:
+    """How a model's weights become int8 (a key of :data:`INT8_METHODS`): ``dynamic`` for BERT-family encoders
+    (:data:`FUSABLE_ENCODERS`), ``weight-only`` for decoders and every other encoder. MPNet is one of the others:
+    dynamic quantization's one activation scale per tensor distorts its pooled vectors, weight-only keeps them."""
+    model_type = getattr(getattr(classifier.net_.backbone, "config", None), "model_type", None)
+    return DYNAMIC if classifier.kind_ == ENCODER and model_type in FUSABLE_ENCODERS else WEIGHT_ONLY
 
-    Encoders: dynamic quantization (activations quantized on the fly, per tensor), weights with one scale per output
-    channel in a 7-bit range. On BANKING77 (minilm-l6, 3,080 test texts, an AVX2 CPU) per-tensor 8-bit weights lost
-    0.75 accuracy points against float32, per-channel 0.29, per-channel 7-bit none (CPUs without VNNI saturate in
-    the 8-bit product of uint8 activations and int8 weights). In a fused graph the attention projections sit inside
-    the ``Attention`` nodes, which become ``QAttention``: quantizing only the remaining MatMuls made the fused graph
-    slower than the unfused int8 one and cost 0.26 points; with ``QAttention`` it lost nothing against the unfused
-    int8 graph (0.8442) and ran 10% faster (single-query p50 4.53 ms against 5.00 ms, batches 183 against 160
-    texts/s).
 
-    Decoders: weight-only quantization (``MatMulNBits``, 8 bits, a scale per block of 32 weights; activations
-    quantized per block inside the product). Dynamic quantization cost smollm2-135m 8.4 points on 500 BANKING77
-    test texts (one scale per activation tensor, probably stretched by outlier channels), this 0.2. Dynamic with the
-    MLP down projections in float32 was a fifth faster on a 2-core AVX2 CPU and lost 0.2 points one text at a time,
-    but 1.2 in batches of 64: all rows of a batch share the activation scale, so answers depend on batch-mates.
+def _quantize_int8(source: Path, target: Path, method: str) -> None:
+    """Write ``target``: ``source`` with int8 weights in its matrix products, by ``method`` (see
+    :func:`int8_method`); products of two activations (attention scores) stay float32.
+
+    BERT-family encoders: dynamic quantization (activations quantized on the fly, per tensor), weights with one scale
+    per output channel in a 7-bit range. On BANKING77 (minilm-l6, 3,080 test texts, an AVX2 CPU) per-tensor 8-bit
+    weights lost 0.75 accuracy points against float32, per-channel 0.29, per-channel 7-bit none (CPUs without VNNI
+    saturate in the 8-bit product of uint8 activations and int8 weights). In a fused graph the attention projections sit
+    inside the ``Attention`` nodes, which become ``QAttention``: quantizing only the remaining MatMuls made the fused
+    graph slower than the unfused int8 one and cost 0.26 points; with ``QAttention`` it lost nothing against the unfused
+    int8 graph (0.8442) and ran 10% faster (single-query p50 4.53 ms against 5.00 ms, batches 183 against 160 texts/s).
+
+    Decoders and other encoders: weight-only quantization (``MatMulNBits``, 8 bits, a scale per block of 32 weights;
+    activations quantized per block inside the product). Dynamic quantization cost smollm2-135m 8.4 points on 500
+    BANKING77 test texts (one scale per activation tensor, probably stretched by outlier channels), this 0.2. Dynamic
+    with the MLP down projections in float32 was a fifth faster on a 2-core AVX2 CPU and lost 0.2 points one text at a
+    time, but 1.2 in batches of 64: all rows of a batch share the activation scale, so answers depend on batch-mates.
     """
     root = logging.getLogger()
     hint, handlers, root_level = _QuietQuantizer(), list(root.handlers), root.level
     root.addFilter(hint)
     try:
-        if kind == DECODER:
+        if method == WEIGHT_ONLY:
             quantizer_class = _import_nbits_quantizer()
             quantizer = quantizer_class(str(source), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
             nbits_logger = logging.getLogger(NBITS_MODULE)
@@ -451,7 +459,7 @@ def _export_info(classifier: IntentClassifier, quantize: str | None) -> dict[str
         "format": "onnx",
         "opset": OPSET,
         "quantized": quantize,
-        "int8_method": INT8_METHODS[classifier.kind_] if quantize else None,
+        "int8_method": INT8_METHODS[int8_method(classifier)] if quantize else None,
         "files": {r: name for r, name in ONNX_FILES.items() if r == "onnx" or quantize},
         "inputs": ["input_ids", "attention_mask"],
         "outputs": list(OUTPUTS),

@@ -107,7 +107,8 @@ def read_metadata(directory: Path) -> dict[str, Any]:
     """The checked contents of a model folder's ``intentune.json``.
 
     Raises:
-        ModelError: if it is not valid JSON, lacks its format version or a required key, or is of a newer format.
+        ModelError: if it is not valid JSON, lacks its format version or a required key, is of a newer format, or
+            its pooling and prompt template do not fit together.
     """
     path = directory / META_FILE
     try:
@@ -124,4 +125,12 @@ def read_metadata(directory: Path) -> dict[str, Any]:
     missing = [k for k in ("labels", "kind", "pooling", "config") if k not in meta]
     if missing:
         raise ModelError(f"{path}: missing {', '.join(missing)}; the model folder is damaged")
+    # Texts are wrapped in prompt_template exactly when pooling is prompt; folders written before it lack the key.
+    template = meta.get("prompt_template")
+    wrapped = isinstance(template, str) and template.count("{text}") == 1
+    if (meta["pooling"] == "prompt") != wrapped or (template is not None and not wrapped):
+        raise ModelError(
+            f"{path}: pooling {meta['pooling']!r} does not fit prompt_template {template!r} (pooling prompt needs "
+            "a template with {text}, any other pooling none); the model folder is damaged"
+        )
     return meta

@@ -17,7 +17,6 @@ from torch import nn
 from . import __version__
 from ._io import atomic_folder
 from .backbones import (
-    DECODER,
     first_line,
     from_pretrained,
     load_backbone,
@@ -39,7 +38,7 @@ from .folder import (
     resolve_model_dir,
 )
 from .modelcard import write_model_card
-from .net import IntentNet
+from .net import PROMPT, IntentNet, resolve_pooling
 from .predictor import IntentPredictor, TorchRunner
 from .preprocess import encode_labels
 
@@ -124,7 +123,8 @@ class IntentClassifier(IntentPredictor):
         mcfg = self.config.model
         backbone, self.tokenizer_, self.kind_ = load_backbone(mcfg.backbone, kind=mcfg.kind, num_layers=mcfg.num_layers)
         self._attach_labels(backbone)
-        pooling = mcfg.pooling if mcfg.pooling != "auto" else ("last" if self.kind_ == DECODER else "mean")
+        pooling = resolve_pooling(mcfg.pooling, self.kind_)
+        self.prompt_template_ = mcfg.prompt_template if pooling == PROMPT else None
         backbone, trainable = prepare_backbone(backbone, self.config.train)  # freezing or LoRA adapters
         self.net_ = IntentNet(backbone, len(self.classes_), kind=self.kind_, pooling=pooling, dropout=mcfg.dropout)
         train_ids = self.token_ids(texts)
@@ -163,9 +163,13 @@ class IntentClassifier(IntentPredictor):
         """Temperature scaling and out-of-scope thresholds, fitted on the validation data (``train.calibrate``,
         ``[oos]``); without validation data, temperature 1 and only a fixed ``oos.threshold`` if one is set. The
         distance score (``oos.score``) is fitted on the training rows when it can be chosen: always for
-        ``distance``, for ``auto`` only when validation has out-of-scope rows to choose with."""
+        ``distance``, for ``auto`` only when validation has out-of-scope rows to choose with, its own or the
+        bundled stand-ins (``oos.outlier_exposure``), which join the threshold fit only, never the calibration."""
+        import numpy as np
+
         from .evaluate.calibration import calibration_summary, fit_temperature, softmax
-        from .evaluate.oos import DistanceModel, Thresholds, fit_thresholds
+        from .evaluate.oos import DistanceModel, Thresholds, outlier_texts
+        from .evaluate.thresholds import fit_thresholds
 
         ocfg = self.config.oos
         self.temperature_, self.thresholds_, self.distance_ = 1.0, None, None
@@ -174,10 +178,14 @@ class IntentClassifier(IntentPredictor):
         if validation is None or not validation[0]:
             return
         fitting = ocfg.reject and ocfg.threshold is None
+        has_oos = ocfg.label in set(validation[1])
+        exposure = fitting and (ocfg.outlier_exposure == "on" or (ocfg.outlier_exposure == "auto" and not has_oos))
+        matching = [*validation[0], *(training[0] if training is not None else [])]  # stand-ins must not repeat
+        stand_ins, dropped = outlier_texts(matching) if exposure else ([], 0)
         with_distance = (
             fitting
             and training is not None
-            and (ocfg.score == "distance" or (ocfg.score == "auto" and ocfg.label in set(validation[1])))
+            and (ocfg.score == "distance" or (ocfg.score == "auto" and (has_oos or bool(stand_ins))))
         )
         logits, pooled = self.forward(validation[0], pooled=with_distance)
         known = [i for i, y in enumerate(validation[1]) if y in self.classes_]
@@ -188,15 +196,24 @@ class IntentClassifier(IntentPredictor):
         self.train_summary_["calibration"] = {k: summary[k] for k in ("temperature", "ece_before", "ece_after")}
         if fitting:
             distance, distances = None, None
+            # The stand-ins get passes of their own, so the validation rows' numbers do not depend on them.
+            extra_logits, extra_pooled = self.forward(stand_ins, pooled=with_distance) if stand_ins else (None, None)
             if with_distance:
                 assert training is not None and pooled is not None
                 distance = DistanceModel.fit(self.forward(training[0], pooled=True)[1], training[1], ocfg.label)
                 distances = distance.distances(pooled)
+                if extra_pooled is not None:
+                    distances = np.concatenate([distances, distance.distances(extra_pooled)])
+            if extra_logits is not None:
+                logits = np.concatenate([logits, extra_logits])
             self.thresholds_ = fit_thresholds(
-                softmax(logits, self.temperature_), validation[1], self.classes_, oos_label=ocfg.label,
-                max_accuracy_drop=ocfg.max_accuracy_drop, per_intent=ocfg.per_intent, distances=distances,
+                softmax(logits, self.temperature_), [*validation[1], *[ocfg.label] * len(stand_ins)], self.classes_,
+                oos_label=ocfg.label, max_accuracy_drop=ocfg.max_accuracy_drop,
+                budget_confidence=ocfg.budget_confidence, per_intent=ocfg.per_intent, distances=distances,
                 score=ocfg.score if with_distance else "confidence",
             )  # fmt: skip
+            if exposure:
+                self.thresholds_.fit["outlier_exposure"] = {"rows": len(stand_ins), "dropped_matching": dropped}
             if self.thresholds_.score == "distance":
                 self.distance_ = distance
         if self.thresholds_ is not None:
@@ -276,8 +293,8 @@ class IntentClassifier(IntentPredictor):
 
     # -------------------------------------------------------------- internals
     def metadata(self) -> dict[str, Any]:
-        """What ``intentune.json`` holds: format version, labels, backbone, pooling, calibration, out-of-scope
-        thresholds, the resolved config, the training summary and history."""
+        """What ``intentune.json`` holds: format version, labels, backbone, pooling and prompt template,
+        calibration, out-of-scope thresholds, the resolved config, the training summary and history."""
         self._check_fitted()
         return {
             "format_version": FORMAT_VERSION,
@@ -287,6 +304,7 @@ class IntentClassifier(IntentPredictor):
             "kind": self.kind_,
             "backbone_model_type": self.net_.backbone.config.model_type,
             "pooling": self.net_.pooling,
+            "prompt_template": getattr(self, "prompt_template_", None),  # texts are wrapped in it when not None
             "max_length": self.config.model.max_length,
             "lowercase": self.config.data.lowercase,
             "remove_special_chars": self.config.data.remove_special_chars,

@@ -1,6 +1,8 @@
 """The network: a pretrained backbone, its token states pooled into one vector per text, and a dense layer with
 one logit per intent. :func:`embed` is the one place where a backbone's token states become pooled vectors
-(training, few-shot prototypes and the data doctor all go through it).
+(training, few-shot prototypes and the data doctor all go through it); :func:`resolve_pooling` says what
+``model.pooling`` means for a backbone kind. The ``prompt`` pooling's wrap happens before, in tokenization
+(:func:`intentune.preprocess.encode_texts`); here it pools the last token.
 """
 
 from __future__ import annotations
@@ -9,6 +11,30 @@ import torch
 from torch import nn
 
 from .backbones import DECODER
+from .errors import ConfigError
+
+PROMPT = "prompt"  # the pooling whose texts are wrapped in model.prompt_template; it pools the last token
+
+
+def resolve_pooling(pooling: str, kind: str) -> str:
+    """What ``model.pooling`` means for a backbone kind: ``auto`` is ``prompt`` for decoders and ``mean`` for
+    encoders; ``last``, ``mean``, ``cls`` and ``prompt`` stay as they are.
+
+    ``prompt`` is for decoders only: a causal decoder's last token has read the whole wrapped text and sits where
+    the next word (the intent) would be predicted, while an encoder's tokens all see the whole text anyway and
+    were trained on plain sentences, so the wrap would only add the same words to every text.
+
+    Raises:
+        ConfigError: for ``prompt`` with an encoder backbone.
+    """
+    if pooling == "auto":
+        return PROMPT if kind == DECODER else "mean"
+    if pooling == PROMPT and kind != DECODER:
+        raise ConfigError(
+            "model.pooling = prompt needs a decoder backbone (it pools the last token of the wrapped text); "
+            "this backbone is an encoder: use a decoder backbone, or pooling auto, mean or cls"
+        )
+    return pooling
 
 
 def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -17,12 +43,13 @@ def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Ten
     Args:
         hidden: ``(batch, seq, hidden)`` token states.
         mask: ``(batch, seq)`` attention mask, 1 for real tokens.
-        how: ``last`` (last real token, whatever side the padding is on), ``mean`` or ``cls``.
+        how: ``last`` (last real token, whatever side the padding is on), ``prompt`` (the same: the last token of
+            the wrapped text), ``mean`` or ``cls``.
 
     Returns:
         ``(batch, hidden)``.
     """
-    if how == "last":
+    if how in ("last", PROMPT):
         positions = torch.arange(mask.shape[1], device=mask.device)
         last = (mask * positions).argmax(dim=1)  # (batch,) index of the last real token
         return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
@@ -32,19 +59,26 @@ def pool_hidden(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Ten
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
-def embed(
-    backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, kind: str, pooling: str
+def token_states(
+    backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, kind: str
 ) -> torch.Tensor:
-    """Pooled vectors ``(batch, hidden)`` of token ids and mask ``(batch, seq)``.
+    """The backbone's last token states ``(batch, seq, hidden)`` of token ids and mask ``(batch, seq)``.
 
-    For decoders the position ids count real tokens only, so left and right padding give the same vectors
+    For decoders the position ids count real tokens only, so left and right padding give the same states
     (transformers #9785, #35909).
     """
     extra = {}
     if kind == DECODER:
         extra["position_ids"] = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-    out = backbone(input_ids=input_ids, attention_mask=attention_mask, **extra)
-    return pool_hidden(out.last_hidden_state, attention_mask, pooling)
+    return backbone(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
+
+def embed(
+    backbone: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, kind: str, pooling: str
+) -> torch.Tensor:
+    """Pooled vectors ``(batch, hidden)`` of token ids and mask ``(batch, seq)``: :func:`token_states` pooled by
+    :func:`pool_hidden`."""
+    return pool_hidden(token_states(backbone, input_ids, attention_mask, kind=kind), attention_mask, pooling)
 
 
 class IntentNet(nn.Module):

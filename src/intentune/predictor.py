@@ -16,7 +16,7 @@ from . import __version__
 from .config import Config
 from .errors import IntentuneError, ModelError
 from .folder import load_distance
-from .preprocess import clean_text, pad_batch, tokenize
+from .preprocess import clean_text, encode_texts, pad_batch
 
 
 class Runner(Protocol):
@@ -57,6 +57,8 @@ class IntentPredictor:
         classes_: the intents, sorted; column order of :meth:`predict_proba`.
         kind_: ``decoder`` or ``encoder``.
         tokenizer_: the backbone's tokenizer.
+        prompt_template_: the template each text is wrapped in before tokenizing (``model.pooling = prompt``),
+            or None (no wrap).
         runner_: what runs the network (:class:`Runner`).
         temperature_: the calibration temperature (1.0 when not calibrated).
         thresholds_: the out-of-scope rejection thresholds, or None.
@@ -70,10 +72,12 @@ class IntentPredictor:
 
     def restore(self, directory: Path, meta: dict[str, Any]) -> None:
         """Set the fitted attributes that a model folder's ``intentune.json`` (``meta``) holds: labels, kind,
-        history, training summary, temperature, thresholds and the distance model (read from ``directory``)."""
+        history, training summary, temperature, thresholds and the distance model (read from ``directory``), and
+        the prompt template (None in folders written without one)."""
         from .evaluate.oos import Thresholds
 
         self.classes_, self.kind_ = list(meta["labels"]), meta["kind"]
+        self.prompt_template_ = meta.get("prompt_template")
         self.history_, self.train_summary_ = meta.get("history", []), meta.get("train_summary", {})
         self.temperature_ = float(meta.get("temperature", 1.0))
         self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
@@ -191,18 +195,21 @@ class IntentPredictor:
         return out, vectors
 
     def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Each text cleaned as the config says (``data.lowercase``, ``data.remove_special_chars``) and tokenized,
-        truncated to ``model.max_length``.
+        """Each text cleaned as the config says (``data.lowercase``, ``data.remove_special_chars``), wrapped in
+        ``prompt_template_`` if there is one, and tokenized, truncated to ``model.max_length``
+        (:func:`~intentune.preprocess.encode_texts`).
 
         Raises:
             IntentuneError: if a text is empty after preprocessing.
+            ConfigError: if the prompt template leaves no room for the text within ``model.max_length``.
         """
         dcfg = self.config.data
         cleaned = [
             clean_text(t, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars) for t in texts
         ]
-        ids = tokenize(self.tokenizer_, cleaned, self.config.model.max_length)
-        empty = [i for i, seq in enumerate(ids) if not seq]
+        template = getattr(self, "prompt_template_", None)
+        ids = encode_texts(self.tokenizer_, cleaned, self.config.model.max_length, template)
+        empty = [i for i, (text, seq) in enumerate(zip(cleaned, ids)) if not seq or (template and not text)]
         if empty:
             raise IntentuneError(f"text at position {empty[0]} is empty after preprocessing; give non-empty texts")
         return ids

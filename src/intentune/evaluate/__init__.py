@@ -1,5 +1,5 @@
 """Evaluation: metrics and reports (``metrics``), pictures (``plots``), the HTML report (``html``), confidence
-calibration (``calibration``) and out-of-scope thresholds (``oos``).
+calibration (``calibration``) and out-of-scope rejection (``oos``; its thresholds fitted in ``thresholds``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
+from .oos import NOT_MEASURABLE, cost_text, is_measurable, stand_in_text
+
 if TYPE_CHECKING:
     from .metrics import EvalReport
 
@@ -158,7 +160,10 @@ def _summary(report: EvalReport) -> str:
     ]
     if report.oos:
         numbers += [("in-scope accuracy", f"{report.oos['in_scope_accuracy']:.3f}")]
-        numbers += [("OOS recall", f"{report.oos['oos_recall']:.3f}")]
+        recall = report.oos.get("oos_recall")
+        numbers += [("OOS recall", "cannot be measured" if recall is None else f"{recall:.3f}")]
+        if report.oos.get("coverage") is not None:
+            numbers += [("in-scope answered", f"{report.oos['coverage']:.1%}")]
     if report.calibration:
         numbers += [("ECE (calibrated)", f"{report.calibration['ece_after']:.3f}")]
     cards = "".join(f'<div class="card"><div class="v">{v}</div><div class="k">{k}</div></div>' for k, v in numbers)
@@ -202,17 +207,26 @@ def _calibration(report: EvalReport) -> str:
 
 
 def _oos(report: EvalReport) -> str:
+    """The out-of-scope numbers with and without rejection; without out-of-scope rows in the data, only the
+    in-scope ones and a sentence saying recall cannot be measured."""
     oos = report.oos or {}
-    keys = ("in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1")
     measured = (("with rejection", oos), ("without rejection", oos["without_rejection"]))
+    if is_measurable(oos):
+        keys = ("in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1")
+        headers = ["", "in-scope accuracy", "OOS precision", "OOS recall", "OOS F1"]
+        intro = f"{oos['in_scope_support']} in-scope and {oos['oos_support']} out-of-scope examples."
+    else:
+        keys, headers = ("in_scope_accuracy",), ["", "in-scope accuracy"]
+        intro = f"{oos['in_scope_support']} in-scope examples; {NOT_MEASURABLE.format(label=oos['label'])}."
     rows = [[_cell(name)] + [_cell(float(r[k])) for k in keys] for name, r in measured]
-    table = _table(["", "in-scope accuracy", "OOS precision", "OOS recall", "OOS F1"], rows)
-    intro = (
-        f"Out-of-scope label {oos['label']}: {oos['in_scope_support']} in-scope and {oos['oos_support']} "
-        "out-of-scope examples."
-    )
-    thresholds = f"Rejection thresholds: {report.thresholds_text(3)}."
-    return f"<p>{html.escape(intro)}</p>\n{table}\n<p>{html.escape(thresholds)}</p>"
+    table = _table(headers, rows)
+    paragraphs = [f"Out-of-scope label {oos['label']}: {intro}"]
+    after = [f"Rejection cost: {cost}." for cost in [cost_text(oos, 3)] if cost]
+    after.append(f"Rejection thresholds: {report.thresholds_text(3)}.")
+    if stand_ins := stand_in_text(oos):
+        after.append(stand_ins[0].upper() + stand_ins[1:] + ".")
+    text = "\n".join(f"<p>{html.escape(p)}</p>" for p in after)
+    return f"<p>{html.escape(paragraphs[0])}</p>\n{table}\n{text}"
 
 
 def _errors(report: EvalReport) -> str:

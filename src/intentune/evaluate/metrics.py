@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import DataError
+from .oos import NOT_MEASURABLE, cost_text, is_measurable, stand_in_text
 from .plots import (
     MAX_CELL_COUNTS,
     confusion_order,
@@ -51,12 +52,16 @@ class EvalReport:
             "reliability_after"}``; ECE on this data with the raw (temperature 1) and the calibrated
             probabilities; each reliability list holds the non-empty equal-width bins as
             ``{"lower", "upper", "count", "confidence", "accuracy"}``.
-        oos: None, or the out-of-scope summary: ``{"label", "threshold": {"global", "per_intent"},
-            "in_scope_support", "oos_support", "in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1",
-            "without_rejection": {"in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1"},
-            "coverage_score", "coverage_curve": [{"threshold", "coverage", "accuracy"}, ...]}``; the curve sweeps
-            one global threshold over the in-scope rows (coverage = share answered, accuracy = on the answered
-            ones), on the score the model rejects by (``coverage_score``: confidence or distance).
+        oos: None, or the out-of-scope summary (:func:`intentune.evaluate.oos.oos_summary`): ``{"label",
+            "threshold": {"score", "global", "per_intent"}, "in_scope_support", "oos_support", "oos_measurable",
+            "in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1", "without_rejection": {the same four},
+            "coverage", "accuracy_drop", "stand_in_oos_rows" (when stand-ins chose the thresholds),
+            "coverage_score", "coverage_curve": [{"threshold", "coverage", "accuracy"}, ...]}``; out-of-scope
+            precision, recall and F1 are None when the data has no out-of-scope rows (``oos_measurable`` false);
+            ``coverage`` is the share of in-scope rows answered with an intent and ``accuracy_drop`` what rejection
+            costs in-scope accuracy; the curve sweeps one global threshold over the in-scope rows (coverage = share
+            answered, accuracy = on the answered ones), on the score the model rejects by (``coverage_score``:
+            confidence or distance).
         unknown_intents: rows per true intent the model was not trained on (``{intent: count}``); those rows
             count as errors.
         averages_leave_out: labels with a row but not in the macro and weighted averages: the out-of-scope label
@@ -151,11 +156,18 @@ class EvalReport:
                 f"{cal['ece_after']:.{digits}f} (raw -> calibrated, {cal['bins']} bins)"
             )
         if (oos := self.oos) is not None:
-            lines += [
-                f"out of scope ({oos['label']}): {self._oos_scores(oos, digits)}",
-                f"  without rejection: {self._oos_scores(oos['without_rejection'], digits)}",
-                f"  rejection thresholds: {self.thresholds_text(digits)}",
-            ]
+            if is_measurable(oos):
+                lines += [
+                    f"out of scope ({oos['label']}): {self._oos_scores(oos, digits)}",
+                    f"  without rejection: {self._oos_scores(oos['without_rejection'], digits)}",
+                ]
+            else:
+                lines.append(f"out of scope ({oos['label']}): {NOT_MEASURABLE.format(label=oos['label'])}")
+            if cost := cost_text(oos, digits):
+                lines.append(f"  rejection cost: {cost}")
+            lines.append(f"  rejection thresholds: {self.thresholds_text(digits)}")
+            if stand_ins := stand_in_text(oos):
+                lines.append(f"  {stand_ins}")
         return ["", *lines] if lines else []
 
     @staticmethod
@@ -166,7 +178,6 @@ class EvalReport:
         )
 
     def thresholds_text(self, digits: int = 3) -> str:
-        """The rejection thresholds in words (global, per-intent count and score), for the renderings."""
         """The rejection thresholds in words: the score they apply to, the global one and how many intents have
         their own."""
         threshold = (self.oos or {}).get("threshold") or {}
@@ -256,26 +267,26 @@ class EvalReport:
 
     def _markdown_oos(self, digits: int) -> str:
         oos = self.oos or {}
-        keys = ("in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1")
+        if is_measurable(oos):
+            keys = ("in_scope_accuracy", "oos_precision", "oos_recall", "oos_f1")
+            header = "| | in-scope accuracy | OOS precision | OOS recall | OOS F1 |\n|---|---:|---:|---:|---:|"
+            intro = f"{oos['in_scope_support']} in-scope and {oos['oos_support']} out-of-scope examples."
+        else:
+            keys = ("in_scope_accuracy",)
+            header = "| | in-scope accuracy |\n|---|---:|"
+            intro = f"{oos['in_scope_support']} in-scope examples; {NOT_MEASURABLE.format(label=oos['label'])}."
 
         def row(name: str, r: dict[str, Any]) -> str:
             return f"| {name} | " + " | ".join(f"{r[k]:.{digits}f}" for k in keys) + " |"
 
-        return "\n".join(
-            [
-                "## Out of scope",
-                "",
-                f"Out-of-scope label `{oos['label']}`: {oos['in_scope_support']} in-scope and "
-                f"{oos['oos_support']} out-of-scope examples.",
-                "",
-                "| | in-scope accuracy | OOS precision | OOS recall | OOS F1 |",
-                "|---|---:|---:|---:|---:|",
-                row("with rejection", oos),
-                row("without rejection", oos["without_rejection"]),
-                "",
-                f"Rejection thresholds: {self.thresholds_text(digits)}.",
-            ]
-        )
+        lines = ["## Out of scope", "", f"Out-of-scope label `{oos['label']}`: {intro}", "", header]
+        lines += [row("with rejection", oos), row("without rejection", oos["without_rejection"]), ""]
+        if cost := cost_text(oos, digits):
+            lines += [f"Rejection cost: {cost}.", ""]
+        lines.append(f"Rejection thresholds: {self.thresholds_text(digits)}.")
+        if stand_ins := stand_in_text(oos):
+            lines += ["", stand_ins[0].upper() + stand_ins[1:] + "."]
+        return "\n".join(lines)
 
     def confused_pairs(self, top: int = 10) -> list[tuple[str, str, int]]:
         """The largest off-diagonal cells of the confusion matrix, largest first."""
@@ -495,7 +506,7 @@ def evaluate_logits(
         distances: ``(n,)`` out-of-scope distances, needed when ``thresholds`` are on the distance score.
     """
     from .calibration import calibration_summary, softmax
-    from .oos import apply_rejection
+    from .oos import apply_rejection, oos_summary
 
     classes = list(classes)
     probs = softmax(logits, temperature)
@@ -512,42 +523,8 @@ def evaluate_logits(
         ids = [index[y] for y in true[known]]
         report.calibration = calibration_summary(logits[known], ids, temperature)
     if oos_label in report.labels:
-        report.oos = _oos_summary(probs, true, classes, answers, thresholds, oos_label, distances)
+        report.oos = oos_summary(probs, true, classes, answers, thresholds, oos_label, distances)
     return report
-
-
-def _oos_summary(
-    probs: np.ndarray,
-    true: np.ndarray,
-    classes: list[str],
-    answers: list[str],
-    thresholds: Any,
-    oos_label: str,
-    distances: np.ndarray | None = None,
-) -> dict[str, Any]:
-    from .oos import apply_rejection, coverage_curve, oos_metrics
-
-    plain, confidences, _ = apply_rejection(classes, probs, None, oos_label)
-    in_scope = true != oos_label
-    argmax = np.asarray([classes[i] for i in probs.argmax(axis=1)], dtype=object)
-    # The curve sweeps the score the model rejects by, so the fitted threshold lies on it.
-    by_distance = thresholds is not None and thresholds.score == "distance" and distances is not None
-    swept = np.asarray(distances, dtype=np.float64) if by_distance else confidences
-    score = "distance" if by_distance else "confidence"
-    return {
-        "label": oos_label,
-        "threshold": {
-            "score": thresholds.score if thresholds is not None else None,
-            "global": thresholds.global_threshold if thresholds is not None else None,
-            "per_intent": dict(thresholds.per_intent) if thresholds is not None else {},
-        },
-        "in_scope_support": int(in_scope.sum()),
-        "oos_support": int((~in_scope).sum()),
-        **oos_metrics(true, answers, oos_label),
-        "without_rejection": oos_metrics(true, plain, oos_label),
-        "coverage_score": score,
-        "coverage_curve": coverage_curve(swept[in_scope], (argmax == true)[in_scope], score=score),
-    }
 
 
 def _plain(metric: str, value: Any) -> int | float:

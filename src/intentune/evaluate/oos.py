@@ -1,4 +1,5 @@
-"""Out-of-scope detection: rejection thresholds fitted from validation data, and the metrics that judge them.
+"""Out-of-scope detection: the scores and thresholds that reject, the metrics that judge them, and the bundled
+stand-in out-of-scope sentences.
 
 A chatbot must say "I don't know" when a message fits no intent. Two mechanisms work together:
 
@@ -7,20 +8,17 @@ A chatbot must say "I don't know" when a message fits no intent. Two mechanisms 
   distance of the message's pooled vector from the training data of its nearest intent
   (:class:`DistanceModel`), the answer is the out-of-scope label.
 
-The threshold is not a magic number: :func:`fit_thresholds` picks, on validation data, the strictest one that
-keeps in-scope accuracy within ``max_accuracy_drop`` of its value without rejection. Since every stricter
-threshold rejects at least as many out-of-scope messages, that is the threshold with the best out-of-scope
-recall the accuracy budget allows. Per-intent thresholds reject the same share of each intent's correct answers
-(an intent whose answers are all less confident gets a lower threshold), shrunk towards the global one for
-intents with few validation rows; they are used when validation out-of-scope rows show they catch more. The
-score (``oos.score``) is chosen the same way: the distance when validation out-of-scope rows show it catches more
-within the same budget, else the confidence.
+The thresholds are fitted on validation data in :mod:`intentune.evaluate.thresholds`; here they are applied
+(:func:`apply_rejection`) and judged (:func:`oos_metrics`, :func:`oos_summary`). Out-of-scope precision, recall
+and F1 need out-of-scope rows: without them they are None ("cannot be measured"), and what rejection costs the
+in-scope rows (coverage, accuracy drop) is what a report can show. :func:`outlier_texts` reads the generic
+out-of-domain sentences shipped with intentune, which stand in for validation out-of-scope rows when the data has
+none (``oos.outlier_exposure``).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +26,8 @@ import numpy as np
 
 from ..errors import DataError
 
-PER_INTENT_PRIOR = 20.0  # validation rows' worth of weight the global threshold gets in each per-intent one
-SCORES = ("confidence", "distance")
-HELD_OUT_FOLDS = 5  # cross-fitting folds that judge per-intent thresholds and the score on unseen validation rows
+OUTLIERS = "resources/outliers.txt"  # the stand-in out-of-scope sentences, inside the intentune package
+NOT_MEASURABLE = "OOS recall cannot be measured: the data has no {label} rows"
 
 
 @dataclass
@@ -166,258 +163,122 @@ def apply_rejection(
     return answers, confidences, out
 
 
-def fit_thresholds(
-    probs: np.ndarray,
-    true: Sequence[str],
-    classes: Sequence[str],
-    *,
-    oos_label: str = "oos",
-    max_accuracy_drop: float = 0.01,
-    per_intent: str = "auto",
-    distances: np.ndarray | None = None,
-    score: str = "auto",
-) -> Thresholds:
-    """Fit rejection thresholds on validation data.
-
-    Args:
-        probs: ``(n, k)`` calibrated probabilities of the validation rows, columns in ``classes`` order.
-        true: the validation labels; rows labelled ``oos_label`` are out-of-scope examples (optional, but only
-            they can show whether per-intent thresholds, or the distance score, help).
-        classes: the model's intents.
-        oos_label: the out-of-scope label.
-        max_accuracy_drop: how much in-scope accuracy (a share, 0.01 = one point) rejection may cost.
-        per_intent: ``off`` (global only), ``on``, or ``auto``: per-intent thresholds when, fitted on part of the
-            validation rows and judged on the rest (:data:`HELD_OUT_FOLDS`-fold cross-fitting), they catch more
-            out-of-scope rows than the global threshold without costing more in-scope accuracy than the budget
-            (or than the global threshold itself costs on held-out rows, if that is more). Per-intent thresholds
-            rest on few rows each, so judged on the rows they were fitted on they always look within budget.
-        distances: ``(n,)`` distance scores of the validation rows (:meth:`DistanceModel.distances`).
-        score: ``confidence``, ``distance`` (needs ``distances``), or ``auto``: the distance when validation
-            out-of-scope rows show it catches more than the confidence within the same budget (held-out rows too).
-
-    The thresholds returned are fitted on all the validation rows; ``fit["candidates"]`` scores each candidate on
-    those rows, ``fit["held_out"]`` on held-out rows (when a choice was made from out-of-scope rows).
-
-    Raises:
-        DataError: if the validation data has no in-scope rows.
-        ValueError: for ``score="distance"`` without distances, or an unknown score.
-    """
-    if score not in ("auto", *SCORES):
-        raise ValueError(f"unknown out-of-scope score {score!r}; choose auto, {', '.join(SCORES)}")
-    if score == "distance" and distances is None:
-        raise ValueError("score 'distance' needs the validation rows' distances")
-    true = np.asarray(true, dtype=object)
-    intents, confidences, explicit = apply_rejection(classes, probs, None, oos_label)
-    in_scope = true != oos_label
-    if not in_scope.any():
-        raise DataError("the validation data has no in-scope rows, so no rejection threshold can be fitted")
-    correct = in_scope & (np.asarray(intents, dtype=object) == true)
-    allowed = math.floor(max_accuracy_drop * in_scope.sum() + 1e-9)  # correct answers rejection may cost
-    has_oos = bool((~in_scope).any())
-    # Each score as a value that rejection keeps when high: the confidence, and the distance negated.
-    values = {"confidence": confidences}
-    if distances is not None and score != "confidence":
-        values["distance"] = -np.asarray(distances, dtype=np.float64)
-    if score == "distance":
-        del values["confidence"]
-    kinds = ("global",) if per_intent == "off" else ("global", "per_intent")
-    candidates: dict[str, Thresholds] = {}
-    scores: dict[str, dict[str, float]] = {}
-    for name, value in values.items():
-        for key, t in _candidates(intents, value, correct, allowed, oos_label, kinds, name).items():
-            candidates[key] = t
-            scores[key] = _score(t, intents, value, true, in_scope, explicit, oos_label)
-    # Choices that out-of-scope rows decide are judged on rows the thresholds were not fitted on.
-    choosing = has_oos and (per_intent == "auto" or len(values) == 2)
-    held_out = (
-        _held_out(intents, values, correct, true, in_scope, explicit, max_accuracy_drop, oos_label, kinds)
-        if choosing
-        else {}
-    )
-    chosen_of: dict[str, str] = {}
-    for name in values:
-        prefix = _prefix(name)
-        chosen_of[name] = prefix + "global"
-        if per_intent == "on":
-            chosen_of[name] = prefix + "per_intent"
-        elif per_intent == "auto" and has_oos:
-            glob, per = held_out[prefix + "global"], held_out[prefix + "per_intent"]
-            affordable = per["cost"] <= max(max_accuracy_drop, glob["cost"]) + 1e-12
-            if affordable and per["oos_recall"] > glob["oos_recall"]:
-                chosen_of[name] = prefix + "per_intent"
-    used = next(iter(values))
-    if len(values) == 2 and has_oos:
-        recall_of = {name: held_out[key]["oos_recall"] for name, key in chosen_of.items()}
-        if recall_of["distance"] > recall_of["confidence"]:
-            used = "distance"
-    chosen = chosen_of[used]
-    result = candidates[chosen]
-    if used == "distance":  # back from the negated values to distances (rejected above the threshold)
-        result = Thresholds(oos_label, -result.global_threshold, {k: -v for k, v in result.per_intent.items()},
-                            score="distance")  # fmt: skip
-    base = _score(None, intents, confidences, true, in_scope, explicit, oos_label)
-    result.fit = {
-        "rows": len(true),
-        "in_scope_rows": int(in_scope.sum()),
-        "oos_rows": int((~in_scope).sum()),
-        "max_accuracy_drop": max_accuracy_drop,
-        "score": used,
-        "chosen": chosen,
-        "without_rejection": base,
-        "candidates": scores,
-    }
-    if held_out:
-        result.fit["held_out"] = {"folds": HELD_OUT_FOLDS, **held_out}
-    return result
-
-
-def _candidates(
-    intents: list[str],
-    value: np.ndarray,
-    correct: np.ndarray,
-    allowed: int,
-    oos_label: str,
-    kinds: Sequence[str],
-    score: str,
-) -> dict[str, Thresholds]:
-    """The global and (if in ``kinds``) per-intent thresholds on one score (values kept when high), keyed as in
-    ``fit["candidates"]``: ``global``, ``per_intent``, ``distance_global``, ``distance_per_intent``."""
-    prefix = _prefix(score)
-    global_t = _highest_threshold(value[correct], allowed)
-    found = {prefix + "global": Thresholds(oos_label, global_t)}
-    if "per_intent" in kinds:
-        found[prefix + "per_intent"] = _fit_per_intent(intents, value, correct, allowed, global_t, oos_label)
-    return found
-
-
-def _held_out(
-    intents: list[str],
-    values: dict[str, np.ndarray],
-    correct: np.ndarray,
-    true: np.ndarray,
-    in_scope: np.ndarray,
-    explicit: np.ndarray,
-    max_accuracy_drop: float,
-    oos_label: str,
-    kinds: Sequence[str],
-) -> dict[str, dict[str, float]]:
-    """Cross-fitting: every candidate fitted on all folds but one and applied to that one, over
-    :data:`HELD_OUT_FOLDS` folds stratified by label (a fixed draw, so the fit is deterministic). Per candidate:
-    ``cost``, the share of in-scope rows answered right without rejection and rejected on held-out rows, and
-    ``oos_recall``, the share of out-of-scope rows rejected or answered out-of-scope on held-out rows."""
-    folds = _stratified_folds(true, HELD_OUT_FOLDS)
-    lost = dict.fromkeys((_prefix(name) + kind for name in values for kind in kinds), 0)
-    caught = dict(lost)
-    names = np.asarray(intents, dtype=object)
-    for fold in range(HELD_OUT_FOLDS):
-        test, train = folds == fold, folds != fold
-        if not train.any() or not test.any():
-            continue
-        part = [i for i, keep in zip(intents, train) if keep]
-        allowed = math.floor(max_accuracy_drop * in_scope[train].sum() + 1e-9)
-        for name, value in values.items():
-            for key, t in _candidates(part, value[train], correct[train], allowed, oos_label, kinds, name).items():
-                rejected = t.reject(list(names[test]), value[test]) | explicit[test]
-                lost[key] += int((rejected & correct[test]).sum())
-                caught[key] += int((rejected & ~in_scope[test]).sum())
-    n_in, n_oos = max(int(in_scope.sum()), 1), max(int((~in_scope).sum()), 1)
-    return {k: {"cost": round(lost[k] / n_in, 6), "oos_recall": round(caught[k] / n_oos, 6)} for k in lost}
-
-
-def _prefix(score: str) -> str:
-    """How a score's candidates are keyed: ``global`` / ``per_intent`` for the confidence, ``distance_...``."""
-    return "" if score == "confidence" else "distance_"
-
-
-def _stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
-    """A fold number per row: each label's rows shuffled (fixed seed) and dealt to the folds in turn, so every
-    fold holds about the same share of every intent and of the out-of-scope rows."""
-    rng = np.random.default_rng(seed)
-    out = np.empty(len(labels), dtype=np.int64)
-    offset = 0
-    for label in sorted(set(labels.tolist())):
-        rows = np.flatnonzero(labels == label)
-        rng.shuffle(rows)
-        out[rows] = (np.arange(len(rows)) + offset) % folds
-        offset += len(rows)  # labels with few rows do not all start in fold 0
-    return out
-
-
-def _highest_threshold(correct_confidences: np.ndarray, allowed: int) -> float:
-    """The highest threshold that rejects at most ``allowed`` of these (correct) answers."""
-    ordered = np.sort(correct_confidences)
-    if len(ordered) == 0:
-        return 0.0
-    if allowed >= len(ordered):
-        return float(ordered[-1])
-    # Rejection is "confidence < threshold", so the (allowed+1)-th smallest itself is kept.
-    return float(ordered[allowed])
-
-
-def _fit_per_intent(
-    intents: list[str], confidences: np.ndarray, correct: np.ndarray, allowed: int, global_t: float, oos_label: str
-) -> Thresholds:
-    """Per-intent thresholds that reject the same share ``r`` of each intent's correct answers, shrunk towards
-    the global threshold by :data:`PER_INTENT_PRIOR`; ``r`` is the largest share within the budget (bisection)."""
-    names = np.asarray(intents, dtype=object)
-    groups = {c: np.sort(confidences[correct & (names == c)]) for c in sorted(set(intents)) if c != oos_label}
-
-    def thresholds_at(share: float) -> dict[str, float]:
-        out = {}
-        for c, values in groups.items():
-            if len(values):
-                raw = float(np.quantile(values, share))
-                out[c] = round((len(values) * raw + PER_INTENT_PRIOR * global_t) / (len(values) + PER_INTENT_PRIOR), 6)
-        return out
-
-    def cost(table: dict[str, float]) -> int:
-        limits = np.array([table.get(i, global_t) for i in intents])
-        return int((correct & (confidences < limits)).sum())
-
-    low, high = 0.0, 1.0
-    for _ in range(30):
-        mid = (low + high) / 2
-        low, high = (mid, high) if cost(thresholds_at(mid)) <= allowed else (low, mid)
-    table = thresholds_at(low)
-    if cost(table) > allowed:  # the shrinkage alone can exceed the budget; then fall back to the global one
-        table = {}
-    return Thresholds(oos_label, global_t, table)
-
-
-def _score(
-    thresholds: Thresholds | None,
-    intents: list[str],
-    values: np.ndarray,
-    true: np.ndarray,
-    in_scope: np.ndarray,
-    explicit: np.ndarray,
-    oos_label: str,
-) -> dict[str, float]:
-    """In-scope accuracy and out-of-scope precision/recall/F1 of answers under ``thresholds`` (confidence-style:
-    ``values`` below the threshold are rejected)."""
-    out = explicit.copy()
-    if thresholds is not None:
-        out |= thresholds.reject(intents, values)
-    answers = np.where(out, oos_label, np.asarray(intents, dtype=object))
-    return oos_metrics(true, answers, oos_label)
-
-
-def oos_metrics(true: Sequence[str], answers: Sequence[str], oos_label: str) -> dict[str, float]:
-    """In-scope accuracy (on rows whose true label is not out-of-scope) and out-of-scope precision, recall, F1."""
+def oos_metrics(true: Sequence[str], answers: Sequence[str], oos_label: str) -> dict[str, float | None]:
+    """In-scope accuracy (on rows whose true label is not out-of-scope) and out-of-scope precision, recall, F1;
+    the last three are None when ``true`` has no out-of-scope rows (nothing to measure them on)."""
     true = np.asarray(true, dtype=object)
     answers = np.asarray(answers, dtype=object)
     in_scope, said_oos, is_oos = true != oos_label, answers == oos_label, true == oos_label
+    accuracy = float((answers[in_scope] == true[in_scope]).mean()) if in_scope.any() else 0.0
+    out: dict[str, float | None] = {"in_scope_accuracy": round(accuracy, 6)}
+    if not is_oos.any():
+        return out | dict.fromkeys(("oos_precision", "oos_recall", "oos_f1"))
     hits = int((said_oos & is_oos).sum())
     precision = hits / said_oos.sum() if said_oos.any() else 0.0
-    recall = hits / is_oos.sum() if is_oos.any() else 0.0
+    recall = hits / is_oos.sum()
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    accuracy = float((answers[in_scope] == true[in_scope]).mean()) if in_scope.any() else 0.0
-    return {
-        "in_scope_accuracy": round(accuracy, 6),
+    return out | {
         "oos_precision": round(float(precision), 6),
         "oos_recall": round(float(recall), 6),
         "oos_f1": round(float(f1), 6),
     }
+
+
+def oos_summary(
+    probs: np.ndarray,
+    true: Sequence[str],
+    classes: Sequence[str],
+    answers: Sequence[str],
+    thresholds: Thresholds | None,
+    oos_label: str,
+    distances: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The out-of-scope part of an evaluation report (:attr:`intentune.evaluate.EvalReport.oos`): the thresholds,
+    the metrics with and without rejection (:func:`oos_metrics`), what rejection costs the in-scope rows
+    (``coverage``: the share of them answered with an intent; ``accuracy_drop``: in-scope accuracy without
+    rejection minus with it), whether out-of-scope recall can be measured here (``oos_measurable``), how many
+    stand-in out-of-scope sentences chose the thresholds (``stand_in_oos_rows``, when any did), and the coverage
+    curve on the score the model rejects by."""
+    true = np.asarray(true, dtype=object)
+    classes = list(classes)
+    plain, confidences, _ = apply_rejection(classes, probs, None, oos_label)
+    in_scope = true != oos_label
+    argmax = np.asarray([classes[i] for i in probs.argmax(axis=1)], dtype=object)
+    # The curve sweeps the score the model rejects by, so the fitted threshold lies on it.
+    by_distance = thresholds is not None and thresholds.score == "distance" and distances is not None
+    swept = np.asarray(distances, dtype=np.float64) if by_distance else confidences
+    score = "distance" if by_distance else "confidence"
+    with_rejection, without = oos_metrics(true, answers, oos_label), oos_metrics(true, plain, oos_label)
+    answered = np.asarray(answers, dtype=object)[in_scope] != oos_label
+    summary: dict[str, Any] = {
+        "label": oos_label,
+        "threshold": {
+            "score": thresholds.score if thresholds is not None else None,
+            "global": thresholds.global_threshold if thresholds is not None else None,
+            "per_intent": dict(thresholds.per_intent) if thresholds is not None else {},
+        },
+        "in_scope_support": int(in_scope.sum()),
+        "oos_support": int((~in_scope).sum()),
+        "oos_measurable": bool((~in_scope).any()),
+        **with_rejection,
+        "without_rejection": without,
+        "coverage": round(float(answered.mean()), 6) if answered.size else 0.0,
+        "accuracy_drop": round(float(without["in_scope_accuracy"]) - float(with_rejection["in_scope_accuracy"]), 6),
+    }
+    stand_ins = ((thresholds.fit if thresholds is not None else {}).get("outlier_exposure") or {}).get("rows", 0)
+    if stand_ins:
+        summary["stand_in_oos_rows"] = int(stand_ins)
+    summary["coverage_score"] = score
+    summary["coverage_curve"] = coverage_curve(swept[in_scope], (argmax == true)[in_scope], score=score)
+    return summary
+
+
+def is_measurable(oos: dict[str, Any]) -> bool:
+    """Whether an out-of-scope summary has out-of-scope rows to measure precision and recall on (summaries
+    written before ``oos_measurable`` existed say so by their support)."""
+    return bool(oos.get("oos_measurable", oos.get("oos_support", 0) > 0)) and oos.get("oos_recall") is not None
+
+
+def cost_text(oos: dict[str, Any], digits: int) -> str:
+    """What rejection costs the in-scope rows, in words ('' for summaries without the numbers)."""
+    if oos.get("coverage") is None or oos.get("accuracy_drop") is None:
+        return ""
+    before = oos["without_rejection"]["in_scope_accuracy"]
+    return (
+        f"{oos['coverage']:.1%} of in-scope rows answered, in-scope accuracy {before:.{digits}f} -> "
+        f"{oos['in_scope_accuracy']:.{digits}f} (drop {oos['accuracy_drop']:.{digits}f})"
+    )
+
+
+def stand_in_text(oos: dict[str, Any]) -> str:
+    """A sentence when stand-in out-of-scope sentences, not rows of the data, chose the thresholds ('' if not)."""
+    rows = oos.get("stand_in_oos_rows")
+    if not rows:
+        return ""
+    return (
+        f"the thresholds were chosen with {rows} stand-in out-of-scope sentences shipped with intentune "
+        "(oos.outlier_exposure) as validation out-of-scope rows"
+    )
+
+
+def outlier_texts(exclude: Iterable[str] = ()) -> tuple[list[str], int]:
+    """The generic out-of-domain sentences shipped with intentune (:data:`OUTLIERS`: small talk, trivia, requests
+    no business handles), less those whose text matches one of ``exclude`` (the training and validation texts)
+    under :func:`intentune.preprocess.normalize_for_matching`, so no stand-in contradicts a labelled row.
+
+    Returns:
+        ``(texts, dropped)``: the sentences kept, in file order, and how many matched ``exclude``.
+    """
+    from importlib.resources import files
+
+    from ..preprocess import normalize_for_matching
+
+    raw = files("intentune").joinpath(OUTLIERS).read_text(encoding="utf-8")
+    lines = [line.strip() for line in raw.splitlines()]
+    texts = [line for line in lines if line and not line.startswith("#")]
+    taken = {normalize_for_matching(t) for t in exclude}
+    kept = [t for t in texts if normalize_for_matching(t) not in taken]
+    return kept, len(texts) - len(kept)
 
 
 def coverage_curve(
