@@ -95,24 +95,40 @@ def train(
             help="Continue an interrupted run from OUTPUT/checkpoint; without --config, OUTPUT/config.toml is used."
         ),
     ] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from a trained model (run or model folder): keep its backbone and intents, add the new "
+            "data's intents, mix in a sample of its training rows; without --config, its config is used."
+        ),
+    ] = None,
+    replay: Annotated[
+        Path | None,
+        typer.Option(help="With --init-from: the old training data to replay; default: the run's splits/train.csv."),
+    ] = None,
 ) -> None:
     """Fine-tune a backbone on labelled utterances, save the model, and print the evaluation report.
 
     Runs data-parallel under `accelerate launch` or `torchrun` (only the main process writes and reports).
     """
     from .config import build_config
+    from .extend import load_previous
     from .pipeline import train_run
     from .train import ProgressBar
+
+    if replay is not None and init_from is None:
+        raise typer.BadParameter("--replay needs --init-from", param_hint="--replay")
 
     def job() -> Any:
         saved = output / "config.toml"
         path = config or (saved if resume and saved.is_file() else None)
         options = {"data.train_file": data, "data.validation_file": validation, "data.test_file": test,
                    "model.backbone": backbone or None}  # fmt: skip
-        cfg = build_config(path, set_, options)
+        start = load_previous(init_from, replay_file=replay) if init_from is not None else None
+        cfg = start.config(set_, options) if start is not None and path is None else build_config(path, set_, options)
         # Callbacks such as the progress bar run on the main process only.
         bar = [] if quiet else [ProgressBar(file=sys.stderr)]
-        return train_run(cfg, output, callbacks=bar, resume=resume)
+        return train_run(cfg, output, callbacks=bar, resume=resume, init_from=start)
 
     result = _run(job)
     if result is None:  # a secondary process of a multi-process run: the main one reports
@@ -121,6 +137,10 @@ def train(
     typer.echo(result.report.to_text())
     report = result.output_dir / "report.html"
     typer.echo(f"\nmodel: {result.model_dir}\nreport: {report} (also report.md, metrics.json)")
+    if result.comparison is not None:
+        drops = len(result.comparison.regressions)
+        typer.echo(f"compared with the {result.comparison.a}: {result.output_dir / 'compare_with_previous.md'} "
+                   f"({drops} intent(s) dropped more than {result.comparison.max_drop} F1)")  # fmt: skip
 
 
 @app.command()
@@ -208,6 +228,84 @@ def predict(
             others = ", ".join(f"{t['intent']} {t['confidence']:.3f}" for t in result["top"][1:])
             suffix = f"  ({others})" if others else ""
             typer.echo(f"{result['intent']}\t{result['confidence']:.3f}\t{result['text']}{suffix}")
+
+
+MessagesArg = Annotated[
+    Path, typer.Argument(help="Messages: a prediction log (.jsonl), a .csv or .jsonl with a text field, or a .txt.")
+]
+ModelOption = Annotated[Path, typer.Option("--model", "-m", help="A model folder (or the run folder holding it).")]
+RuntimeOption = Annotated[str, typer.Option(help="auto, torch, onnx or onnx-int8 (as for predict).")]
+
+
+@app.command()
+def review(
+    messages: MessagesArg,
+    model: ModelOption,
+    n: Annotated[int, typer.Option("-n", min=1, help="How many messages to queue at most.")] = 200,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The CSV queue to write.")] = Path("queue.csv"),
+    compare_model: Annotated[
+        Path | None,
+        typer.Option(help="A second model (or --model with another --compare-runtime); disagreements rank high."),
+    ] = None,
+    runtime: RuntimeOption = "auto",
+    compare_runtime: RuntimeOption = "auto",
+    exclude: Annotated[
+        list[Path] | None, typer.Option(help="A file of texts already labelled, left out of the queue (repeatable).")
+    ] = None,
+    training_data: Annotated[
+        bool, typer.Option(help="Leave out texts of the model's own data files (found through its run folder).")
+    ] = True,
+    max_similarity: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Pooled-vector cosine similarity that counts as a near-duplicate.")
+    ] = 0.95,
+    text_field: Annotated[str | None, typer.Option(help="The text field of MESSAGES; default: the model's.")] = None,
+) -> None:
+    """Rank unlabelled messages by what labelling them would teach the model; write them as a CSV to label.
+
+    Uncertain answers (small margin between the two best intents), out-of-scope answers and disagreements with
+    --compare-model rank high; near-duplicates and texts already labelled are left out, and the queue spreads over
+    the model's embedding space. Fill in the intent column; the file is then training data (docs/production-loop.md).
+    """
+    from .review import review_messages
+
+    result = _run(
+        lambda: review_messages(messages, model, output, n=n, compare_model=compare_model, runtime=runtime,
+                                compare_runtime=compare_runtime, exclude=exclude or [], text_field=text_field,
+                                max_similarity=max_similarity, use_training_data=training_data)
+    )  # fmt: skip
+    typer.echo(result.to_text())
+    typer.echo(f"written to {output}: fill in the intent column (remove the rows you leave empty)")
+
+
+@app.command()
+def discover(
+    messages: MessagesArg,
+    model: ModelOption,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for clusters.csv, messages.csv, discover.html.")
+    ] = Path("discover"),
+    max_confidence: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Also take answers below this confidence (0: rejected only).")
+    ] = 0.5,
+    method: Annotated[str, typer.Option(help="hdbscan, or agglomerative (cut at --distance-threshold).")] = "hdbscan",
+    min_cluster_size: Annotated[int, typer.Option(min=2, help="The fewest distinct messages in a cluster.")] = 5,
+    distance_threshold: Annotated[
+        float, typer.Option(min=0.0, max=2.0, help="agglomerative: the cosine distance where merging stops.")
+    ] = 0.5,
+    examples: Annotated[int, typer.Option(min=1, help="Central messages listed per cluster in clusters.csv.")] = 5,
+    runtime: RuntimeOption = "auto",
+    text_field: Annotated[str | None, typer.Option(help="The text field of MESSAGES; default: the model's.")] = None,
+) -> None:
+    """Find new intents in what the model rejects: cluster rejected and low-confidence messages, name each cluster.
+
+    A run that finds no rejected message writes empty files and exits 0.
+    """
+    from .discover import DiscoverSettings, discover_intents
+
+    settings = DiscoverSettings(max_confidence, method, min_cluster_size, distance_threshold, examples)
+    result = _run(lambda: discover_intents(messages, model, output, settings, runtime=runtime, text_field=text_field))
+    typer.echo(result.to_text())
+    typer.echo(f"written to {output} (clusters.csv, messages.csv, discover.html)")
 
 
 @app.command()

@@ -221,6 +221,13 @@ class TrainConfig:
     few_shot_prototype_init: bool = _opt(
         True, "Start the classification layer from the normalised mean embedding of each intent, not at random."
     )
+    # 20 rows: as many as few_shot_max_per_intent still calls a few-shot intent, which fine-tuning learns; far fewer
+    # than an intent of a full data set has, so an extension trains on a fraction of the old rows.
+    replay_per_intent: int = _opt(
+        20,
+        "With `intentune train --init-from`: rows of each of the old model's intents, drawn from its training data, "
+        "mixed into the new training data so the old intents are not forgotten; 0 = no replay.",
+    )
 
 
 @dataclass
@@ -329,6 +336,21 @@ class ServeConfig:
     batch_wait_ms: float = _opt(
         5.0, "How long the first request of a batch waits for others to join it, in milliseconds; 0 = no waiting."
     )
+    log_predictions: str | None = _opt(
+        None,
+        "Prediction log: a file (in an existing folder) that gets one JSON line per answered text: time, model id, "
+        "text, intent, confidence, top intents, runtime, latency. Unset = no log.",
+        example="logs/predictions.jsonl",
+    )
+    log_texts: bool = _opt(
+        True,
+        "Keep each text in the prediction log; false keeps text_sha256 instead, a hash keyed with the salt in the "
+        "log's .salt file, for teams that may not store user messages.",
+    )
+    log_max_bytes: int = _opt(
+        100_000_000, "The prediction log is rotated (file -> file.1 -> ...) before it grows past this many bytes."
+    )
+    log_backups: int = _opt(5, "Rotated prediction-log files kept (file.1 ... file.N); older ones are deleted.")
 
 
 @dataclass
@@ -444,6 +466,7 @@ class Config:
             ("train.few_shot_temperature", self.train.few_shot_temperature > 0, "positive"),
             ("train.few_shot_batch_intents", self.train.few_shot_batch_intents >= 2, "at least 2"),
             ("train.few_shot_examples_per_intent", self.train.few_shot_examples_per_intent >= 2, "at least 2"),
+            ("train.replay_per_intent", self.train.replay_per_intent >= 0, "0 or more"),
             ("oos.label", bool(self.oos.label.strip()), "a non-empty intent name"),
             ("oos.threshold", 0.0 <= (self.oos.threshold or 0.0) <= 1.0, "between 0 and 1"),
             ("oos.max_accuracy_drop", 0.0 <= self.oos.max_accuracy_drop < 1.0, "in [0, 1)"),
@@ -454,6 +477,8 @@ class Config:
             ("serve.max_body_bytes", self.serve.max_body_bytes >= 1024, "at least 1024"),
             ("serve.max_batch_size", self.serve.max_batch_size >= 1, "at least 1"),
             ("serve.batch_wait_ms", 0.0 <= self.serve.batch_wait_ms <= 1000.0, "between 0 and 1000"),
+            ("serve.log_max_bytes", self.serve.log_max_bytes >= 1024, "at least 1024"),
+            ("serve.log_backups", self.serve.log_backups >= 1, "at least 1"),
         ]
         for name, ok, allowed in checks:
             if not ok:

@@ -74,7 +74,11 @@ def device_info(train_device: str) -> dict[str, Any]:
 
 
 def build_manifest(
-    config: Config, files: Mapping[str, str | None], splits: Mapping[str, tuple[list[str], list[str]]]
+    config: Config,
+    files: Mapping[str, str | None],
+    splits: Mapping[str, tuple[list[str], list[str]]],
+    *,
+    init_from: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest of a run.
 
@@ -82,8 +86,10 @@ def build_manifest(
         config: the resolved config the run used.
         files: data files by role (``train``, ``validation``, ``test``); None for roles without a file.
         splits: ``(texts, labels)`` actually used per split (after any validation split).
+        init_from: the model the run started from (``intentune train --init-from``; see
+            :meth:`intentune.extend.PreviousModel.record`): recorded as ``init_from``, and read back by ``--resume``.
     """
-    return {
+    manifest = {
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "seed": config.train.seed,
         "split_seed": config.data.split_seed,
@@ -98,6 +104,9 @@ def build_manifest(
         "splits": {name: split_membership(*rows) for name, rows in splits.items()},
         "config": config.to_dict(),
     }
+    if init_from is not None:
+        manifest["init_from"] = dict(init_from)
+    return manifest
 
 
 def write_manifest(path: str | Path, manifest: Mapping[str, Any]) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -41,6 +41,9 @@ from .modelcard import write_model_card
 from .net import PROMPT, IntentNet, resolve_pooling
 from .predictor import IntentPredictor, TorchRunner
 from .preprocess import encode_labels
+
+if TYPE_CHECKING:
+    from .extend import PreviousModel
 
 
 class IntentClassifier(IntentPredictor):
@@ -79,6 +82,7 @@ class IntentClassifier(IntentPredictor):
         checkpoint_dir: str | Path | None = None,
         resume: bool = False,
         on_ready: Callable[[], None] | None = None,
+        init_from: PreviousModel | None = None,
     ) -> IntentClassifier:
         """Fine-tune on labelled texts.
 
@@ -93,6 +97,9 @@ class IntentClassifier(IntentPredictor):
             on_ready: called once the data has been checked, the backbone loaded and the texts tokenized, just
                 before training starts (:func:`intentune.pipeline.train_run` writes its run folder there, so a
                 run that cannot start leaves an existing folder as it was).
+            init_from: a trained model to start from (:func:`intentune.extend.load_previous`): its backbone, its
+                intents' head rows, new rows for the new intents; few-shot mode off, a lower default backbone rate.
+                Mixing in its training rows is the caller's (``PreviousModel.with_replay``; ``train_run`` does it).
 
         Returns:
             ``self``.
@@ -108,7 +115,7 @@ class IntentClassifier(IntentPredictor):
         from .train.optim import compute_class_weights
 
         check_trainable(Examples(list(texts), list(labels), source="training data"))
-        self.classes_ = sorted(set(labels))
+        self.classes_ = sorted(set(labels).union(init_from.classes if init_from is not None else ()))
         oos_label = self.config.oos.label
         if validation is not None:
             unknown = sorted(set(validation[1]) - set(self.classes_) - {oos_label})
@@ -117,11 +124,17 @@ class IntentClassifier(IntentPredictor):
                     f"validation data has intents not in the training data: {', '.join(unknown)} "
                     f"(only the out-of-scope label {oos_label!r} may appear in validation alone)"
                 )
+        tcfg = self.config.train if init_from is None else init_from.train_settings(self.config, labels)
         from accelerate.utils import set_seed
 
         set_seed(self.config.train.seed)  # before the head is initialised, so a seed fixes the whole run
         mcfg = self.config.model
-        backbone, self.tokenizer_, self.kind_ = load_backbone(mcfg.backbone, kind=mcfg.kind, num_layers=mcfg.num_layers)
+        if init_from is not None:  # a copy of the old model's fine-tuned backbone, once the config agrees with it
+            backbone, self.tokenizer_, self.kind_ = init_from.backbone(self.config)
+        else:
+            backbone, self.tokenizer_, self.kind_ = load_backbone(
+                mcfg.backbone, kind=mcfg.kind, num_layers=mcfg.num_layers
+            )
         self._attach_labels(backbone)
         pooling = resolve_pooling(mcfg.pooling, self.kind_)
         self.prompt_template_ = mcfg.prompt_template if pooling == PROMPT else None
@@ -136,13 +149,15 @@ class IntentClassifier(IntentPredictor):
                 val = (self.token_ids([t for t, _ in known]), self._label_ids([y for _, y in known]))
         if on_ready is not None:
             on_ready()
+        if init_from is not None and not resume:  # the old head rows, and new rows from their examples
+            init_from.expand_head(self.net_, self.classes_, train_ids, self._label_ids(labels), self.pad_id(), tcfg)
         few_shot = None
-        if use_few_shot(labels, tcfg := self.config.train) and not resume:  # resumed weights replace its work
+        if use_few_shot(labels, tcfg) and not resume:  # resumed weights replace its work
             device = "cuda" if tcfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
             few_shot = contrastive_pretrain(self.net_, train_ids, self._label_ids(labels), tcfg, self.pad_id(), device)
         weights = compute_class_weights(labels, self.classes_, self.config.train.class_weight)
         result = train_net(
-            self.net_, (train_ids, self._label_ids(labels)), val, self.config.train, self.pad_id(), callbacks,
+            self.net_, (train_ids, self._label_ids(labels)), val, tcfg, self.pad_id(), callbacks,
             class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
             evaluate_first=few_shot is not None and tcfg.few_shot_prototype_init,  # the prototype head classifies
         )  # fmt: skip
@@ -151,6 +166,8 @@ class IntentClassifier(IntentPredictor):
         self.train_summary_ = result.summary() | {"backbone_training": trainable}
         if few_shot is not None:
             self.train_summary_["few_shot"] = few_shot
+        if init_from is not None:
+            self.train_summary_["init_from"] = init_from.summary(tcfg, self.classes_)
         self.net_.eval()
         self._fit_confidence(validation, (texts, labels))
         return self

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .crossval import CrossValResult, LearningCurve
     from .doctor import DoctorReport
     from .evaluate.bootstrap import Interval
+    from .evaluate.compare import Comparison
+    from .extend import PreviousModel
 
 
 @dataclass
@@ -39,10 +41,16 @@ class RunResult:
     eval_split: str  # "test", or "validation" when no test file was given
     output_dir: Path
     model_dir: Path
+    comparison: Comparison | None = None  # with init_from and a test file: the old model against the new one
 
 
 def train_run(
-    config: Config, output_dir: str | Path, *, callbacks: Sequence[Callback] = (), resume: bool = False
+    config: Config,
+    output_dir: str | Path,
+    *,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = False,
+    init_from: PreviousModel | str | Path | None = None,
 ) -> RunResult | None:
     """Train, save and evaluate: the main job.
 
@@ -51,7 +59,8 @@ def train_run(
     evaluates on the test file (or, without one, on the validation data).
 
     The run folder gets ``model/``, ``config.toml`` (fully resolved), ``manifest.json`` (seed, versions, data
-    hashes, split membership, device), ``train_log.jsonl``, ``splits/`` (the validation rows when split off),
+    hashes, split membership, device), ``train_log.jsonl``, ``splits/`` (``train.csv``, the rows trained on, and
+    ``validation.csv`` when split off),
     ``checkpoint/`` while training runs, and the report files of :meth:`EvalReport.save` (``metrics.json``,
     ``report.md``, ``report.html``, ``errors.jsonl`` and the pictures).
 
@@ -59,12 +68,19 @@ def train_run(
     evaluates; the others return None.
 
     Args:
-        resume: continue an interrupted run from ``output_dir/checkpoint`` (same data and config).
+        resume: continue an interrupted run from ``output_dir/checkpoint`` (same data and config); a run started
+            with ``init_from`` resumes from the model its manifest records when ``init_from`` is not given.
+        init_from: a trained model to start from, a run or model folder or
+            :func:`intentune.extend.load_previous`'s result: a sample of its training rows joins the training data
+            (``train.replay_per_intent``), the new model starts from it, and with a test file
+            ``compare_with_previous.json`` and ``.md`` compare the two (see :mod:`intentune.extend`).
 
     Raises:
-        ConfigError: if no training file is set, or ``resume`` finds no checkpoint for this data and config.
+        ConfigError: if no training file is set, or ``resume`` finds no checkpoint for this data and config, or the
+            config contradicts the ``init_from`` model's backbone, pooling, lengths or preprocessing.
         DataError: for unreadable or unfit data.
     """
+    from .extend import compare_with_previous, load_previous, resume_previous, save_training_rows
     from .manifest import build_manifest, record_resume, write_manifest
     from .modelcard import run_card_options, write_model_card
     from .train.runtime import is_main_process
@@ -75,7 +91,13 @@ def train_run(
     checkpoint_dir = out / "checkpoint" if config.train.checkpoint_every_steps != 0 else None
     if resume and checkpoint_dir is None:
         raise ConfigError("--resume needs checkpoints, but train.checkpoint_every_steps = 0 turns them off")
-    train, validation, test, split_off = read_run_data(config)
+    if isinstance(init_from, str | Path):
+        init_from = load_previous(init_from)
+    if resume:
+        init_from = resume_previous(out, init_from)
+    if init_from is not None:  # before any data is read: a contradicting config is the one error to report
+        init_from.check_config(config)
+    train, validation, test, split_off = read_run_data(config, init_from=init_from)
     files = {"train": dcfg.train_file, "validation": dcfg.validation_file, "test": dcfg.test_file}
     splits = {"train": (train.texts, train.labels), "validation": (validation.texts, validation.labels)}
     if test is not None:
@@ -86,10 +108,12 @@ def train_run(
         if not main:
             return
         out.mkdir(parents=True, exist_ok=True)
+        save_training_rows(train, out)
         if split_off:
             write_examples(validation, out / "splits" / "validation.csv")
         if not resume:  # a resumed run keeps its manifest and records the resume when it ends
-            write_manifest(out / "manifest.json", build_manifest(config, files, splits))
+            record = init_from.record() if init_from is not None else None
+            write_manifest(out / "manifest.json", build_manifest(config, files, splits, init_from=record))
             save_config(config, out / "config.toml")
 
     started = time.perf_counter()
@@ -101,6 +125,7 @@ def train_run(
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         on_ready=write_run_folder,
+        init_from=init_from,
     )
     if not main:
         return None
@@ -120,11 +145,19 @@ def train_run(
     }
     report.save(out, extra=extra)
     write_model_card(model_dir, classifier.metadata(), **run_card_options(model_dir))
-    return RunResult(classifier, report, eval_split, out, model_dir)
+    comparison = None
+    if init_from is not None and test is not None:
+        comparison = compare_with_previous(init_from, classifier, test, report, out)
+    return RunResult(classifier, report, eval_split, out, model_dir, comparison)
 
 
-def read_run_data(config: Config) -> tuple[Examples, Examples, Examples | None, bool]:
+def read_run_data(
+    config: Config, *, init_from: PreviousModel | None = None
+) -> tuple[Examples, Examples, Examples | None, bool]:
     """Read and check every data file of a run before anything is trained or written.
+
+    With ``init_from``, a sample of the old model's training rows joins the training rows before the validation
+    split (:meth:`intentune.extend.PreviousModel.with_replay`), so a split-off validation set holds old intents too.
 
     Returns:
         ``(train, validation, test or None, split_off)``; ``split_off`` says the validation rows were split off
@@ -154,12 +187,16 @@ def read_run_data(config: Config) -> tuple[Examples, Examples, Examples | None, 
                     f"{examples.source}:{line}: {text!r} is empty after preprocessing (data.remove_special_chars); "
                     "reword or remove it"
                 )
+    if init_from is not None:
+        train = init_from.with_replay(train, config, [*(validation.texts if validation else []),
+                                                      *(test.texts if test else [])])  # fmt: skip
     check_trainable(train)
     split_off = validation is None
     if validation is None:
         train, validation = split_validation(train, dcfg)
     if test is not None:
-        unknown = sorted(set(test.labels) - set(train.labels) - {config.oos.label})
+        known = set(train.labels).union(init_from.classes if init_from is not None else ())
+        unknown = sorted(set(test.labels) - known - {config.oos.label})
         if unknown:
             rows = sum(label in unknown for label in test.labels)
             logger.warning(

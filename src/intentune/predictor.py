@@ -163,6 +163,12 @@ class IntentPredictor:
         """Raw logits, shape ``(len(texts), len(classes_))``."""
         return self.forward(texts, batch_size=batch_size)[0]
 
+    def embed(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+        """The pooled vectors the dense layer reads, shape ``(len(texts), hidden)``, not normalised: texts of one
+        intent lie close together (``forward(texts, pooled=True)`` gives them with the logits in one pass)."""
+        vectors = self.forward(texts, batch_size=batch_size, pooled=True)[1]
+        return vectors if vectors is not None else np.zeros((len(texts), 0), dtype=np.float32)
+
     def forward(
         self, texts: Sequence[str], *, batch_size: int | None = None, pooled: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:

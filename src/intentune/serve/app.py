@@ -2,11 +2,13 @@
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures' annotations at runtime.
 
+import asyncio
 import errno
 import hmac
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager, suppress
 from importlib import resources
@@ -24,6 +26,7 @@ from .batching import MicroBatcher
 from .docs import add_docs_routes
 from .errors import ERROR_RESPONSES, ApiError, install_error_handlers
 from .middleware import RequestGuard
+from .predlog import open_prediction_log
 from .schemas import Health, ModelInfo, PredictResponse, request_schema
 
 logger = logging.getLogger(__name__)
@@ -39,7 +42,8 @@ def create_app(
         model_dir: a model folder (or the run folder holding it), loaded with
             :func:`intentune.inference.load_predictor` when the app starts (in its lifespan), not here.
             Default: ``settings.model_dir``.
-        classifier: an already loaded predictor (``classes_``, ``predict_details``, ``describe``) to serve instead.
+        classifier: an already loaded predictor (``classes_``, ``predict_details``, ``describe``) to serve instead;
+            a ``model_dir`` given with it only names it (the model id of the prediction log).
         settings: the ``[serve]`` settings; default: the defaults with ``INTENTUNE_*`` environment overrides.
             The API key is read from the variable ``settings.api_key_env`` names, here.
 
@@ -48,8 +52,9 @@ def create_app(
         intentune.serve:create_app``.
 
     Raises:
-        ConfigError: if neither a model folder nor a classifier is given. A folder that does not load raises
-            :class:`~intentune.errors.ModelError` when the app starts.
+        ConfigError: if neither a model folder nor a classifier is given. When the app starts, before the model
+            loads, a prediction log (``serve.log_predictions``) that cannot be written raises ConfigError; then a
+            folder that does not load raises :class:`~intentune.errors.ModelError`.
 
     Example:
         >>> from fastapi.testclient import TestClient
@@ -58,23 +63,32 @@ def create_app(
         'greeting'
     """
     settings = settings or Config().override_env().serve
-    model_dir = model_dir or settings.model_dir
+    if classifier is None:
+        model_dir = model_dir or settings.model_dir
     if classifier is None and not model_dir:
         raise ConfigError(NO_MODEL)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        predictor = classifier if classifier is not None else load_serving_predictor(model_dir, settings)
-        batcher = MicroBatcher(
-            lambda texts, top_k: predictor.predict_details(texts, top_k=top_k),
-            max_batch_size=settings.max_batch_size,
-            wait_ms=settings.batch_wait_ms,
-        )
-        app.state.predictor, app.state.batcher = predictor, batcher
+        prediction_log = open_prediction_log(settings)  # a bad path fails before the model loads
         try:
-            yield
+            predictor = classifier if classifier is not None else load_serving_predictor(model_dir, settings)
+            if prediction_log is not None:
+                prediction_log.start_serving(predictor, model_dir)
+            batcher = MicroBatcher(
+                lambda texts, top_k: predictor.predict_details(texts, top_k=top_k),
+                max_batch_size=settings.max_batch_size,
+                wait_ms=settings.batch_wait_ms,
+            )
+            app.state.predictor, app.state.batcher = predictor, batcher
+            app.state.prediction_log = prediction_log
+            try:
+                yield
+            finally:
+                await batcher.close()
         finally:
-            await batcher.close()
+            if prediction_log is not None:
+                await asyncio.to_thread(prediction_log.close)  # writes the lines still queued
 
     app = FastAPI(
         title="intentune",
@@ -109,7 +123,12 @@ def _add_routes(app: FastAPI, settings: ServeConfig) -> None:
         scope, and the ``top_k`` best intents with their probabilities."""
         request.state.texts = len(body.texts)
         top_k = min(body.top_k, len(request.app.state.predictor.classes_))
+        started = time.perf_counter()
         results = await request.app.state.batcher.predict(body.texts, top_k)
+        prediction_log = request.app.state.prediction_log
+        if prediction_log is not None:
+            latency_ms, request_id = (time.perf_counter() - started) * 1000, request.headers.get("x-request-id")
+            prediction_log.add(body.texts, results, latency_ms=latency_ms, request_id=request_id)
         return {"predictions": [{"text": text, **result} for text, result in zip(body.texts, results)]}
 
     @app.get("/v1/model", response_model=ModelInfo, responses={401: ERROR_RESPONSES[401]}, dependencies=authorized)
@@ -117,10 +136,13 @@ def _add_routes(app: FastAPI, settings: ServeConfig) -> None:
         """The served model: labels, backbone, runtime, training summary, intentune version."""
         return request.app.state.predictor.describe()
 
-    @app.get("/health", response_model=Health)
+    @app.get("/health", response_model=Health, response_model_exclude_none=True)
     async def health(request: Request) -> dict[str, Any]:
-        """Answers once the model is loaded, with the number of intents."""
-        return {"status": "ok", "intents": len(request.app.state.predictor.classes_)}
+        """Answers once the model is loaded, with the number of intents and, when the prediction log is on, its
+        written and dropped line counts."""
+        prediction_log = request.app.state.prediction_log
+        stats = prediction_log.stats() if prediction_log is not None else None
+        return {"status": "ok", "intents": len(request.app.state.predictor.classes_), "prediction_log": stats}
 
     page = resources.files("intentune").joinpath("static/chat.html").read_text(encoding="utf-8")
 
@@ -186,8 +208,9 @@ def serve(model_dir: str | Path | None = None, settings: ServeConfig | None = No
     socket, so no other process can take the port between the check and the start.
 
     Raises:
-        ConfigError: if no model folder is given, or the server cannot listen on ``settings.host:settings.port``
-            (the port is in use, below 1024 without root, or the host is not an address of this machine).
+        ConfigError: if no model folder is given, the server cannot listen on ``settings.host:settings.port``
+            (the port is in use, below 1024 without root, or the host is not an address of this machine), or the
+            prediction log (``serve.log_predictions``) cannot be written.
         ModelError: if the folder is not a loadable intentune model.
     """
     import uvicorn
@@ -197,8 +220,11 @@ def serve(model_dir: str | Path | None = None, settings: ServeConfig | None = No
     if not model_dir:
         raise ConfigError(NO_MODEL)
     with listen_on(settings.host, settings.port) as sock:
+        check = open_prediction_log(settings)  # a log that cannot be written fails before the model loads
+        if check is not None:
+            check.close()
         predictor = load_serving_predictor(model_dir, settings)
-        app = create_app(classifier=predictor, settings=settings)
+        app = create_app(model_dir, classifier=predictor, settings=settings)
         port = sock.getsockname()[1]  # the one the system chose, for port 0
         key = (
             "required" if os.environ.get(settings.api_key_env) else f"off (set ${settings.api_key_env} to require one)"

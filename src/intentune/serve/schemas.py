@@ -38,9 +38,15 @@ class ModelInfo(BaseModel):
     intentune_version: str | None = None
 
 
+class PredictionLogStats(BaseModel):
+    written: int = Field(description="Lines written to the prediction log since the server started.")
+    dropped: int = Field(description="Lines lost: the log's queue was full (a slow disk) or a write failed.")
+
+
 class Health(BaseModel):
     status: str = "ok"
     intents: int
+    prediction_log: PredictionLogStats | None = Field(None, description="Only when serve.log_predictions is set.")
 
 
 class ErrorItem(BaseModel):

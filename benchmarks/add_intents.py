@@ -1,0 +1,148 @@
+"""Adding intents to a trained model against retraining on everything: BANKING77, 67 intents first, then 10 more.
+
+    .venv/bin/python benchmarks/add_intents.py [--backbone minilm-l6] [--seed 0] [--quick]
+
+Ten of BANKING77's 77 intents are held out, drawn with ``random.Random(seed)`` from the sorted intent names (listed
+in the output). Three runs through the CLI, each with its validation rows split off its own training file:
+
+1. ``v1``: the 67 other intents' training rows, tested on their test rows;
+2. ``extend``: ``intentune train NEW10 --init-from v1``: the 10 intents' training rows plus replay
+   (``train.replay_per_intent`` rows of each old intent from ``v1/splits/train.csv``);
+3. ``full``: a retrain from the pretrained backbone on all 77 intents' training rows.
+
+``extend`` and ``full`` are tested on the whole 3,080-row test file: accuracy overall, on the 67 old intents' rows
+and on the 10 new ones' (rejected rows count as wrong), the command's wall time and the training loop's seconds.
+Writes ``benchmarks/results/add_intents.json``. ``--quick`` proves the script on a slice (a few rows per intent, a
+few steps; written under ``runs/``, not to the results): its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ROOT, SHARED, machine, relative, run  # noqa: E402
+
+DATA = SHARED / "banking77"
+BIN = Path(sys.executable).parent
+HELD_OUT = 10
+# --quick: rows per intent (training, test) and optimizer steps per run; enough to go through every code path.
+QUICK_ROWS = (8, 3)
+QUICK_STEPS = 6
+
+
+def read_rows(path: Path) -> list[tuple[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(row["text"], row["intent"]) for row in csv.DictReader(handle)]
+
+
+def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["text", "intent"])
+        writer.writerows(rows)
+    return path
+
+
+def hold_out(intents: list[str], count: int, seed: int) -> list[str]:
+    """``count`` intents drawn with ``random.Random(seed)`` from the sorted names, returned sorted."""
+    return sorted(random.Random(seed).sample(sorted(set(intents)), count))
+
+
+def first_per_intent(rows: list[tuple[str, str]], per_intent: int) -> list[tuple[str, str]]:
+    """The first ``per_intent`` rows of each intent, in file order."""
+    taken: dict[str, int] = defaultdict(int)
+    kept = []
+    for text, intent in rows:
+        if taken[intent] < per_intent:
+            taken[intent] += 1
+            kept.append((text, intent))
+    return kept
+
+
+def group_accuracy(report: dict[str, Any], intents: list[str]) -> float | None:
+    """Accuracy on the rows of ``intents`` from a ``metrics.json`` report: the sum of each intent's recall times
+    its support (its right answers) over the sum of the supports."""
+    rows = [report[i] for i in intents if isinstance(report.get(i), dict) and report[i]["support"]]
+    support = sum(r["support"] for r in rows)
+    return round(sum(r["recall"] * r["support"] for r in rows) / support, 4) if support else None
+
+
+def outcome(run_dir: Path, stats: dict[str, float], old: list[str], new: list[str]) -> dict[str, Any]:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    training = metrics["training"]
+    return {
+        **stats,
+        "train_seconds": training["train_seconds"],
+        "steps": training["steps"],
+        "train_rows": metrics["data_sizes"]["train"],
+        "accuracy": round(metrics["accuracy"], 4),
+        "accuracy_old": group_accuracy(metrics["report"], old),
+        "accuracy_new": group_accuracy(metrics["report"], new),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="minilm-l6")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of the draw of the held-out intents.")
+    parser.add_argument("--quick", action="store_true", help="A few rows and steps, to check the script works.")
+    parser.add_argument("--out", default=None, help="Default: benchmarks/results/add_intents.json.")
+    args = parser.parse_args()
+    work = ROOT / "runs" / ("bench-add-intents-quick" if args.quick else f"bench-add-intents-{args.backbone}")
+    out = Path(args.out) if args.out else (work if args.quick else ROOT / "benchmarks" / "results") / "add_intents.json"
+    train, test = read_rows(DATA / "train.csv"), read_rows(DATA / "test.csv")
+    if args.quick:
+        train, test = first_per_intent(train, QUICK_ROWS[0]), first_per_intent(test, QUICK_ROWS[1])
+    new = hold_out([intent for _, intent in train], HELD_OUT, args.seed)
+    old = sorted({intent for _, intent in train} - set(new))
+    files = {
+        "old_train": write_rows(work / "data" / "old_train.csv", [r for r in train if r[1] not in new]),
+        "old_test": write_rows(work / "data" / "old_test.csv", [r for r in test if r[1] not in new]),
+        "new_train": write_rows(work / "data" / "new_train.csv", [r for r in train if r[1] in new]),
+        "all_train": write_rows(work / "data" / "all_train.csv", train),
+        "test": write_rows(work / "data" / "test.csv", test),
+    }
+    sets = ["--set", f"train.max_steps={QUICK_STEPS}"] if args.quick else []
+    intentune = [str(BIN / "intentune"), "train", "--quiet", *sets]
+    commands = {
+        "v1": [*intentune, str(files["old_train"]), "--backbone", args.backbone, "--test", str(files["old_test"]),
+               "-o", str(work / "v1")],
+        "extend": [*intentune, str(files["new_train"]), "--init-from", str(work / "v1"), "--test", str(files["test"]),
+                   "-o", str(work / "extend")],
+        "full": [*intentune, str(files["all_train"]), "--backbone", args.backbone, "--test", str(files["test"]),
+                 "-o", str(work / "full")],
+    }  # fmt: skip
+    results: dict[str, Any] = {}
+    for name, command in commands.items():
+        results[name] = outcome(work / name, run(command), old, new)
+    results["extend"]["init_from"] = json.loads((work / "extend" / "manifest.json").read_text())["init_from"]
+    comparison = json.loads((work / "extend" / "compare_with_previous.json").read_text())
+    record = {
+        "benchmark": "add_intents",
+        "quick": args.quick,
+        "machine": machine(),
+        "backbone": args.backbone,
+        "seed": args.seed,
+        "held_out_intents": new,
+        "rows": {name: len(read_rows(path)) for name, path in files.items()},
+        "results": results,
+        "compare_with_previous": {"summary": comparison["summary"], "regressions": comparison["regressions"]},
+        "commands": {name: relative(command) for name, command in commands.items()},
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps({k: record[k] for k in ("held_out_intents", "rows", "results")}, indent=2))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()

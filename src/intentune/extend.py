@@ -1,0 +1,468 @@
+"""Adding intents to a trained model (``intentune train NEW_DATA --init-from runs/v1``).
+
+The new model starts from the old one instead of from the pretrained backbone: the old model's fine-tuned backbone
+(loaded with :meth:`intentune.model.IntentClassifier.load`, so nothing from the folder runs), its head rows for
+the intents it knows, and new rows for the new intents, started from their training rows' pooled vectors. Training
+mixes in a sample of the old training rows (**replay**, ``train.replay_per_intent`` per old intent), so the old
+intents are not forgotten while the new ones are learnt. After training, both models are evaluated on the same
+test rows and compared intent by intent (:func:`compare_with_previous`).
+
+:func:`load_previous` reads the old model and finds its training rows; :class:`PreviousModel` holds them and does
+the work that ``IntentClassifier.fit(..., init_from=...)`` and :func:`intentune.pipeline.train_run` ask of it.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import io
+import json
+import logging
+import random
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ._io import write_file_atomic
+from .config import Config, TrainConfig
+from .data import Examples, load_examples
+from .errors import ConfigError, DataError
+from .folder import read_metadata, resolve_model_dir
+from .model import IntentClassifier
+from .net import resolve_pooling
+from .preprocess import normalize_for_matching
+from .train.fewshot import embed_texts, use_few_shot
+from .train.optim import DEFAULT_LEARNING_RATE
+
+if TYPE_CHECKING:
+    from .evaluate import EvalReport
+    from .evaluate.compare import Comparison
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SPLIT = Path("splits") / "train.csv"  # in a run folder: the rows its model trained on (what replay reads)
+COMPARE_FILE = "compare_with_previous"  # .json and .md in the new run folder
+# The backbone's learning rate when train.learning_rate is unset, as a share of a fresh run's default. The backbone
+# is already fine-tuned; a fresh run's peak rate is sized to carry pretrained weights a long way, which here would
+# undo much of the old adaptation before the replay rows can hold it. Half the peak is the average rate of the old
+# run's linear decay, so the continued run moves the weights at the pace the old run moved them on average.
+CONTINUED_RATE_SHARE = 0.5
+# Settings that shape what the backbone computes for a text: the new model must read texts as the old one did.
+ARCHITECTURE_KEYS = ("model.backbone", "model.kind", "model.pooling", "model.max_length", "model.num_layers",
+                     "model.prompt_template", "data.lowercase", "data.remove_special_chars")  # fmt: skip
+
+
+@dataclass
+class Replay:
+    """The old training rows mixed into a run: how many, of which intents, from where."""
+
+    rows: int
+    per_intent: dict[str, int]
+    source: str | None
+    requested_per_intent: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "intents": len(self.per_intent), "source": self.source,
+                "replay_per_intent": self.requested_per_intent}  # fmt: skip
+
+
+@dataclass
+class PreviousModel:
+    """A trained model to start a new one from, with its training rows for replay.
+
+    Attributes:
+        classifier: the old model, loaded (it is not changed: the new model trains a copy of its backbone).
+        path: the run or model folder as given.
+        model_dir: its model folder.
+        model_id: :func:`intentune.serve.predlog.model_id` of the old model.
+        pool: the rows the old model trained on, or None when none were found.
+        pool_source: where ``pool`` was read from.
+        replay_file: the file given for replay (``--replay``), None when ``pool`` was found in the run folder.
+        replayed: the replay sample that :meth:`with_replay` drew last (None before).
+    """
+
+    classifier: IntentClassifier
+    path: Path
+    model_dir: Path
+    model_id: str
+    pool: Examples | None
+    pool_source: str | None
+    replay_file: Path | None = None
+    replayed: Replay | None = field(default=None, repr=False)
+
+    @property
+    def classes(self) -> list[str]:
+        """The old model's intents."""
+        return list(self.classifier.classes_)
+
+    def config(self, overrides: Sequence[str] | None = None, options: Mapping[str, Any] | None = None) -> Config:
+        """The old model's config with the data files cleared (the new run names its own), then ``overrides``
+        (``section.key=value``) and ``options`` (``section.key`` -> value, None skipped) applied.
+
+        Raises:
+            ConfigError: on an unknown key or a bad value.
+        """
+        config = copy.deepcopy(self.classifier.config)
+        config.data.train_file = config.data.validation_file = config.data.test_file = None
+        return config.override(list(overrides or [])).update(options or {})
+
+    def check_config(self, config: Config) -> None:
+        """Refuse a config whose backbone, pooling, lengths or preprocessing differ from the old model's.
+
+        Raises:
+            ConfigError: naming the first key that differs.
+        """
+        old = self.classifier.config
+        for key in ARCHITECTURE_KEYS:
+            section, name = key.split(".")
+            new_value, old_value = getattr(getattr(config, section), name), getattr(getattr(old, section), name)
+            if key == "model.kind":
+                same = new_value in ("auto", self.classifier.kind_)
+                old_value = self.classifier.kind_
+            elif key == "model.pooling":
+                same = new_value == old_value or (
+                    resolve_pooling(new_value, self.classifier.kind_) == self.classifier.net_.pooling
+                )
+                old_value = self.classifier.net_.pooling
+            elif key == "model.prompt_template":
+                same = self.classifier.net_.pooling != "prompt" or new_value == old_value
+            elif key == "model.backbone":
+                same = new_value == old_value or _same_folder(new_value, old_value)
+            else:
+                same = new_value == old_value
+            if not same:
+                raise ConfigError(
+                    f"{key} = {new_value!r} contradicts the model --init-from starts from ({self.path}: "
+                    f"{old_value!r}); leave it as that model has it, or train without --init-from"
+                )
+
+    def backbone(self, config: Config) -> tuple[nn.Module, Any, str]:
+        """A copy of the old model's fine-tuned backbone, its tokenizer and its kind, after :meth:`check_config`.
+
+        Raises:
+            ConfigError: if ``config`` contradicts the old model.
+        """
+        self.check_config(config)
+        return copy.deepcopy(self.classifier.net_.backbone), self.classifier.tokenizer_, self.classifier.kind_
+
+    def train_settings(self, config: Config, labels: Sequence[str]) -> TrainConfig:
+        """The ``[train]`` settings of a run that starts here: few-shot mode off (the backbone is already adapted,
+        and contrastive passes would reshape the vectors the old head rows read), and an unset
+        ``train.learning_rate`` at :data:`CONTINUED_RATE_SHARE` of the fresh-run default.
+
+        Raises:
+            DataError: with ``train.class_weight = balanced``, when an old intent has no training rows (no replay).
+        """
+        cfg = config.train
+        if use_few_shot(labels, cfg):
+            logger.info("few-shot mode skipped: the backbone starts fine-tuned (--init-from)")
+        counts = Counter(labels)
+        empty = [c for c in self.classes if not counts[c]]
+        if empty and cfg.class_weight == "balanced":
+            raise DataError(
+                f"train.class_weight = balanced needs rows of every intent; {', '.join(empty)} of {self.path} have "
+                "none (no replay rows): pass --replay FILE, or set train.class_weight = none"
+            )
+        rate = cfg.learning_rate or DEFAULT_LEARNING_RATE[self.classifier.kind_] * CONTINUED_RATE_SHARE
+        return dataclasses.replace(cfg, few_shot="off", learning_rate=rate)
+
+    def with_replay(self, train: Examples, config: Config, exclude: Sequence[str] = ()) -> Examples:
+        """``train`` plus a sample of the old training rows: up to ``train.replay_per_intent`` of each old intent
+        (seeded by ``train.seed``), leaving out rows whose text matches (ignoring case and punctuation) a new
+        training row or a text in ``exclude`` (the new validation and test texts). Logs what it adds, and the old
+        intents without new rows (kept, and trained through replay only). The sample is kept in ``replayed``.
+        """
+        per_intent = config.train.replay_per_intent
+        missing = sorted(set(self.classes) - set(train.labels))
+        if self.pool is None or per_intent == 0:
+            if self.pool is None and per_intent > 0:
+                logger.warning(
+                    "no training data of %s found for replay (no %s, and its training file moved or changed); "
+                    "training without replay, so its intents may be forgotten: pass --replay FILE",
+                    self.path, TRAIN_SPLIT,
+                )  # fmt: skip
+            if missing:
+                logger.info("intents of %s without new rows are kept, untrained (no replay): %s",
+                            self.path, _some(missing))  # fmt: skip
+            self.replayed = Replay(0, {}, self.pool_source, per_intent)
+            return train
+        sample = sample_replay(self.pool, self.classes, per_intent, config.train.seed, [*train.texts, *exclude])
+        counts = dict(sorted(Counter(sample.labels).items()))
+        self.replayed = Replay(len(sample), counts, self.pool_source, per_intent)
+        logger.info("replay: %d rows of %d intents of %s, from %s (train.replay_per_intent = %d)",
+                    len(sample), len(counts), self.path, self.pool_source, per_intent)  # fmt: skip
+        if missing:
+            logger.info("intents of %s without new rows are kept and train on replay rows only: %s",
+                        self.path, _some(missing))  # fmt: skip
+        return train.subset(list(range(len(train)))).extend(sample)
+
+    @torch.no_grad()
+    def expand_head(
+        self, net: nn.Module, classes: Sequence[str], token_ids: list[list[int]], label_ids: list[int], pad_id: int,
+        cfg: TrainConfig,
+    ) -> list[str]:  # fmt: skip
+        """Fill ``net.head`` (one row per intent of ``classes``) from the old head and the training rows'
+        pooled vectors (see :func:`expand_head`); returns the intents it added."""
+        device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        net.to(device)
+        embeddings = embed_texts(net, token_ids, pad_id, device, cfg.eval_batch_size)  # (n, hidden)
+        added = expand_head(net.head, self.classifier.net_.head, self.classes, classes, embeddings,
+                            torch.tensor(label_ids))  # fmt: skip
+        if added:
+            logger.info("new intents (head rows from their examples' mean vector): %s", _some(added))
+        return added
+
+    def record(self) -> dict[str, Any]:
+        """What a run's manifest records as ``init_from`` (and ``--resume`` reads back): the old model's folder,
+        id and intent count, the replay file given, and the replay sample."""
+        return {
+            "path": str(self.path),
+            "model_dir": str(self.model_dir),
+            "model_id": self.model_id,
+            "replay_file": str(self.replay_file) if self.replay_file is not None else None,
+            "previous_intents": len(self.classes),
+            "replay": self.replayed.to_dict() if self.replayed is not None else None,
+        }
+
+    def summary(self, cfg: TrainConfig, classes: Sequence[str]) -> dict[str, Any]:
+        """The training summary's ``init_from``: :meth:`record`, the intents added and the backbone's rate."""
+        added = [c for c in classes if c not in set(self.classes)]
+        return {**self.record(), "intents_added": added, "learning_rate": cfg.learning_rate}
+
+
+def load_previous(path: str | Path, *, replay_file: str | Path | None = None) -> PreviousModel:
+    """Load a trained model to start from, and find the rows it trained on.
+
+    Args:
+        path: a run folder (``intentune train -o``) or a model folder.
+        replay_file: the old training data (any data format); default: the run folder's ``splits/train.csv``,
+            else the training file its ``manifest.json`` names when that file is unchanged.
+
+    Raises:
+        ModelError: if ``path`` is not a model folder or is damaged.
+        DataError: if ``replay_file`` cannot be read.
+    """
+    from .serve.predlog import metadata_id
+
+    path = Path(path)
+    model_dir = resolve_model_dir(path)
+    classifier = IntentClassifier.load(model_dir)
+    dcfg = classifier.config.data
+    if replay_file is not None:
+        pool = load_examples(replay_file, text_field=dcfg.text_field, label_field=dcfg.label_field)
+        source: str | None = str(replay_file)
+    else:
+        pool, source = find_training_rows(model_dir.parent, dcfg.text_field, dcfg.label_field)
+    model_id = metadata_id(read_metadata(model_dir))
+    replay_path = Path(replay_file) if replay_file is not None else None
+    return PreviousModel(classifier, path, model_dir, model_id, pool, source, replay_path)
+
+
+def find_training_rows(run_dir: Path, text_field: str, label_field: str) -> tuple[Examples | None, str | None]:
+    """The rows a run's model trained on: its ``splits/train.csv``; for runs written before that file, the training
+    file its ``manifest.json`` names, when that file's hash is unchanged, less the rows split off for validation.
+
+    Returns:
+        ``(rows, where they were read from)``, or ``(None, None)``.
+    """
+    from .manifest import file_sha256, row_id
+
+    if (run_dir / TRAIN_SPLIT).is_file():
+        return load_examples(run_dir / TRAIN_SPLIT), str(run_dir / TRAIN_SPLIT)
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+        recorded = manifest["data_files"]["train"]
+        if file_sha256(recorded["path"]) != recorded["sha256"]:
+            return None, None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, None
+    rows = load_examples(recorded["path"], text_field=text_field, label_field=label_field)
+    ids = set(manifest.get("splits", {}).get("train", {}).get("row_ids", []))
+    if ids:
+        rows = rows.subset([i for i, (t, y) in enumerate(zip(rows.texts, rows.labels)) if row_id(t, y) in ids])
+    return rows, recorded["path"]
+
+
+def sample_replay(
+    pool: Examples, intents: Sequence[str], per_intent: int, seed: int, skip_texts: Sequence[str] = ()
+) -> Examples:
+    """Up to ``per_intent`` rows of each of ``intents`` from ``pool``, drawn with ``random.Random(seed)``; rows of
+    other intents, and rows whose text matches one of ``skip_texts`` ignoring case and punctuation, are left out.
+    Rows keep their order in ``pool`` within each intent; intents come in sorted order."""
+    skip = {normalize_for_matching(t) for t in skip_texts}
+    wanted = set(intents)
+    by_intent: dict[str, list[int]] = defaultdict(list)
+    for i, (text, label) in enumerate(zip(pool.texts, pool.labels)):
+        if label in wanted and normalize_for_matching(text) not in skip:
+            by_intent[label].append(i)
+    rng = random.Random(seed)
+    chosen: list[int] = []
+    for intent in sorted(by_intent):
+        rows = by_intent[intent]
+        chosen += rows if len(rows) <= per_intent else sorted(rng.sample(rows, per_intent))
+    return pool.subset(chosen)
+
+
+@torch.no_grad()
+def expand_head(
+    head: nn.Linear,
+    previous: nn.Linear,
+    previous_classes: Sequence[str],
+    classes: Sequence[str],
+    embeddings: torch.Tensor,
+    label_ids: torch.Tensor,
+) -> list[str]:
+    """Set ``head``'s rows: the old row (weight and bias) for each intent ``previous`` has, a new one for the others.
+
+    A new intent's weight row is the direction from the mean pooled vector of all training rows to the mean of its
+    own rows, scaled to the mean norm of the old rows; its bias is the mean old bias. The old rows' norms set the
+    logit scale the old model's softmax was trained at, so a new row of that norm gives its own examples logits of
+    the size the old rows give theirs: the new intent neither swamps the old ones nor starts unheard, and the mean
+    bias starts it at an average prior. The direction is taken from the overall mean rather than from the origin
+    because fine-tuned pooled vectors share a large common component: an uncentred mean would point the new row at
+    what every text has in common, and give every text a high logit for the new intent.
+
+    Args:
+        head: the new dense layer, ``(len(classes), hidden)``.
+        previous: the old model's dense layer, one row per intent of ``previous_classes``.
+        previous_classes: the old intents, in row order.
+        classes: the new model's intents, in row order.
+        embeddings: ``(n, hidden)`` pooled vectors of the training rows.
+        label_ids: ``(n,)`` their rows in ``classes``.
+
+    Returns:
+        The intents of ``classes`` that ``previous`` lacks.
+    """
+    old_rows = {c: i for i, c in enumerate(previous_classes)}
+    old_weight, old_bias = previous.weight.detach().float().cpu(), previous.bias.detach().float().cpu()
+    embeddings, label_ids = embeddings.detach().float().cpu(), label_ids.cpu()
+    sums = torch.zeros(len(classes), embeddings.shape[1]).index_add_(0, label_ids, embeddings)
+    counts = torch.bincount(label_ids, minlength=len(classes)).clamp(min=1).unsqueeze(1)
+    directions = nn.functional.normalize(sums / counts - embeddings.mean(dim=0), dim=1)  # (classes, hidden)
+    weight = directions * old_weight.norm(dim=1).mean()
+    bias = torch.full((len(classes),), float(old_bias.mean()))
+    added = []
+    for row, intent in enumerate(classes):
+        if intent in old_rows:
+            weight[row], bias[row] = old_weight[old_rows[intent]], old_bias[old_rows[intent]]
+        else:
+            added.append(intent)
+    head.weight.copy_(weight.to(head.weight.device, head.weight.dtype))
+    head.bias.copy_(bias.to(head.bias.device, head.bias.dtype))
+    return added
+
+
+def resume_previous(run_dir: Path, given: PreviousModel | None) -> PreviousModel | None:
+    """The model a resumed run started from: ``given``, or the one its ``manifest.json`` records; checked against
+    the recorded model id.
+
+    Raises:
+        ConfigError: if ``given`` is not the model the run started from, or the run did not start from one.
+    """
+    try:
+        recorded = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8")).get("init_from")
+    except (OSError, ValueError):
+        return given
+    if recorded is None:
+        if given is not None:
+            raise ConfigError(f"{run_dir} did not start with --init-from; resume it without --init-from")
+        return None
+    previous = given or load_previous(recorded["path"], replay_file=recorded.get("replay_file"))
+    if previous.model_id != recorded["model_id"]:
+        raise ConfigError(
+            f"{previous.path} is not the model {run_dir} started from (model id {previous.model_id}, the run "
+            f"started from {recorded['model_id']}); resume with the same --init-from model, or start a new run"
+        )
+    return previous
+
+
+def compare_with_previous(
+    previous: PreviousModel, classifier: Any, test: Examples, report: EvalReport, out: Path, *, max_drop: float = 0.05
+) -> Comparison | None:
+    """Evaluate the old and the new model on the test rows whose intent the old model knows (its intents, and the
+    out-of-scope label when it rejects), compare them intent by intent (:func:`intentune.evaluate.compare
+    .compare_metrics`), and write ``compare_with_previous.json`` and ``.md`` into ``out``.
+
+    Rows of the new intents are left out (the old model cannot answer them; counting them as its errors would
+    only say that it lacks them); their F1 from the new model's ``report`` is listed beside the comparison.
+
+    Returns:
+        The comparison, or None when no test row has an intent the old model knows.
+    """
+    from .evaluate import evaluate_classifier
+    from .evaluate.compare import compare_metrics
+
+    oos = classifier.config.oos.label
+    known = set(previous.classes) | ({oos} if previous.classifier.thresholds_ is not None else set())
+    keep = [i for i, label in enumerate(test.labels) if label in known]
+    if not keep:
+        logger.info("no test row has an intent of %s: no comparison with it", previous.path)
+        return None
+    rows = test.subset(keep)
+    previous.classifier.net_.to(next(classifier.net_.parameters()).device)  # where the new model runs (a GPU)
+    old = evaluate_classifier(previous.classifier, rows.texts, rows.labels).to_dict()
+    new = evaluate_classifier(classifier, rows.texts, rows.labels).to_dict()
+    comparison = compare_metrics(old, new, max_drop=max_drop, names=(f"previous ({previous.path})", "new"))
+    added = [c for c in classifier.classes_ if c not in set(previous.classes)]
+    record = {
+        **comparison.to_dict(),
+        "previous_model_id": previous.model_id,
+        "test_file": test.source,
+        "rows_compared": len(rows),
+        "rows_left_out": dict(sorted(Counter(y for y in test.labels if y not in known).items())),
+        "new_intents_f1": {c: report.report.get(c, {}).get("f1-score") for c in added},
+    }
+    write_file_atomic(out / f"{COMPARE_FILE}.json", json.dumps(record, indent=2) + "\n")
+    new_lines = [f"- `{c}`: F1 {f1:.4f}" if f1 is not None else f"- `{c}`: no test rows"
+                 for c, f1 in record["new_intents_f1"].items()]  # fmt: skip
+    text = (
+        f"# Compared with the previous model\n\nPrevious: `{previous.path}` (model id `{previous.model_id}`). "
+        f"Both models on the {len(rows)} rows of `{test.source}` whose intent the previous model knows "
+        f"({len(test) - len(rows)} rows of other intents left out).\n\n```\n{comparison.to_text()}\n```\n"
+    )
+    text += "\n## New intents (whole test file)\n\n" + "\n".join(new_lines) + "\n" if new_lines else ""
+    write_file_atomic(out / f"{COMPARE_FILE}.md", text)
+    return comparison
+
+
+def save_training_rows(train: Examples, run_dir: Path) -> None:
+    """Write the rows a run trains on to its ``splits/train.csv`` (atomically), where replay finds them later."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["text", "intent"])
+    writer.writerows(zip(train.texts, train.labels))
+    write_file_atomic(run_dir / TRAIN_SPLIT, buffer.getvalue())
+
+
+def _some(names: Sequence[str], shown: int = 10) -> str:
+    """Names for a log line: all of a few, the first ``shown`` and the count of many."""
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def _same_folder(a: str, b: str) -> bool:
+    """Whether two backbone names are one local folder written two ways."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
+
+
+__all__ = [
+    "COMPARE_FILE",
+    "CONTINUED_RATE_SHARE",
+    "PreviousModel",
+    "Replay",
+    "TRAIN_SPLIT",
+    "compare_with_previous",
+    "expand_head",
+    "find_training_rows",
+    "load_previous",
+    "resume_previous",
+    "sample_replay",
+    "save_training_rows",
+]

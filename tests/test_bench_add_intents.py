@@ -1,0 +1,37 @@
+"""benchmarks/add_intents.py: the held-out intents are a seeded draw, the quick slice keeps every intent, and the
+per-group accuracy counts each intent's right answers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+add_intents = pytest.importorskip("benchmarks.add_intents")
+
+
+def test_held_out_intents_are_a_seeded_draw() -> None:
+    intents = [f"intent_{i:02d}" for i in range(77)] * 2
+    first = add_intents.hold_out(intents, 10, seed=0)
+    assert len(first) == 10 and first == sorted(set(first)) and set(first) <= set(intents)
+    assert first == add_intents.hold_out(list(reversed(intents)), 10, seed=0)  # the order of the rows does not matter
+    assert first != add_intents.hold_out(intents, 10, seed=1)
+
+
+def test_quick_slice_keeps_the_first_rows_of_every_intent() -> None:
+    rows = [(f"{intent} {i}", intent) for i in range(5) for intent in ("a", "b")]
+    assert add_intents.first_per_intent(rows, 2) == [("a 0", "a"), ("b 0", "b"), ("a 1", "a"), ("b 1", "b")]
+
+
+def test_group_accuracy_weighs_each_intent_by_its_rows() -> None:
+    report = {
+        "a": {"recall": 1.0, "support": 3},
+        "b": {"recall": 0.5, "support": 2},
+        "c": {"recall": 0.0, "support": 0},
+        "accuracy": 0.8,
+    }
+    assert add_intents.group_accuracy(report, ["a", "b"]) == pytest.approx(0.8)
+    assert add_intents.group_accuracy(report, ["b"]) == 0.5
+    assert add_intents.group_accuracy(report, ["c", "missing"]) is None
