@@ -27,6 +27,7 @@ METHOD_NAMES = {
     "tfidf": "TF-IDF + logistic regression",
     "intentune-minilm-l6": "**intentune** minilm-l6",
     "intentune-smollm2-135m": "**intentune** smollm2-135m",
+    "intentune-mpnet-base": "**intentune** mpnet-base",
     "setfit-minilm-l6": "SetFit (MiniLM body)",
     "trainer-minilm-l6": "HF `Trainer` minilm-l6",
     "trainer-smollm2-135m": "HF `Trainer` smollm2-135m",

@@ -51,7 +51,10 @@ def test_global_threshold_is_the_highest_within_the_accuracy_budget() -> None:
         "oos_f1": pytest.approx(0.4, abs=1e-6),
     }  # fmt: skip
     assert fit["in_scope_rows"] == 10 and fit["oos_rows"] == 2 and fit["chosen"] == "global"
-    assert fit["budget"] == {"confidence": 0.0, "allowed_rejections": 2, "met": True, "expected_cost": 0.272727}
+    assert fit["budget"] == {
+        "rows": 10, "max_accuracy_drop": 0.2, "confidence": 0.0, "allowed_rejections": 2, "met": True,
+        "expected_cost": 0.272727,
+    }  # fmt: skip
 
 
 def test_zero_budget_keeps_every_right_answer() -> None:

@@ -158,3 +158,16 @@ def test_outlier_exposure_chooses_with_stand_ins_and_records_them(tiny_encoder: 
     config.oos.outlier_exposure = "off"
     plain = IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
     assert "outlier_exposure" not in plain.thresholds.fit and plain.thresholds.fit["oos_rows"] == 0
+
+
+def test_too_few_rows_for_the_budget_are_named_with_the_rows_it_would_take() -> None:
+    from intentune.evaluate.oos import fit_notes
+    from intentune.evaluate.thresholds import budget_summary
+
+    small, large = budget_summary(32, 0.01, 0.9), budget_summary(400, 0.01, 0.9)
+    assert small["met"] is False and small["rows_needed"] == 230  # 0.99 ** 230 <= 0.1 < 0.99 ** 229
+    assert large["met"] is True and "rows_needed" not in large
+    assert budget_summary(230, 0.01, 0.9)["met"] is True and budget_summary(229, 0.01, 0.9)["met"] is False
+    (note,) = fit_notes({"budget": small})
+    assert note.startswith("32 in-scope validation rows are too few") and "about 230 validation rows" in note
+    assert fit_notes({"budget": large}) == [] and fit_notes({}) == []

@@ -13,7 +13,7 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from .oos import NOT_MEASURABLE, cost_text, is_measurable, stand_in_text
+from .oos import NOT_MEASURABLE, cost_text, fit_notes, is_measurable
 
 if TYPE_CHECKING:
     from .metrics import EvalReport
@@ -223,8 +223,7 @@ def _oos(report: EvalReport) -> str:
     paragraphs = [f"Out-of-scope label {oos['label']}: {intro}"]
     after = [f"Rejection cost: {cost}." for cost in [cost_text(oos, 3)] if cost]
     after.append(f"Rejection thresholds: {report.thresholds_text(3)}.")
-    if stand_ins := stand_in_text(oos):
-        after.append(stand_ins[0].upper() + stand_ins[1:] + ".")
+    after += [note[0].upper() + note[1:] + "." for note in fit_notes(oos)]
     text = "\n".join(f"<p>{html.escape(p)}</p>" for p in after)
     return f"<p>{html.escape(paragraphs[0])}</p>\n{table}\n{text}"
 

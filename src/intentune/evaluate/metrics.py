@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import DataError
-from .oos import NOT_MEASURABLE, cost_text, is_measurable, stand_in_text
+from .oos import NOT_MEASURABLE, cost_text, fit_notes, is_measurable
 from .plots import (
     MAX_CELL_COUNTS,
     confusion_order,
@@ -166,8 +166,7 @@ class EvalReport:
             if cost := cost_text(oos, digits):
                 lines.append(f"  rejection cost: {cost}")
             lines.append(f"  rejection thresholds: {self.thresholds_text(digits)}")
-            if stand_ins := stand_in_text(oos):
-                lines.append(f"  {stand_ins}")
+            lines += [f"  {note}" for note in fit_notes(oos)]
         return ["", *lines] if lines else []
 
     @staticmethod
@@ -284,8 +283,8 @@ class EvalReport:
         if cost := cost_text(oos, digits):
             lines += [f"Rejection cost: {cost}.", ""]
         lines.append(f"Rejection thresholds: {self.thresholds_text(digits)}.")
-        if stand_ins := stand_in_text(oos):
-            lines += ["", stand_ins[0].upper() + stand_ins[1:] + "."]
+        for note in fit_notes(oos):
+            lines += ["", note[0].upper() + note[1:] + "."]
         return "\n".join(lines)
 
     def confused_pairs(self, top: int = 10) -> list[tuple[str, str, int]]:

@@ -197,7 +197,9 @@ def oos_summary(
     the metrics with and without rejection (:func:`oos_metrics`), what rejection costs the in-scope rows
     (``coverage``: the share of them answered with an intent; ``accuracy_drop``: in-scope accuracy without
     rejection minus with it), whether out-of-scope recall can be measured here (``oos_measurable``), how many
-    stand-in out-of-scope sentences chose the thresholds (``stand_in_oos_rows``, when any did), and the coverage
+    stand-in out-of-scope sentences chose the thresholds (``stand_in_oos_rows``, when any did), what the fit
+    promised about the threshold's cost on unseen rows (``budget``, see
+    :func:`intentune.evaluate.thresholds.budget_summary`), and the coverage
     curve on the score the model rejects by."""
     true = np.asarray(true, dtype=object)
     classes = list(classes)
@@ -228,6 +230,8 @@ def oos_summary(
     stand_ins = ((thresholds.fit if thresholds is not None else {}).get("outlier_exposure") or {}).get("rows", 0)
     if stand_ins:
         summary["stand_in_oos_rows"] = int(stand_ins)
+    if thresholds is not None and thresholds.fit.get("budget"):
+        summary["budget"] = dict(thresholds.fit["budget"])
     summary["coverage_score"] = score
     summary["coverage_curve"] = coverage_curve(swept[in_scope], (argmax == true)[in_scope], score=score)
     return summary
@@ -250,15 +254,25 @@ def cost_text(oos: dict[str, Any], digits: int) -> str:
     )
 
 
-def stand_in_text(oos: dict[str, Any]) -> str:
-    """A sentence when stand-in out-of-scope sentences, not rows of the data, chose the thresholds ('' if not)."""
-    rows = oos.get("stand_in_oos_rows")
-    if not rows:
-        return ""
-    return (
-        f"the thresholds were chosen with {rows} stand-in out-of-scope sentences shipped with intentune "
-        "(oos.outlier_exposure) as validation out-of-scope rows"
-    )
+def fit_notes(oos: dict[str, Any]) -> list[str]:
+    """Sentences on how the thresholds were fitted, for the reports: that stand-in out-of-scope sentences, not rows
+    of the data, chose them, and that the validation data had too few in-scope rows for the accuracy budget to hold
+    on unseen rows at the fit's confidence (with the rows it would take). Empty when neither applies."""
+    notes = []
+    if rows := oos.get("stand_in_oos_rows"):
+        notes.append(
+            f"the thresholds were chosen with {rows} stand-in out-of-scope sentences shipped with intentune "
+            "(oos.outlier_exposure) as validation out-of-scope rows"
+        )
+    budget = oos.get("budget") or {}
+    if budget.get("met") is False and budget.get("rows_needed"):
+        notes.append(
+            f"{budget['rows']} in-scope validation rows are too few to keep the accuracy budget of "
+            f"{budget['max_accuracy_drop']:.1%} on unseen messages with {budget['confidence']:.0%} confidence: the "
+            f"threshold is expected to cost {budget['expected_cost']:.1%}; about {budget['rows_needed']} validation "
+            "rows would keep it, or raise oos.max_accuracy_drop"
+        )
+    return notes
 
 
 def outlier_texts(exclude: Iterable[str] = ()) -> tuple[list[str], int]:

@@ -60,18 +60,23 @@ def allowed_rejections(rows: int, max_accuracy_drop: float, confidence: float = 
 
 
 def budget_summary(rows: int, max_accuracy_drop: float, confidence: float) -> dict[str, Any]:
-    """What the fit promises about its global threshold's cost on unseen rows (JSON-ready): the right answers it
-    may reject, whether the bound holds, the expected cost ``(k+1)/(rows+1)`` and, for ``confidence > 0``, the
-    cost's upper bound at that confidence."""
+    """What the fit promises about its global threshold's cost on unseen rows (JSON-ready): the in-scope rows and
+    the budget it was fitted with, the right answers it may reject, whether the bound holds, the expected cost
+    ``(k+1)/(rows+1)``, for ``confidence > 0`` the cost's upper bound at that confidence and, when the bound does
+    not hold, ``rows_needed``: the fewest in-scope rows for which it would."""
     from scipy.stats import beta
 
     k, met = allowed_rejections(rows, max_accuracy_drop, confidence)
     out: dict[str, Any] = {
+        "rows": rows,
+        "max_accuracy_drop": max_accuracy_drop,
         "confidence": confidence,
         "allowed_rejections": k,
         "met": met,
         "expected_cost": round((k + 1) / (rows + 1), 6),
     }
+    if not met and max_accuracy_drop > 0.0:  # the fewest rows for which the least confident right answer keeps it
+        out["rows_needed"] = math.ceil(math.log(1.0 - confidence) / math.log(1.0 - max_accuracy_drop))
     if confidence > 0.0:
         out["cost_bound"] = round(float(beta.ppf(confidence, k + 1, rows - k)), 6)
     return out
