@@ -19,7 +19,6 @@ few steps; written under ``runs/``, not to the results): its numbers mean nothin
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SHARED, machine, relative, run  # noqa: E402
+from common import ROOT, SHARED, machine, read_rows, relative, run, write_rows  # noqa: E402
 
 DATA = SHARED / "banking77"
 BIN = Path(sys.executable).parent
@@ -36,20 +35,6 @@ HELD_OUT = 10
 # --quick: rows per intent (training, test) and optimizer steps per run; enough to go through every code path.
 QUICK_ROWS = (8, 3)
 QUICK_STEPS = 6
-
-
-def read_rows(path: Path) -> list[tuple[str, str]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        return [(row["text"], row["intent"]) for row in csv.DictReader(handle)]
-
-
-def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["text", "intent"])
-        writer.writerows(rows)
-    return path
 
 
 def hold_out(intents: list[str], count: int, seed: int) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import os
 import platform
@@ -65,3 +66,19 @@ def reached(accuracy: float, target: float) -> bool:
     """Whether a validation accuracy reached ``target``. Curves carry 5 decimals and final accuracies 4, so both are
     compared at 4: the same count of right answers on the same validation file counts as reached."""
     return round(accuracy, 4) >= target - 1e-9
+
+
+def read_rows(path: Path) -> list[tuple[str, str]]:
+    """The (text, intent) rows of a CSV file with those two columns."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [(row["text"], row["intent"]) for row in csv.DictReader(handle)]
+
+
+def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
+    """Write (text, intent) rows as a CSV file (its folder created); returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["text", "intent"])
+        writer.writerows(rows)
+    return path

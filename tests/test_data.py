@@ -150,6 +150,25 @@ def test_split_refuses_intents_too_small_to_stratify() -> None:
         split_examples(data, {"train": 0.8, "validation": 0.1, "test": 0.1})
 
 
+def test_split_keeps_rare_combinations_without_losing_or_repeating_rows() -> None:
+    labels = (
+        ["greet"] * 20 + ["leave"] * 20 + ["order"] * 10 + ["greet+order"] * 10  # common labels
+        + ["leave+order", "order+greet+leave", "refund+order", "refund+order"]  # rare: once, once, twice
+        + ["order+leave"]  # the same combination as leave+order, written in another order
+    )  # fmt: skip
+    data = Examples([f"message {i}" for i in range(len(labels))], labels, list(range(2, len(labels) + 2)), "m.csv")
+    shares = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    parts = split_examples(data, shares, seed=3)
+    lines = sorted(line for part in parts.values() for line in part.lines)
+    assert lines == data.lines  # every row exactly once
+    for name, share in shares.items():
+        counts = Counter(parts[name].labels)
+        for label in ("greet", "leave", "order", "greet+order"):
+            assert abs(counts[label] - labels.count(label) * share) <= 1, (name, label)
+    with pytest.raises(DataError, match=r"too few to split stratified: 'leave\+order' has 1"):
+        split_examples(data, shares, seed=3, separator="")  # without a separator, combinations are plain labels
+
+
 def test_split_refuses_a_single_intent() -> None:
     data = Examples(["a", "b", "c"], ["x", "x", "x"], source="d.csv")
     with pytest.raises(DataError, match=r"d.csv: only one intent \('x'\) in 3 rows"):

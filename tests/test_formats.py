@@ -92,6 +92,33 @@ def test_round_trip(tmp_path: Path, name: str, fmt: str | None) -> None:
     assert (tmp_path / f"again-{name}").read_text() == path.read_text()
 
 
+MULTI = Examples(
+    ["hi, is my order on its way?", "hello - where's my parcel?", "hello", "thanks: bye", "refund it, cancel it"],
+    ["greet+ask_status", "greet+ask_status", "greet", "ask_status+goodbye", "refund + cancel_order"],
+)
+
+
+@pytest.mark.parametrize("name", ["d.csv", "d.jsonl", "d.yml"])
+def test_multi_intent_labels_round_trip_unchanged(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    write_examples(MULTI, path)
+    again = load_examples(path)
+    assert (again.texts, again.labels) == (MULTI.texts, MULTI.labels)
+    write_examples(again, tmp_path / f"again-{name}")
+    assert (tmp_path / f"again-{name}").read_text() == path.read_text()
+
+
+def test_rasa_reads_a_multi_intent_block(tmp_path: Path) -> None:
+    path = tmp_path / "nlu.yml"
+    path.write_text(
+        'version: "3.1"\nnlu:\n- intent: greet+ask_status\n  examples: |\n    - hi, where is my order?\n'
+        "    - hello, any news on my parcel?\n- intent: greet\n  examples: |\n    - hi\n"
+    )
+    data = load_examples(path)
+    assert data.labels == ["greet+ask_status", "greet+ask_status", "greet"]
+    assert data.texts[0] == "hi, where is my order?" and data.lines == [5, 6, 9]
+
+
 def test_rasa_round_trip_from_annotated_file(tmp_path: Path) -> None:
     (tmp_path / "nlu.yml").write_text(RASA)
     first = load_examples(tmp_path / "nlu.yml")

@@ -110,10 +110,16 @@ def test_fit_rejects_a_single_intent(tiny_encoder: Path) -> None:
         IntentClassifier(tiny_config(tiny_encoder)).fit(["hi", "hello", "hey"], ["greeting"] * 3)
 
 
-def test_fit_rejects_validation_intents_unknown_to_training(tiny_encoder: Path) -> None:
+def test_fit_warns_of_validation_intents_unknown_to_training_and_leaves_them_out(
+    tiny_encoder: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     texts, labels = toy_data()
-    with pytest.raises(DataError, match="validation data has intents not in the training data: refund"):
-        IntentClassifier(tiny_config(tiny_encoder)).fit(texts, labels, validation=(["money back"], ["refund"]))
+    with caplog.at_level("WARNING", logger="intentune.model"):
+        clf = IntentClassifier(tiny_config(tiny_encoder, epochs=2)).fit(
+            texts, labels, validation=(["money back"], ["refund"])
+        )
+    assert any("validation data has intents not in the training data: refund" in r.getMessage() for r in caplog.records)
+    assert clf.history_ == [] and "refund" not in clf.classes_  # no validation row left for early stopping
 
 
 def test_predict_before_fit_says_what_to_do() -> None:

@@ -38,8 +38,8 @@ from test_serve import FakePredictor as ServeFakePredictor
 
 from conftest import tiny_config, toy_data
 
-FIELDS = {"time", "model_id", "request_id", "text", "intent", "confidence", "is_out_of_scope", "top", "runtime",
-          "latency_ms"}  # fmt: skip
+FIELDS = {"time", "model_id", "request_id", "text", "intent", "confidence", "is_out_of_scope", "intents", "top",
+          "runtime", "latency_ms"}  # fmt: skip
 META = {"format_version": 2, "labels": LABELS, "train_summary": {"steps": 3}}
 
 
@@ -97,7 +97,7 @@ def test_concurrent_requests_give_exactly_one_whole_line_per_answered_text(tmp_p
         i = int(row["text"].rsplit(" ", 1)[1])
         assert row["request_id"] == (f"req-{i}" if i % 4 else None)
         expected = FakePredictor.expected(row["text"], 2)
-        assert {k: row[k] for k in ("intent", "confidence", "is_out_of_scope", "top")} == expected
+        assert {k: row[k] for k in ("intent", "confidence", "is_out_of_scope", "intents", "top")} == expected
         assert row["model_id"] == metadata_id(META) and row["runtime"] == "fake"
         assert isinstance(row["latency_ms"], float) and row["latency_ms"] >= 0
         assert row["time"].endswith("Z") and before <= datetime.fromisoformat(row["time"]) <= datetime.now(UTC)

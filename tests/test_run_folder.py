@@ -32,7 +32,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     texts, labels = toy_data()
     extra = Examples(["pay my bill", "reset my password", "hello there"], ["billing", "account", "greeting"])
     write_examples(extra, folder / "test_unknown.csv")
-    write_examples(Examples([*texts[:4], "reset my password"], [*labels[:4], "account"]), folder / "val_unknown.csv")
     return folder
 
 
@@ -49,7 +48,7 @@ def finished_run(toy_files: Path, tiny_encoder: Path, tmp_path_factory: pytest.T
     "change, message",
     [
         (["--backbone", "nosuch-model"], "unknown backbone"),
-        (["--validation", "{files}/val_unknown.csv"], "intents not in the training data: account"),
+        (["--set", "model.multi_label=maybe"], "model.multi_label must be auto, true or false"),
         (["--test", "{files}"], "is a directory"),
         (["--test", "{files}/missing.csv"], "missing.csv"),
         (["--set", "data.remove_special_chars=true", "--test", "{files}/punct.csv"], "empty after preprocessing"),

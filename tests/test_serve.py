@@ -66,7 +66,9 @@ class FakePredictor:
         order = [best] + [i for i in range(len(LABELS)) if i != best]
         top = [{"intent": LABELS[i], "confidence": 0.7 if i == best else 0.1} for i in order][:top_k]
         out = "weather" in text
-        return {"intent": "oos" if out else LABELS[best], "confidence": 0.7, "is_out_of_scope": out, "top": top}
+        intents = [] if out else [{"intent": LABELS[best], "confidence": 0.7}]
+        return {"intent": "oos" if out else LABELS[best], "confidence": 0.7, "is_out_of_scope": out,
+                "intents": intents, "top": top}  # fmt: skip
 
     def describe(self) -> dict[str, Any]:
         return {"labels": LABELS, "backbone": "fake", "runtime": "fake", "training": {"steps": 3},

@@ -122,3 +122,81 @@ def test_validate_rejects_a_header_only_file_and_a_directory(tmp_path: Path) -> 
         result.output.strip()
         == f"error: {tmp_path / 'examples'}/ is a directory, not a data file; pass a .csv, .jsonl or .yml file"
     )
+
+
+def multi_intent_train() -> Examples:
+    """greet and leave alone and together; order only inside combinations; one combination seen once."""
+    return examples(
+        [(f"hello {i}", "greet") for i in range(5)]  # lines 2-6
+        + [(f"bye {i}", "leave") for i in range(5)]  # lines 7-11
+        + [("hi and bye", "greet+leave"), ("hello, goodbye", "leave+greet")]  # lines 12-13: one combination
+        + [("hi, where is my parcel", "greet+order"), ("bye, where is my parcel", "leave+order")]  # lines 14-15
+        + [("hi, my parcel, bye", "order+greet+leave")],  # line 16
+        "train.csv",
+    )
+
+
+def test_multi_intent_rows_are_counted_and_flagged_with_their_rows() -> None:
+    test = examples([("hey and ciao", "leave+greet"), ("hi, refund please", "greet+refund")], "test.csv")
+    report = validate_examples(multi_intent_train(), test=test, min_per_intent=3)
+    found = codes(report)
+    assert found["multi_intent_rows"] == [f"train.csv:{line}" for line in range(12, 17)]
+    assert found["combination_only_intents"] == ["train.csv:14", "train.csv:15", "train.csv:16"]
+    assert found["rare_combinations"] == ["train.csv:14", "train.csv:15", "train.csv:16"]
+    by_code = {f.code: f for f in report.findings}
+    assert by_code["multi_intent_rows"].level == "info"
+    assert by_code["multi_intent_rows"].message.startswith("train.csv: 5 of 15 training rows have several intents")
+    assert "only in combinations, never alone: order;" in by_code["combination_only_intents"].message
+    assert "3 combinations occur once in training: greet+leave+order, greet+order, leave+order;" in (
+        by_code["rare_combinations"].message
+    )
+    # an intent's examples are the rows that contain it; order (3 rows) is not short of min_per_intent=3
+    assert report.counts == {"greet": 9, "leave": 9, "order": 3}
+    assert "few_examples" not in found
+    # test intents are compared one by one: greet and leave are known, refund is not
+    assert found["unknown_intent"] == ["test.csv:3"]
+    assert "training lacks: refund" in by_code["unknown_intent"].message
+    assert [f.level for f in report.findings][-1] == "info"  # notes come after errors and warnings
+    assert report.warnings and "multi_intent_rows" not in {f.code for f in report.warnings}
+
+
+def test_combinations_in_any_order_are_one_label_not_a_conflict() -> None:
+    train = multi_intent_train()
+    train.extend(examples([("hi and bye", "leave+greet")], "train.csv"))
+    found = codes(validate_examples(train, min_per_intent=1))
+    assert "conflict" not in found
+    assert found["duplicate"] == ["train.csv:12", "train.csv:2"]
+
+
+def test_an_intent_seen_only_in_combinations_counts_its_rows_for_the_small_intent_check() -> None:
+    report = validate_examples(multi_intent_train(), min_per_intent=5)
+    few = [f for f in report.findings if f.code == "few_examples"]
+    assert [f.message for f in few] == ["intent 'order' has 3 training examples (fewer than 5)"]
+    assert few[0].rows == ["train.csv:14", "train.csv:15", "train.csv:16"]
+
+
+def test_an_empty_separator_keeps_every_label_one_intent() -> None:
+    report = validate_examples(multi_intent_train(), min_per_intent=1, separator="")
+    found = codes(report)
+    assert not {"multi_intent_rows", "combination_only_intents", "rare_combinations"} & set(found)
+    assert report.counts["greet+leave"] == 1 and report.counts["leave+greet"] == 1
+
+
+def test_single_label_data_gets_no_multi_intent_findings() -> None:
+    train = examples([(f"hello {i}", "greet") for i in range(5)] + [(f"bye {i}", "leave") for i in range(2)], "t.csv")
+    report = validate_examples(train)
+    assert report.counts == {"greet": 5, "leave": 2}
+    assert [f.code for f in report.findings] == ["few_examples"]
+
+
+def test_validate_command_uses_the_configured_separator(tmp_path: Path) -> None:
+    rows = "".join(f"hello {i},greet\nbye {i},leave\n" for i in range(5)) + "hi and bye,greet|leave\n"
+    (tmp_path / "t.csv").write_text("text,intent\n" + rows, encoding="utf-8")
+    runner = CliRunner()
+    args = ["data", "validate", str(tmp_path / "t.csv"), "--backbone", "none", "--min-examples", "1"]
+    piped = runner.invoke(app, [*args, "--set", "data.multi_label_separator=|"])
+    assert piped.exit_code == 0
+    assert "info: " in piped.output and "1 of 11 training rows have several intents" in piped.output
+    assert "1 combination occurs once in training: greet|leave" in piped.output
+    plain = runner.invoke(app, args)  # with the default "+", "greet|leave" is an intent of its own
+    assert plain.exit_code == 0 and "several intents" not in plain.output

@@ -227,7 +227,9 @@ def predict(
         else:
             others = ", ".join(f"{t['intent']} {t['confidence']:.3f}" for t in result["top"][1:])
             suffix = f"  ({others})" if others else ""
-            typer.echo(f"{result['intent']}\t{result['confidence']:.3f}\t{result['text']}{suffix}")
+            found = [i["intent"] for i in result.get("intents", [])]  # several from a multi-label model
+            answer = "+".join(found) if len(found) > 1 else result["intent"]
+            typer.echo(f"{answer}\t{result['confidence']:.3f}\t{result['text']}{suffix}")
 
 
 MessagesArg = Annotated[
@@ -468,6 +470,7 @@ def data_validate(
             train_file, validation_file=cfg.data.validation_file, test_file=cfg.data.test_file,
             text_field=cfg.data.text_field, label_field=cfg.data.label_field, min_per_intent=min_examples,
             backbone=None if skip_lengths else cfg.model.backbone, max_length=cfg.model.max_length,
+            separator=cfg.data.multi_label_separator,
         )  # fmt: skip
 
     report = _run(job)

@@ -54,6 +54,11 @@ class DataConfig:
     remove_special_chars: bool = _opt(
         False, "Replace characters other than letters, digits, spaces and apostrophes with spaces."
     )
+    multi_label_separator: str = _opt(
+        "+",
+        "Joins the intents of a message with more than one (cancel_order+refund); empty = every label is one "
+        "intent, separator or not.",
+    )
 
 
 @dataclass
@@ -87,6 +92,12 @@ class ModelConfig:
         "Keep only the lower N transformer layers of the backbone (faster training and prediction, usually at "
         "some accuracy); unset = all of them.",
         example=12,
+    )
+    multi_label: bool | str = _opt(
+        "auto",
+        "true = a sigmoid per intent and binary cross-entropy, so one message can have several intents (each "
+        "answered above its own threshold); false = softmax, one intent per message; auto = true when a training "
+        "row has several intents (data.multi_label_separator).",
     )
 
 
@@ -277,6 +288,12 @@ class OOSConfig:
         "the validation rows as out-of-scope examples when choosing the thresholds, less any matching a training "
         "or validation text: on, off, or auto (only when the validation data has no out-of-scope rows).",
         ("auto", "on", "off"),
+    )
+    multi_label_floor: float = _opt(
+        0.25,
+        "Multi-label models: the lowest threshold any intent may get. Each intent's threshold maximises its F1 on "
+        "the validation rows (shrunk towards one global threshold when it has few of them); a message with no "
+        "intent above its threshold is out of scope.",
     )
 
 
@@ -471,6 +488,7 @@ class Config:
             ("oos.threshold", 0.0 <= (self.oos.threshold or 0.0) <= 1.0, "between 0 and 1"),
             ("oos.max_accuracy_drop", 0.0 <= self.oos.max_accuracy_drop < 1.0, "in [0, 1)"),
             ("oos.budget_confidence", 0.0 <= self.oos.budget_confidence < 1.0, "in [0, 1)"),
+            ("oos.multi_label_floor", 0.0 < self.oos.multi_label_floor < 1.0, "in (0, 1)"),
             ("serve.port", 0 <= self.serve.port <= 65535, "between 0 and 65535"),
             ("serve.max_texts_per_request", self.serve.max_texts_per_request >= 1, "at least 1"),
             ("serve.max_chars_per_text", self.serve.max_chars_per_text >= 1, "at least 1"),
@@ -491,6 +509,10 @@ class Config:
             )
         if isinstance(weight, dict) and any(not (w > 0) for w in weight.values()):
             raise ConfigError("train.class_weight: every explicit weight must be positive")
+        if isinstance(self.model.multi_label, str) and self.model.multi_label != "auto":
+            raise ConfigError(f"model.multi_label must be auto, true or false, found {self.model.multi_label!r}")
+        if self.data.multi_label_separator.strip() != self.data.multi_label_separator:
+            raise ConfigError("data.multi_label_separator must not start or end with spaces")
         if self.model.prompt_template.count("{text}") != 1:
             raise ConfigError(
                 "model.prompt_template must contain {text} exactly once (where the message goes), found "

@@ -161,37 +161,51 @@ def check_trainable(examples: Examples, *, min_per_intent: int = 1) -> None:
         )
 
 
-def split_examples(examples: Examples, fractions: dict[str, float], *, seed: int = 13) -> dict[str, Examples]:
+def split_examples(
+    examples: Examples, fractions: dict[str, float], *, seed: int = 13, separator: str = "+"
+) -> dict[str, Examples]:
     """Stratified split: each intent is divided in the given proportions, so every split sees every intent.
+
+    A label that joins several intents (see :mod:`intentune.labels`) is divided like an intent of its own when it
+    has a row for every split; combinations with fewer rows are divided together, as one group, since one row
+    cannot go into every split.
 
     Args:
         examples: the rows to split.
         fractions: split name -> share, for example ``{"train": 0.8, "validation": 0.1, "test": 0.1}``.
             Shares must sum to 1; the first split takes what rounding leaves.
         seed: the shuffle seed; the same seed and rows give the same split.
+        separator: joins the intents of a label with several (``data.multi_label_separator``); empty makes every
+            label one intent.
 
     Returns:
         Split name -> rows, each in a shuffled order. Rows whose texts match ignoring case and punctuation stay
         together in one split; rows whose ``source`` is not ``real`` all go into the first split.
 
     Raises:
-        DataError: if an intent has fewer examples than there are splits, or if there is only one intent.
+        DataError: if a label other than a combination has fewer examples than there are splits, or if there is
+            only one label.
     """
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise DataError(f"split fractions must sum to 1, found {fractions}")
+    from .labels import is_combination
     from .preprocess import normalize_for_matching
 
     names = [name for name, share in fractions.items() if share > 0]
     real = [i for i, source in enumerate(examples.sources) if source == "real"]
-    check_trainable(examples.subset(real), min_per_intent=len(names))
+    counts = Counter(examples.labels[i] for i in real)
+    rare = {y for y, n in counts.items() if n < len(names) and is_combination(y, separator)}
+    check_trainable(examples.subset([i for i in real if examples.labels[i] not in rare]), min_per_intent=len(names))
     # Rows whose texts match ignoring case and punctuation form one group, which never straddles two splits.
     groups: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    pooled: dict[str, list[int]] = {}  # the rows of rare combinations, divided as one stratum
     for i in real:
-        groups[examples.labels[i]].setdefault(normalize_for_matching(examples.texts[i]), []).append(i)
+        stratum = pooled if examples.labels[i] in rare else groups[examples.labels[i]]
+        stratum.setdefault(normalize_for_matching(examples.texts[i]), []).append(i)
     rng = random.Random(seed)
     parts: dict[str, list[int]] = {name: [] for name in names}
-    for label in sorted(groups):
-        members = list(groups[label].values())
+    for stratum in [groups[label] for label in sorted(groups)] + ([pooled] if pooled else []):
+        members = list(stratum.values())
         rng.shuffle(members)
         total = sum(len(m) for m in members)
         sizes = {name: max(1, round(total * fractions[name])) for name in names[1:]}
@@ -223,7 +237,9 @@ def split_validation(examples: Examples, data: DataConfig) -> tuple[Examples, Ex
         ``(train, validation)``.
     """
     share = data.validation_fraction
-    parts = split_examples(examples, {"train": 1 - share, "validation": share}, seed=data.split_seed)
+    parts = split_examples(
+        examples, {"train": 1 - share, "validation": share}, seed=data.split_seed, separator=data.multi_label_separator
+    )
     return parts["train"], parts["validation"]
 
 

@@ -15,7 +15,11 @@ from ._io import recover_folder
 from .backbones import first_line
 from .errors import ModelError
 
-FORMAT_VERSION = 2  # 2: config.json's model_type names intentune, the backbone's type is in intentune.json
+FORMAT_VERSION = 3  # the newest format this intentune reads (and writes for multi-label models)
+# 2: config.json's model_type names intentune, the backbone's type is in intentune.json; single-label models are
+# still written as 2, so an intentune that reads 2 loads them. 3: multi-label models (a sigmoid per intent, its
+# calibration and thresholds in intentune.json), which an intentune reading only 2 must refuse, not misread.
+SINGLE_LABEL_FORMAT = 2
 META_FILE = "intentune.json"
 HEAD_FILE = "head.safetensors"
 DISTANCE_FILE = "oos_distance.safetensors"  # the out-of-scope distance model, when its threshold is used
@@ -133,4 +137,6 @@ def read_metadata(directory: Path) -> dict[str, Any]:
             f"{path}: pooling {meta['pooling']!r} does not fit prompt_template {template!r} (pooling prompt needs "
             "a template with {text}, any other pooling none); the model folder is damaged"
         )
+    if meta.get("multi_label") and not (isinstance(meta.get("intent_thresholds"), dict) and version >= 3):
+        raise ModelError(f"{path}: a multi-label model without its per-intent thresholds; the model folder is damaged")
     return meta

@@ -5,7 +5,9 @@ in :class:`intentune.predictor.IntentPredictor`; saved as a self-contained folde
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,18 +27,20 @@ from .backbones import (
     quiet_transformers,
 )
 from .config import Config
-from .errors import DataError, ModelError
+from .errors import ConfigError, DataError, ModelError
 from .folder import (
     BACKBONE_CONFIG,
     DISTANCE_FILE,
     FORMAT_VERSION,
     HEAD_FILE,
     META_FILE,
+    SINGLE_LABEL_FORMAT,
     backbone_config,
     mark_not_transformers,
     read_metadata,
     resolve_model_dir,
 )
+from .labels import intent_sets, multi_hot, wants_multi_label
 from .modelcard import write_model_card
 from .net import PROMPT, IntentNet, resolve_pooling
 from .predictor import IntentPredictor, TorchRunner
@@ -44,6 +48,8 @@ from .preprocess import encode_labels
 
 if TYPE_CHECKING:
     from .extend import PreviousModel
+
+logger = logging.getLogger(__name__)
 
 
 class IntentClassifier(IntentPredictor):
@@ -105,7 +111,8 @@ class IntentClassifier(IntentPredictor):
             ``self``.
 
         Raises:
-            DataError: if there are fewer than two intents, or validation has intents not in training.
+            DataError: if there are fewer than two intents. (Validation rows of intents not in training are
+                logged as a warning and left out of early stopping and calibration.)
             ConfigError: with ``resume``, if there is no checkpoint for this data and config.
         """
         from .data import Examples, check_trainable
@@ -115,15 +122,23 @@ class IntentClassifier(IntentPredictor):
         from .train.optim import compute_class_weights
 
         check_trainable(Examples(list(texts), list(labels), source="training data"))
-        self.classes_ = sorted(set(labels).union(init_from.classes if init_from is not None else ()))
-        oos_label = self.config.oos.label
-        if validation is not None:
-            unknown = sorted(set(validation[1]) - set(self.classes_) - {oos_label})
-            if unknown:
-                raise DataError(
-                    f"validation data has intents not in the training data: {', '.join(unknown)} "
-                    f"(only the out-of-scope label {oos_label!r} may appear in validation alone)"
-                )
+        oos_label, separator = self.config.oos.label, self.config.data.multi_label_separator
+        self.multi_label_ = wants_multi_label(self.config.model.multi_label, labels, separator)
+        if self.multi_label_ and init_from is not None:
+            raise ConfigError("--init-from works with single-label models only; train the multi-label model anew")
+        if self.multi_label_:  # the intents, not their combinations; an out-of-scope row is one with none
+            self.classes_ = sorted({i for found in intent_sets(labels, separator, oos_label) for i in found})
+            if len(self.classes_) < 2:
+                raise DataError("a multi-label model needs at least two intents in the training data")
+        else:
+            self.classes_ = sorted(set(labels).union(init_from.classes if init_from is not None else ()))
+        if validation is not None and (unknown := self.unknown_intents(validation[1])):
+            rows = [i for i, y in enumerate(validation[1]) if not self.knows(y) and y != oos_label]
+            logger.warning(
+                "validation data has intents not in the training data: %s (%d rows, at positions %s%s); those rows "
+                "take no part in early stopping or calibration", ", ".join(unknown), len(rows),
+                ", ".join(map(str, rows[:5])), ", ..." if len(rows) > 5 else "",
+            )  # fmt: skip
         tcfg = self.config.train if init_from is None else init_from.train_settings(self.config, labels)
         from accelerate.utils import set_seed
 
@@ -143,21 +158,35 @@ class IntentClassifier(IntentPredictor):
         train_ids = self.token_ids(texts)
         val = None
         if validation is not None:
-            # Out-of-scope rows of an intent the model does not learn take no part in early stopping.
-            known = [(t, y) for t, y in zip(*validation) if y in self.classes_]
+            # Rows of an intent the model does not learn (out-of-scope rows of a single-label model, intents only
+            # validation has) take no part in early stopping.
+            known = [(t, y) for t, y in zip(*validation) if self.knows(y)]
             if known:
-                val = (self.token_ids([t for t, _ in known]), self._label_ids([y for _, y in known]))
+                val = (self.token_ids([t for t, _ in known]), self._targets([y for _, y in known]))
         if on_ready is not None:
             on_ready()
         if init_from is not None and not resume:  # the old head rows, and new rows from their examples
             init_from.expand_head(self.net_, self.classes_, train_ids, self._label_ids(labels), self.pad_id(), tcfg)
         few_shot = None
-        if use_few_shot(labels, tcfg) and not resume:  # resumed weights replace its work
+        # A multi-label model's intents count once per row that has them; its contrastive pairs are rows with the
+        # same set of intents, and its head is not started from prototypes (a sigmoid head needs its offsets).
+        intents = (
+            [i for found in intent_sets(labels, separator, oos_label) for i in found] if self.multi_label_ else labels
+        )
+        if self.multi_label_:
+            tcfg = dataclasses.replace(tcfg, few_shot_prototype_init=False)
+        if use_few_shot(intents, tcfg) and not resume:  # resumed weights replace its work
             device = "cuda" if tcfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
-            few_shot = contrastive_pretrain(self.net_, train_ids, self._label_ids(labels), tcfg, self.pad_id(), device)
-        weights = compute_class_weights(labels, self.classes_, self.config.train.class_weight)
+            groups = {y: i for i, y in enumerate(sorted(set(intent_sets(labels, separator, oos_label))))}
+            group_ids = (
+                [groups[y] for y in intent_sets(labels, separator, oos_label)]
+                if self.multi_label_
+                else self._label_ids(labels)
+            )
+            few_shot = contrastive_pretrain(self.net_, train_ids, group_ids, tcfg, self.pad_id(), device)
+        weights = compute_class_weights(intents, self.classes_, self.config.train.class_weight)
         result = train_net(
-            self.net_, (train_ids, self._label_ids(labels)), val, tcfg, self.pad_id(), callbacks,
+            self.net_, (train_ids, self._targets(labels)), val, tcfg, self.pad_id(), callbacks,
             class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
             evaluate_first=few_shot is not None and tcfg.few_shot_prototype_init,  # the prototype head classifies
         )  # fmt: skip
@@ -188,6 +217,9 @@ class IntentClassifier(IntentPredictor):
         from .evaluate.oos import DistanceModel, Thresholds, outlier_texts
         from .evaluate.thresholds import fit_thresholds
 
+        if self.multi_label_:
+            self._fit_intent_confidence(validation, training)
+            return
         ocfg = self.config.oos
         self.temperature_, self.thresholds_, self.distance_ = 1.0, None, None
         if ocfg.reject and ocfg.threshold is not None:
@@ -240,6 +272,67 @@ class IntentClassifier(IntentPredictor):
                 "score": self.thresholds_.score,
                 **self.thresholds_.fit,
             }
+
+    def _fit_intent_confidence(
+        self,
+        validation: tuple[Sequence[str], Sequence[str]] | None,
+        training: tuple[Sequence[str], Sequence[str]] | None,
+    ) -> None:
+        """A multi-label model's calibration and per-intent thresholds
+        (:mod:`intentune.evaluate.intent_thresholds`), fitted on the validation rows whose intents it knows;
+        without validation data, the plain sigmoid and ``oos.threshold`` (0.5 when unset) for every intent. When
+        the validation data has no out-of-scope row, a sample of the bundled stand-ins (``oos.outlier_exposure``),
+        one for every ten validation rows, joins the threshold fit as rows with no intent."""
+        import numpy as np
+
+        from .evaluate.intent_thresholds import (
+            IntentCalibration,
+            IntentThresholds,
+            fit_intent_calibration,
+            fit_intent_thresholds,
+        )
+        from .evaluate.oos import outlier_texts
+
+        ocfg = self.config.oos
+        self.temperature_, self.thresholds_, self.distance_ = 1.0, None, None
+        self.intent_calibration_ = IntentCalibration.identity(len(self.classes_))
+        fixed = ocfg.threshold if ocfg.threshold is not None else 0.5
+        self.intent_thresholds_ = IntentThresholds.fixed(self.classes_, fixed)
+        rows = [(t, y) for t, y in zip(*validation) if self.knows(y)] if validation is not None else []
+        if rows:
+            logits = self.forward([t for t, _ in rows])[0]
+            targets = np.asarray(self._targets([y for _, y in rows]), dtype=np.float64)
+            if self.config.train.calibrate:
+                self.intent_calibration_ = fit_intent_calibration(logits, targets)
+            self.train_summary_["calibration"] = {
+                "method": "platt_per_intent", "temperature": self.intent_calibration_.temperature,
+                **self.intent_calibration_.fit,
+            }  # fmt: skip
+            if ocfg.threshold is None:
+                probs = self.intent_calibration_.probabilities(logits)
+                has_oos = bool((targets.sum(1) == 0).any())
+                exposure = ocfg.outlier_exposure == "on" or (ocfg.outlier_exposure == "auto" and not has_oos)
+                matching = [t for t, _ in rows] + (list(training[0]) if training is not None else [])
+                stand_ins, dropped = outlier_texts(matching) if exposure else ([], 0)
+                # Stand-ins as one message in ten: F1 over many more of them than real rows would trade every
+                # intent's recall for rejecting them.
+                share = max(1, len(rows) // 10)
+                if len(stand_ins) > share:
+                    picked = np.random.default_rng(self.config.train.seed).choice(len(stand_ins), share, replace=False)
+                    stand_ins = [stand_ins[i] for i in sorted(picked)]
+                if stand_ins:
+                    extra = self.intent_calibration_.probabilities(self.forward(stand_ins)[0])
+                    probs = np.concatenate([probs, extra])
+                    targets = np.concatenate([targets, np.zeros_like(extra)])
+                self.intent_thresholds_ = fit_intent_thresholds(
+                    probs, targets, self.classes_, floor=ocfg.multi_label_floor
+                )
+                if stand_ins:
+                    self.intent_thresholds_.fit["outlier_exposure"] = {
+                        "rows": len(stand_ins),
+                        "dropped_matching": dropped,
+                    }
+        self.train_summary_["oos"] = {"score": "per_intent_probability", **self.intent_thresholds_.to_dict()}
 
     # ---------------------------------------------------------- save and load
     def save(self, directory: str | Path) -> Path:
@@ -313,8 +406,9 @@ class IntentClassifier(IntentPredictor):
         """What ``intentune.json`` holds: format version, labels, backbone, pooling and prompt template,
         calibration, out-of-scope thresholds, the resolved config, the training summary and history."""
         self._check_fitted()
+        multi_label = getattr(self, "multi_label_", False)
         return {
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION if multi_label else SINGLE_LABEL_FORMAT,
             "intentune_version": __version__,
             "labels": self.classes_,
             "backbone": self.config.model.backbone,
@@ -327,6 +421,10 @@ class IntentClassifier(IntentPredictor):
             "remove_special_chars": self.config.data.remove_special_chars,
             "temperature": getattr(self, "temperature_", 1.0),
             "oos_thresholds": self.thresholds.to_dict() if self.thresholds is not None else None,
+            "multi_label": multi_label,
+            "multi_label_separator": self.config.data.multi_label_separator,
+            "intent_calibration": self.intent_calibration_.to_dict() if multi_label else None,
+            "intent_thresholds": self.intent_thresholds_.to_dict() if multi_label else None,
             "config": _without_none(self.config.to_dict()),
             "train_summary": getattr(self, "train_summary_", {}),
             "history": getattr(self, "history_", []),
@@ -338,6 +436,13 @@ class IntentClassifier(IntentPredictor):
 
     def _label_ids(self, labels: Sequence[str]) -> list[int]:
         return encode_labels(list(labels), self.classes_)
+
+    def _targets(self, labels: Sequence[str]) -> list[int] | list[list[float]]:
+        """What training compares the logits with: intent ids, or multi-hot rows for a multi-label model."""
+        if not getattr(self, "multi_label_", False):
+            return self._label_ids(labels)
+        sets = intent_sets(labels, self.config.data.multi_label_separator, self.config.oos.label)
+        return multi_hot(sets, self.classes_).tolist()
 
 
 def _without_none(raw: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

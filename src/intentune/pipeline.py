@@ -18,6 +18,7 @@ from .config import Config, save_config
 from .data import Examples, load_examples, split_examples, split_validation, write_examples
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_classifier
+from .labels import intent_sets, wants_multi_label
 from .model import IntentClassifier
 from .train.callbacks import Callback, JsonlLogger
 from .validate import ValidationReport, validate_examples
@@ -165,9 +166,9 @@ def read_run_data(
 
     Raises:
         ConfigError: if no training file is set.
-        DataError: for unreadable or unfit data. (Validation intents the training data lacks are refused by
-            ``IntentClassifier.fit``, before its ``on_ready``.) Test intents the training data lacks are logged as
-            a warning: the report counts their rows as errors and lists them.
+        DataError: for unreadable or unfit data. Test intents the training data lacks are logged as a warning:
+            the report counts their rows as errors and lists them (``IntentClassifier.fit`` warns of validation
+            rows with such intents, which take no part in early stopping).
     """
     from .data import check_trainable
     from .preprocess import clean_text
@@ -195,10 +196,16 @@ def read_run_data(
     if validation is None:
         train, validation = split_validation(train, dcfg)
     if test is not None:
-        known = set(train.labels).union(init_from.classes if init_from is not None else ())
-        unknown = sorted(set(test.labels) - known - {config.oos.label})
-        if unknown:
+        separator, oos = dcfg.multi_label_separator, config.oos.label
+        if wants_multi_label(config.model.multi_label, train.labels, separator):  # intents, not their combinations
+            known = {i for found in intent_sets(train.labels, separator, oos) for i in found}
+            unknown = sorted({i for found in intent_sets(test.labels, separator, oos) for i in found} - known)
+            rows = sum(bool(set(found) & set(unknown)) for found in intent_sets(test.labels, separator, oos))
+        else:
+            known = set(train.labels).union(init_from.classes if init_from is not None else ())
+            unknown = sorted(set(test.labels) - known - {oos})
             rows = sum(label in unknown for label in test.labels)
+        if unknown:
             logger.warning(
                 "%s: %d intents are not in the training data (%s; %d rows); the test report counts them as errors",
                 test.source, len(unknown), ", ".join(unknown), rows,
@@ -300,11 +307,13 @@ def validate_data(
     min_per_intent: int = 5,
     backbone: str | None = None,
     max_length: int = 64,
+    separator: str = "+",
 ) -> ValidationReport:
     """Check data files before training (see :func:`intentune.validate.validate_examples`).
 
     Args:
         backbone: whose tokenizer measures token lengths against ``max_length``; None skips that check.
+        separator: joins the intents of a label with several (``data.multi_label_separator``).
     """
     from .backbones import load_tokenizer
 
@@ -318,6 +327,7 @@ def validate_data(
         min_per_intent=min_per_intent,
         tokenizer=load_tokenizer(backbone) if backbone else None,
         max_length=max_length,
+        separator=separator,
     )
 
 
@@ -560,7 +570,8 @@ def predict_file(
     """Predict every row of a CSV or JSONL file of any size, streaming it in chunks (``intentune predict --input``).
 
     The output (CSV or JSONL, by its extension) keeps every input field and adds ``intent``, ``confidence`` and
-    ``is_out_of_scope`` (and ``top``, the ``top_k`` best intents as JSON, when ``top_k > 1``); when the input
+    ``is_out_of_scope`` (``intents``, every intent found as JSON, for a multi-label model; and ``top``, the ``top_k``
+    best intents as JSON, when ``top_k > 1``); when the input
     already has one of these fields (a labelled file's ``intent``), all added fields get the prefix
     ``predicted_``. It is written to a temporary file and renamed into place when complete.
 
@@ -604,7 +615,8 @@ def predict_file(
                 if not clean_text(text, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars):
                     raise DataError(f"{input_file}:{line}: field {field!r} is empty after data.remove_special_chars")
             details = predictor.predict_details(texts, top_k=top_k)
-            writer.write([_with_prediction(row, d, top_k) for (_, row), d in zip(chunk, details)])
+            multi = predictor.is_multi_label
+            writer.write([_with_prediction(row, d, top_k, multi) for (_, row), d in zip(chunk, details)])
             written += len(chunk)
             bar.update(chunk[-1][0] - bar.n)
         writer.commit()
@@ -616,8 +628,10 @@ def predict_file(
     return written
 
 
-def _with_prediction(row: dict[str, Any], details: dict[str, Any], top_k: int) -> dict[str, Any]:
+def _with_prediction(row: dict[str, Any], details: dict[str, Any], top_k: int, multi_label: bool) -> dict[str, Any]:
     added = {k: details[k] for k in ("intent", "confidence", "is_out_of_scope")}
+    if multi_label:
+        added["intents"] = details["intents"]
     if top_k > 1:
         added["top"] = details["top"]
     prefix = "predicted_" if any(k in row for k in added) else ""

@@ -82,52 +82,107 @@ class IntentPredictor:
         self.temperature_ = float(meta.get("temperature", 1.0))
         self.thresholds_ = Thresholds.from_dict(meta["oos_thresholds"]) if meta.get("oos_thresholds") else None
         self.distance_ = load_distance(directory, self.thresholds_)
+        self.multi_label_ = bool(meta.get("multi_label", False))
+        if self.multi_label_:
+            from .evaluate.intent_thresholds import IntentCalibration, IntentThresholds
+
+            self.intent_calibration_ = IntentCalibration.from_dict(meta["intent_calibration"])
+            self.intent_thresholds_ = IntentThresholds.from_dict(meta["intent_thresholds"], self.classes_)
 
     def predict_proba(self, texts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
         """Calibrated intent probabilities (softmax of the logits divided by ``temperature_``), shape
         ``(len(texts), len(classes_))``, columns in ``classes_`` order."""
-        from .evaluate.calibration import softmax
 
         logits = self.decision_function(texts, batch_size=batch_size)
-        # float64, as when the thresholds were fitted: a float32 copy of the least confident right validation
-        # answer can fall just below its own threshold.
+        return self._probabilities(logits)
+
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from logits: softmax over the intents, or for a multi-label model each intent's
+        calibrated sigmoid (the rows then need not sum to 1). In float64, as when the thresholds were fitted: a
+        float32 copy of the least confident right validation answer can fall just below its own threshold."""
+        from .evaluate.calibration import softmax
+
+        if self.is_multi_label:
+            return self.intent_calibration_.probabilities(logits)
         return softmax(logits, getattr(self, "temperature_", 1.0))
+
+    @property
+    def is_multi_label(self) -> bool:
+        """Whether the model answers each intent on its own (``model.multi_label``): a sigmoid per intent."""
+        return bool(getattr(self, "multi_label_", False))
+
+    def intents_of(self, label: str) -> tuple[str, ...]:
+        """The intents a data label names: for a multi-label model its parts (``a+b``; none for the out-of-scope
+        label), else the label itself."""
+        from .labels import split_intents
+
+        if self.is_multi_label:
+            return split_intents(label, self.config.data.multi_label_separator, self.config.oos.label)
+        return (label,)
+
+    def knows(self, label: str) -> bool:
+        """Whether the model was trained on every intent of a data label (the out-of-scope label of a multi-label
+        model, which names none, included)."""
+        return set(self.intents_of(label)) <= set(self.classes_)
+
+    def unknown_intents(self, labels: Sequence[str]) -> list[str]:
+        """The intents in ``labels`` the model was not trained on, sorted, the out-of-scope label left out."""
+        found = {i for label in set(labels) for i in self.intents_of(label)}
+        return sorted(found - set(self.classes_) - {self.config.oos.label})
 
     def scores(self, texts: Sequence[str], *, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         """What rejection reads, in one pass over the network: the calibrated probabilities (as
         :meth:`predict_proba`) and, when the thresholds are on the distance score, each text's distance from the
         training data of its nearest intent (see :class:`~intentune.evaluate.oos.DistanceModel`), else None."""
-        from .evaluate.calibration import softmax
-
         distance = getattr(self, "distance_", None)
         logits, pooled = self.forward(texts, batch_size=batch_size, pooled=distance is not None)
-        probs = softmax(logits, getattr(self, "temperature_", 1.0))
+        probs = self._probabilities(logits)
         return probs, (distance.distances(pooled) if distance is not None else None)
 
     def predict(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[str]:
         """The intent of each text: the most probable one, or ``oos.label`` when the out-of-scope intent wins or
-        the confidence is below the rejection threshold (so the answer may be a label not in ``classes_``)."""
-        return [p["intent"] for p in self.predict_details(texts, batch_size=batch_size)]
+        the confidence is below the rejection threshold (so the answer may be a label not in ``classes_``). A
+        multi-label model answers with the label of every intent above its threshold (``cancel_order+refund``, as
+        the data writes it), or ``oos.label`` when none is."""
+        details = self.predict_details(texts, batch_size=batch_size)
+        if not self.is_multi_label:
+            return [p["intent"] for p in details]
+        from .labels import join_intents
+
+        separator, oos = self.config.data.multi_label_separator, self.config.oos.label
+        return [join_intents((i["intent"] for i in p["intents"]), separator, oos) for p in details]
 
     def predict_details(
         self, texts: Sequence[str], *, top_k: int = 1, batch_size: int | None = None
     ) -> list[dict[str, Any]]:
         """What a chatbot needs per text: ``intent`` (the out-of-scope label when rejected), ``confidence`` (the
-        calibrated probability of the best intent), ``is_out_of_scope``, and ``top`` (the ``top_k`` best intents
-        with their probabilities, rejected or not)."""
+        calibrated probability of the best intent), ``is_out_of_scope``, ``intents`` (every intent found, each
+        ``{"intent", "confidence"}``, the most probable first: for a multi-label model every intent above its
+        threshold, else the one answered; empty when out of scope), and ``top`` (the ``top_k`` most probable
+        intents, answered or not)."""
         from .evaluate.oos import apply_rejection
 
         probs, distances = self.scores(texts, batch_size=batch_size)
-        answers, confidences, out = apply_rejection(
-            self.classes_, probs, self.thresholds, self.config.oos.label, distances
-        )
+        if self.is_multi_label:
+            found = self.intent_thresholds_.answers(probs)
+            if not self.config.oos.reject:  # no out-of-scope answer: at least the most probable intent
+                found = [ids or [int(row.argmax())] for ids, row in zip(found, probs)]
+            answers = [self.classes_[ids[0]] if ids else self.config.oos.label for ids in found]
+            confidences, out = probs.max(axis=1), [not ids for ids in found]
+        else:
+            answers, confidences, out = apply_rejection(
+                self.classes_, probs, self.thresholds, self.config.oos.label, distances
+            )
+            index = {c: i for i, c in enumerate(self.classes_)}
+            found = [[] if rejected else [index[a]] for a, rejected in zip(answers, out)]
         results = []
-        for row, answer, confidence, rejected in zip(probs, answers, confidences, out):
+        for row, answer, confidence, rejected, ids in zip(probs, answers, confidences, out, found):
             order = row.argsort()[::-1][: max(1, top_k)]
             top = [{"intent": self.classes_[i], "confidence": round(float(row[i]), 4)} for i in order]
+            intents = [{"intent": self.classes_[i], "confidence": round(float(row[i]), 4)} for i in ids]
             results.append(
                 {"intent": answer, "confidence": round(float(confidence), 4), "is_out_of_scope": bool(rejected),
-                 "top": top}
+                 "intents": intents, "top": top}
             )  # fmt: skip
         return results
 
@@ -143,6 +198,7 @@ class IntentPredictor:
             "runtime": self.runner_.name,
             "max_length": self.config.model.max_length,
             "temperature": getattr(self, "temperature_", 1.0),
+            "multi_label": self.is_multi_label,
             "oos_label": self.config.oos.label,
             "oos_threshold": self.thresholds.global_threshold if self.thresholds is not None else None,
             "oos_score": self.thresholds.score if self.thresholds is not None else None,

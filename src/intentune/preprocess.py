@@ -211,7 +211,8 @@ def pad_batch(sequences: list[list[int]], pad_id: int, *, side: str = "right") -
 
 
 class Collator:
-    """Turns ``(token_ids, label_id)`` pairs into padded tensors for a DataLoader."""
+    """Turns ``(token_ids, label_id)`` pairs (or ``(token_ids, multi_hot_row)``) into padded tensors for a
+    DataLoader."""
 
     def __init__(self, pad_id: int, side: str = "right") -> None:
         self.pad_id = pad_id
@@ -221,5 +222,8 @@ class Collator:
         batch = pad_batch([ids for ids, _ in items], self.pad_id, side=self.side)
         import torch
 
-        batch["labels"] = torch.tensor([label for _, label in items], dtype=torch.long)
+        labels = [label for _, label in items]
+        # Intent ids, or multi-hot rows for a multi-label network.
+        multi_hot = bool(labels) and isinstance(labels[0], (list, tuple))
+        batch["labels"] = torch.tensor(labels, dtype=torch.float32 if multi_hot else torch.long)
         return batch

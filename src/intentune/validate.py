@@ -1,14 +1,20 @@
 """Data checks that find problems before training: empty texts, duplicates, conflicting labels, leakage between
 splits, intents with too few examples, imbalance, and texts longer than ``max_length`` tokens.
 
+Training data whose labels join several intents (``cancel_order+refund``, see :mod:`intentune.labels`) gets three
+more findings: how many rows have several intents (an ``info`` note: ``model.multi_label = auto`` then trains a
+multi-label model), intents that occur only inside combinations, and combinations that occur only once. With
+combinations present, an intent's examples are the rows that contain it, and validation or test labels are
+checked intent by intent.
+
 Every finding names its rows as ``file:line``. Errors make ``intentune data validate`` exit non-zero; warnings
-do not.
+and notes do not.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,14 +22,16 @@ from typing import Any
 import numpy as np
 
 from .data import Examples
+from .labels import is_combination, split_intents
 from .preprocess import normalize_for_matching
 
-ERROR, WARNING = "error", "warning"
+ERROR, WARNING, INFO = "error", "warning", "info"
 
 
 @dataclass
 class Finding:
-    """One problem: its level, a short code, a sentence, and the rows it concerns (``file:line``)."""
+    """One problem (or, at level ``info``, a note): its level, a short code, a sentence, and the rows it concerns
+    (``file:line``)."""
 
     level: str
     code: str
@@ -98,6 +106,7 @@ def validate_examples(
     max_imbalance: float = 10.0,
     tokenizer: Any = None,
     max_length: int = 64,
+    separator: str = "+",
 ) -> ValidationReport:
     """Check training data (and optional validation and test data) for problems.
 
@@ -109,6 +118,9 @@ def validate_examples(
         max_imbalance: a largest-to-smallest intent ratio above this gets a warning.
         tokenizer: a Hugging Face tokenizer for token-length statistics; skipped when None.
         max_length: the token limit texts are truncated to (``model.max_length``).
+        separator: joins the intents of a label with several (``data.multi_label_separator``); empty makes every
+            label one intent. When a training label joins several intents, ``report.counts`` and the small-intent
+            and imbalance checks count an intent's examples as the rows that contain it.
 
     Returns:
         The report; ``report.errors`` is empty when the data can be trained on as it is.
@@ -117,12 +129,16 @@ def validate_examples(
     present = {name: data for name, data in splits.items() if data is not None}
     findings: list[Finding] = []
     for data in present.values():
-        findings += _empty_rows(data) + _duplicates_and_conflicts(data)
+        findings += _empty_rows(data) + _duplicates_and_conflicts(data, separator)
     findings += _leakage(present)
-    findings += _unknown_intents(present)
-    counts = train.counts()
-    counts.pop("", None)
-    findings += _small_intents(train, counts, min_per_intent)
+    combined = any(is_combination(y, separator) for data in present.values() for y in set(data.labels))
+    findings += _unknown_intents(present, separator if combined else "")
+    multi = any(is_combination(y, separator) for y in set(train.labels))
+    sets = _intent_sets(train, separator if multi else "")
+    counts = dict(sorted(Counter(intent for intents in sets for intent in intents).items()))
+    findings += _small_intents(train, sets, counts, min_per_intent)
+    if multi:
+        findings += _combinations(train, sets, separator)
     ratio = max(counts.values()) / max(min(counts.values()), 1) if counts else 0.0
     if ratio > max_imbalance:
         findings.append(
@@ -136,7 +152,7 @@ def validate_examples(
     if tokenizer is not None:
         lengths, long_finding = _token_lengths(present, tokenizer, max_length)
         findings += long_finding
-    order = {ERROR: 0, WARNING: 1}
+    order = {ERROR: 0, WARNING: 1, INFO: 2}
     findings.sort(key=lambda f: order.get(f.level, 2))
     return ValidationReport({d.source: len(d) for d in present.values()}, counts, round(ratio, 3), lengths, findings)
 
@@ -156,7 +172,21 @@ def _empty_rows(data: Examples) -> list[Finding]:
     return findings
 
 
-def _duplicates_and_conflicts(data: Examples) -> list[Finding]:
+def _intent_sets(data: Examples, separator: str) -> list[tuple[str, ...]]:
+    """The intents of each row: its label split at ``separator`` (order-insensitive), or the label itself when
+    ``separator`` is empty; an empty label has none."""
+    if not separator:
+        return [(label,) if label else () for label in data.labels]
+    cache = {y: split_intents(y, separator) for y in set(data.labels)}
+    return [cache[y] for y in data.labels]
+
+
+def _canonical(label: str, separator: str) -> str:
+    """A label with the intents of a combination sorted, so ``b+a`` and ``a+b`` are one label; others as they are."""
+    return separator.join(split_intents(label, separator)) if is_combination(label, separator) else label
+
+
+def _duplicates_and_conflicts(data: Examples, separator: str) -> list[Finding]:
     groups: dict[str, list[int]] = defaultdict(list)
     for i, text in enumerate(data.texts):
         if text.strip():
@@ -165,7 +195,7 @@ def _duplicates_and_conflicts(data: Examples) -> list[Finding]:
     for key, members in groups.items():
         if len(members) < 2:
             continue
-        intents = sorted({data.labels[i] for i in members})
+        intents = sorted({_canonical(data.labels[i], separator) for i in members})
         rows = [_row(data, i) for i in members]
         if len(intents) > 1:
             message = f"{data.source}: the same text {data.texts[members[0]]!r} is labelled {', '.join(intents)}"
@@ -214,30 +244,69 @@ def _shared(a: Examples, b: Examples, key: Callable[[str], str]) -> list[tuple[i
     return [(i, index[key(t)]) for i, t in enumerate(a.texts) if t.strip() and key(t) in index]
 
 
-def _unknown_intents(present: dict[str, Examples]) -> list[Finding]:
-    known = set(present["train"].labels)
+def _unknown_intents(present: dict[str, Examples], separator: str) -> list[Finding]:
+    """Validation or test intents that training lacks; with a ``separator``, compared intent by intent."""
+    known = {intent for intents in _intent_sets(present["train"], separator) for intent in intents}
     findings = []
     for name, data in present.items():
-        unknown = sorted(set(data.labels) - known - {""})
+        sets = _intent_sets(data, separator)
+        unknown = sorted({intent for intents in sets for intent in intents} - known)
         if name != "train" and unknown:
-            rows = [_row(data, i) for i, label in enumerate(data.labels) if label in unknown]
+            rows = [_row(data, i) for i, intents in enumerate(sets) if set(intents) & set(unknown)]
             message = f"{name} has intents that training lacks: {', '.join(unknown)}"
             findings.append(Finding(ERROR, "unknown_intent", message, rows))
     return findings
 
 
-def _small_intents(train: Examples, counts: dict[str, int], min_per_intent: int) -> list[Finding]:
+def _small_intents(
+    train: Examples, sets: list[tuple[str, ...]], counts: dict[str, int], min_per_intent: int
+) -> list[Finding]:
     findings = []
     if len(counts) < 2:
         findings.append(Finding(ERROR, "one_intent", f"{train.source}: {len(counts)} intent; a classifier needs two"))
     for intent, n in sorted(counts.items(), key=lambda kv: kv[1]):
         if n >= min_per_intent:
             break
-        rows = [_row(train, i) for i, label in enumerate(train.labels) if label == intent]
+        rows = [_row(train, i) for i, intents in enumerate(sets) if intent in intents]
         level = ERROR if n < 2 else WARNING
         message = f"intent {intent!r} has {n} training examples (fewer than {min_per_intent})"
         findings.append(Finding(level, "few_examples", message, rows))
     return findings
+
+
+def _combinations(train: Examples, sets: list[tuple[str, ...]], separator: str) -> list[Finding]:
+    """Notes on training rows with several intents: how many there are, intents never seen alone, and
+    combinations seen once."""
+    multi = [i for i, intents in enumerate(sets) if len(intents) > 1]
+    combos = Counter(sets[i] for i in multi)
+    alone = {intents[0] for intents in sets if len(intents) == 1}
+    only = sorted({intent for i in multi for intent in sets[i]} - alone)
+    rare = sorted(combo for combo, n in combos.items() if n == 1)
+    message = (
+        f"{train.source}: {len(multi)} of {len(train)} training rows have several intents "
+        f"({_plural(len(combos), 'combination')}); with model.multi_label = auto (the default) training fits a "
+        "multi-label model, a yes-or-no answer per intent"
+    )
+    findings = [Finding(INFO, "multi_intent_rows", message, [_row(train, i) for i in multi])]
+    if only:
+        rows = [_row(train, i) for i in multi if set(sets[i]) & set(only)]
+        message = (
+            f"intents that occur only in combinations, never alone: {', '.join(only)}; the model sees no message "
+            "with only that intent, so add some"
+        )
+        findings.append(Finding(WARNING, "combination_only_intents", message, rows))
+    if rare:
+        names = ", ".join(separator.join(combo) for combo in rare)
+        rows = [_row(train, i) for i in multi if combos[sets[i]] == 1]
+        occur = "occurs" if len(rare) == 1 else "occur"
+        message = f"{_plural(len(rare), 'combination')} {occur} once in training: {names}; check their labels"
+        message += " or add examples"
+        findings.append(Finding(WARNING, "rare_combinations", message, rows))
+    return findings
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _token_lengths(

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from .html import render_html
 from .metrics import EvalReport, evaluate_classifier, evaluate_logits, evaluate_predictions
+from .multilabel import MultiLabelReport, evaluate_multilabel
 from .plots import confusion_order, plot_confidence_histogram, plot_confusion_matrix, plot_coverage, plot_reliability
 
 __all__ = [
     "EvalReport",
+    "MultiLabelReport",
     "confusion_order",
     "evaluate_classifier",
     "evaluate_logits",
+    "evaluate_multilabel",
     "evaluate_predictions",
     "plot_confidence_histogram",
     "plot_confusion_matrix",

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import DataError
 
-AVERAGE_KEYS = ("accuracy", "macro avg", "weighted avg")
+AVERAGE_KEYS = ("accuracy", "micro avg", "macro avg", "weighted avg", "samples avg")
 SUMMARY_KEYS = (("accuracy", ("accuracy",)), ("macro_f1", ("report", "macro avg", "f1-score")),
                 ("in_scope_accuracy", ("oos", "in_scope_accuracy")), ("oos_recall", ("oos", "oos_recall")),
                 ("ece", ("calibration", "ece_after")))  # fmt: skip

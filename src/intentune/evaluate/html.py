@@ -131,7 +131,7 @@ def _figure(name: str, pictures: dict[str, bytes]) -> str:
     return f"<figure>{image}<figcaption>{html.escape(CAPTIONS[name])}</figcaption></figure>"
 
 
-def _cell(value: Any, style: str = "") -> str:
+def html_cell(value: Any, style: str = "") -> str:
     """One table cell: numbers right-aligned (floats with 3 decimals), everything else escaped text."""
     attr = f' style="{style}"' if style else ""
     if isinstance(value, float):
@@ -141,8 +141,8 @@ def _cell(value: Any, style: str = "") -> str:
     return f"<td{attr}>{html.escape('' if value is None else str(value))}</td>"
 
 
-def _table(headers: list[str], rows: list[list[str]], *, sortable: bool = False) -> str:
-    """A table from header names and rows of ready-made cells (see :func:`_cell`)."""
+def html_table(headers: list[str], rows: list[list[str]], *, sortable: bool = False) -> str:
+    """A table from header names and rows of ready-made cells (see :func:`html_cell`)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "\n".join("<tr>" + "".join(row) + "</tr>" for row in rows)
     kind = ' class="sortable"' if sortable else ""
@@ -178,13 +178,13 @@ def _intent_table(report: EvalReport) -> str:
         r = report.report[name]
         # F1 0.5 or less red, 0.75 yellow, 1 green.
         shade = f"background:hsl({max(0.0, 240 * r['f1-score'] - 120):.0f},65%,88%)" if r["support"] else ""
-        cells = [_cell(name), _cell(r["precision"]), _cell(r["recall"]), _cell(r["f1-score"], shade)]
-        rows.append([*cells, _cell(r["support"])])
+        cells = [html_cell(name), html_cell(r["precision"]), html_cell(r["recall"]), html_cell(r["f1-score"], shade)]
+        rows.append([*cells, html_cell(r["support"])])
     note = "Weakest F1 first; click a column header to sort by it."
     if report.averages_leave_out:
         note += f" Macro and weighted averages leave out {', '.join(report.averages_leave_out)}."
     note = f'<p class="note">{html.escape(note)}</p>'
-    return note + _table(["intent", "precision", "recall", "F1", "support"], rows, sortable=True)
+    return note + html_table(["intent", "precision", "recall", "F1", "support"], rows, sortable=True)
 
 
 def _pairs(report: EvalReport) -> str:
@@ -192,18 +192,21 @@ def _pairs(report: EvalReport) -> str:
     if not pairs:
         return '<p class="note">No confusions.</p>'
     support = {name: report.report[name]["support"] for name in report.labels}
-    rows = [[_cell(t), _cell(p), _cell(n), _cell(n / support[t] if support[t] else None)] for t, p, n in pairs]
-    table = _table(["true intent", "predicted as", "count", "share of true intent"], rows)
+    rows = [
+        [html_cell(t), html_cell(p), html_cell(n), html_cell(n / support[t] if support[t] else None)]
+        for t, p, n in pairs
+    ]
+    table = html_table(["true intent", "predicted as", "count", "share of true intent"], rows)
     return "<h3>Most confused pairs</h3>\n" + table
 
 
 def _calibration(report: EvalReport) -> str:
     cal = report.calibration or {}
     t = f"{cal['temperature']:.3f}"
-    rows = [[_cell("raw (T = 1)"), _cell(float(cal["ece_before"]))]]
-    rows.append([_cell(f"calibrated (T = {t})"), _cell(float(cal["ece_after"]))])
+    rows = [[html_cell("raw (T = 1)"), html_cell(float(cal["ece_before"]))]]
+    rows.append([html_cell(f"calibrated (T = {t})"), html_cell(float(cal["ece_after"]))])
     text = f"Temperature scaling with T = {t}; expected calibration error over {cal['bins']} equal-width bins:"
-    return f"<p>{html.escape(text)}</p>\n" + _table(["probabilities", "ECE"], rows)
+    return f"<p>{html.escape(text)}</p>\n" + html_table(["probabilities", "ECE"], rows)
 
 
 def _oos(report: EvalReport) -> str:
@@ -218,8 +221,8 @@ def _oos(report: EvalReport) -> str:
     else:
         keys, headers = ("in_scope_accuracy",), ["", "in-scope accuracy"]
         intro = f"{oos['in_scope_support']} in-scope examples; {NOT_MEASURABLE.format(label=oos['label'])}."
-    rows = [[_cell(name)] + [_cell(float(r[k])) for k in keys] for name, r in measured]
-    table = _table(headers, rows)
+    rows = [[html_cell(name)] + [html_cell(float(r[k])) for k in keys] for name, r in measured]
+    table = html_table(headers, rows)
     paragraphs = [f"Out-of-scope label {oos['label']}: {intro}"]
     after = [f"Rejection cost: {cost}." for cost in [cost_text(oos, 3)] if cost]
     after.append(f"Rejection thresholds: {report.thresholds_text(3)}.")
@@ -240,9 +243,11 @@ def _errors(report: EvalReport) -> str:
     rows = []
     for e in shown:
         text = html.escape("" if e.get("text") is None else str(e["text"]))
-        rows.append([f'<td class="t">{text}</td>', _cell(e["true"]), _cell(e["predicted"]), _cell(e["confidence"])])
+        rows.append(
+            [f'<td class="t">{text}</td>', html_cell(e["true"]), html_cell(e["predicted"]), html_cell(e["confidence"])]
+        )
     headers = ["text", "true intent", "predicted", "confidence"]
-    return f'<p class="note">{html.escape(note)}</p>\n' + _table(headers, rows, sortable=True)
+    return f'<p class="note">{html.escape(note)}</p>\n' + html_table(headers, rows, sortable=True)
 
 
 def _details(extra: dict[str, Any]) -> str:
@@ -250,7 +255,7 @@ def _details(extra: dict[str, Any]) -> str:
     for key, value in extra.items():
         if isinstance(value, dict | list):
             text = html.escape(json.dumps(value, indent=1, ensure_ascii=False, default=str))
-            rows.append([_cell(key), f"<td><pre>{text}</pre></td>"])
+            rows.append([html_cell(key), f"<td><pre>{text}</pre></td>"])
         else:
-            rows.append([_cell(key), _cell(value)])
-    return _table(["detail", "value"], rows)
+            rows.append([html_cell(key), html_cell(value)])
+    return html_table(["detail", "value"], rows)

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import DataError
+from .multilabel import MultiLabelReport, evaluate_multilabel
 from .oos import NOT_MEASURABLE, cost_text, fit_notes, is_measurable
 from .plots import (
     MAX_CELL_COUNTS,
@@ -456,13 +457,16 @@ def _unknown_warning(unknown: dict[str, int]) -> str:
     )
 
 
-def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[str]) -> EvalReport:
+def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[str]) -> EvalReport | MultiLabelReport:
     """Predict ``texts`` with a fitted classifier (its calibration and out-of-scope rejection included) and score
     against ``labels``; rows labelled with the model's out-of-scope label count as out-of-scope examples.
 
     Rows whose intent the model was not trained on do not stop the evaluation: they count as errors and the
     report names them (``report.unknown_intents``, and a sentence in ``report.warnings`` for the caller to log).
+    A multi-label model gets a :class:`~intentune.evaluate.multilabel.MultiLabelReport`.
     """
+    if getattr(classifier, "is_multi_label", False):
+        return evaluate_multilabel_classifier(classifier, texts, labels)
     distance = getattr(classifier, "distance_", None)
     if distance is not None:
         logits, pooled = classifier.forward(texts, pooled=True)
@@ -479,6 +483,18 @@ def evaluate_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[
         oos_label=classifier.config.oos.label,
         distances=distances,
     )
+
+
+def evaluate_multilabel_classifier(classifier: Any, texts: Sequence[str], labels: Sequence[str]) -> MultiLabelReport:
+    """Predict ``texts`` with a fitted multi-label classifier (its calibration and per-intent thresholds) and score
+    the answered sets of intents against ``labels`` (``a+b`` labels; :func:`evaluate_multilabel`)."""
+    probs = classifier.predict_proba(texts)
+    found = [[d["intent"] for d in row["intents"]] for row in classifier.predict_details(texts)]
+    return evaluate_multilabel(
+        labels, found, classifier.classes_, separator=classifier.config.data.multi_label_separator,
+        oos_label=classifier.config.oos.label, texts=texts, probs=probs,
+        thresholds=list(classifier.intent_thresholds_.thresholds),
+    )  # fmt: skip
 
 
 def evaluate_logits(

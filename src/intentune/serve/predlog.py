@@ -2,11 +2,13 @@
 
 A line holds the time (UTC, ISO 8601), the model id (:func:`model_id`), the text (or, with ``serve.log_texts =
 false``, ``text_sha256``: an HMAC-SHA256 of the text keyed with the log's salt), the intent, its confidence,
-``is_out_of_scope``, the ``top`` intents as the response carries them, the runtime, the request's latency in
+``is_out_of_scope``, every intent found (``intents``: several from a multi-label model) and the ``top`` intents as
+the response carries them, the runtime, the request's latency in
 milliseconds and the client's ``X-Request-ID`` header (or null)::
 
     {"time": "2025-01-31T12:00:00.123Z", "model_id": "3f2a9c0d1e4b", "request_id": null, "text": "hi",
      "intent": "greeting", "confidence": 0.93, "is_out_of_scope": false,
+     "intents": [{"intent": "greeting", "confidence": 0.93}],
      "top": [{"intent": "greeting", "confidence": 0.93}], "runtime": "onnx-int8", "latency_ms": 7.1}
 
 Requests never wait for the disk: :meth:`PredictionLog.add` puts lines on a bounded queue, and one background
@@ -213,6 +215,7 @@ class PredictionLog:
             intent=result["intent"],
             confidence=result["confidence"],
             is_out_of_scope=result["is_out_of_scope"],
+            intents=result.get("intents", []),
             top=result["top"],
             runtime=self.runtime,
             latency_ms=round(latency_ms, 2),

@@ -20,6 +20,12 @@ class Prediction(BaseModel):
     intent: str = Field(description="The best intent, or the out-of-scope label when the model rejects the text.")
     confidence: float = Field(description="Calibrated probability of the best intent.")
     is_out_of_scope: bool
+    intents: list[IntentScore] = Field(
+        default_factory=list,
+        description="Every intent the message carries, most probable first: a multi-label model answers each "
+        "intent above its own threshold (several for 'cancel my order and refund me'); a single-label model, the "
+        "one intent answered. Empty when the text is out of scope.",
+    )
     top: list[IntentScore] = Field(description="The top_k best intents, best first (rejected or not).")
 
 

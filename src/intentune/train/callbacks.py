@@ -43,7 +43,7 @@ class Callback:
 AUTO_ACCURACY_MIN_PER_INTENT = 10
 
 
-def resolve_early_stopping_metric(metric: str, validation_labels: Sequence[int] | None) -> str:
+def resolve_early_stopping_metric(metric: str, validation_labels: Sequence[Any] | None) -> str:
     """``train.early_stopping_metric``, with ``auto`` resolved: ``val_accuracy`` when the validation data has at
     least ``AUTO_ACCURACY_MIN_PER_INTENT`` examples per intent (median), else ``val_loss``.
 
@@ -54,7 +54,11 @@ def resolve_early_stopping_metric(metric: str, validation_labels: Sequence[int] 
     """
     if metric != "auto":
         return metric
-    counts = Counter(validation_labels or [])
+    labels = list(validation_labels or [])
+    if labels and isinstance(labels[0], (list, tuple)):  # multi-hot rows: an intent's examples are rows that have it
+        counts = Counter(i for row in labels for i, value in enumerate(row) if value)
+    else:
+        counts = Counter(labels)
     if counts and statistics.median(counts.values()) >= AUTO_ACCURACY_MIN_PER_INTENT:
         return "val_accuracy"
     return "val_loss"

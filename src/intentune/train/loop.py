@@ -86,7 +86,12 @@ class TrainingLoop:
         weight = None
         if class_weights is not None:
             weight = torch.tensor(list(class_weights), dtype=torch.float32, device=accelerator.device)
-        self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        self.multi_label = is_multi_hot(train[1])
+        self.loss_fn = (
+            MultiLabelLoss(weight, cfg.label_smoothing)
+            if self.multi_label
+            else nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+        )
         self.eval_every = cfg.eval_every_steps or self.steps_per_epoch
         self.average = (
             WeightAverage(accelerator.unwrap_model(self.net), cfg.ema_epochs, self.steps_per_epoch)
@@ -177,11 +182,11 @@ class TrainingLoop:
         """Validation loss and accuracy of the weights training would keep (the averaged ones with
         ``train.ema_epochs``)."""
         if self.average is None:
-            return evaluate_loss(self.net, self.val_loader, self.accelerator)
+            return evaluate_loss(self.net, self.val_loader, self.accelerator, multi_label=self.multi_label)
         unwrapped = self.accelerator.unwrap_model(self.net)
         self.average.swap(unwrapped)
         try:
-            return evaluate_loss(self.net, self.val_loader, self.accelerator)
+            return evaluate_loss(self.net, self.val_loader, self.accelerator, multi_label=self.multi_label)
         finally:
             self.average.swap(unwrapped)
 
@@ -233,14 +238,42 @@ class TrainingLoop:
         self.seen, self.smoothed = position["seen"], position["smoothed_loss"]
 
 
-def evaluate_loss(net: nn.Module, loader: DataLoader, accelerator: Any) -> dict[str, float]:
-    """Mean cross-entropy and accuracy over a labelled loader, gathered across processes."""
+def is_multi_hot(labels: Sequence[Any]) -> bool:
+    """Whether training targets are multi-hot rows (a multi-label model) rather than intent ids."""
+    return bool(len(labels)) and isinstance(labels[0], (list, tuple))
+
+
+class MultiLabelLoss(nn.Module):
+    """Binary cross-entropy per intent (a sigmoid each), averaged over rows and intents; ``weight`` scales each
+    intent's column (``train.class_weight``), and label smoothing moves the targets ``smoothing / 2`` towards 0.5."""
+
+    def __init__(self, weight: torch.Tensor | None, smoothing: float) -> None:
+        super().__init__()
+        self.weight, self.smoothing = weight, smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = targets.float() * (1.0 - self.smoothing) + self.smoothing / 2
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), targets, weight=self.weight)
+
+
+def evaluate_loss(
+    net: nn.Module, loader: DataLoader, accelerator: Any, *, multi_label: bool = False
+) -> dict[str, float]:
+    """Mean cross-entropy and accuracy over a labelled loader, gathered across processes. For a multi-label
+    network the loss is the binary cross-entropy per intent (summed over intents, averaged over rows) and the
+    accuracy is subset accuracy: every intent on the right side of probability 0.5."""
     net.eval()
     losses, correct, count = [], 0, 0
     with torch.inference_mode():
         for batch in loader:
             logits = net(batch["input_ids"], batch["attention_mask"])
             logits, labels = accelerator.gather_for_metrics((logits, batch["labels"]))
+            if multi_label:
+                bce = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="sum")
+                losses.append(bce.item())
+                correct += ((logits > 0) == (labels > 0.5)).all(dim=-1).sum().item()
+                count += labels.shape[0]
+                continue
             losses.append(nn.functional.cross_entropy(logits.float(), labels, reduction="sum").item())
             correct += (logits.argmax(dim=-1) == labels).sum().item()
             count += labels.numel()
@@ -264,7 +297,8 @@ def train_net(
 
     Args:
         net: the classifier network (backbone + head).
-        train: ``(token_ids, label_ids)``.
+        train: ``(token_ids, label_ids)``; for a multi-label network, multi-hot rows (one 0/1 per intent) instead
+            of label ids, and the loss is :class:`MultiLabelLoss`.
         validation: the same for validation data, or None.
         cfg: the ``[train]`` config section.
         pad_id: the tokenizer's pad token id.
@@ -369,11 +403,13 @@ def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
 __all__ = [
     "Encoded",
     "LengthGroupedBatches",
+    "MultiLabelLoss",
     "StepInfo",
     "TrainControl",
     "TrainResult",
     "TrainState",
     "TrainingLoop",
     "evaluate_loss",
+    "is_multi_hot",
     "train_net",
 ]

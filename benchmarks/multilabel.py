@@ -1,0 +1,159 @@
+"""Messages with two intents on CLINC150: a softmax model against multi-label models, through the CLI.
+
+    python -m benchmarks.multilabel [--train small|full] [--backbone minilm-l6] [--device cpu|cuda]
+                                    [--only softmax sigmoid sigmoid-pairs] [--set section.key=value ...]
+
+The test set is CLINC150's test rows (4,500 in-scope, 1,000 `oos`) plus pairs of in-scope test messages from
+different domains joined as "A, and B" and labelled `a+b` (`--test-pairs`, seeded). Three models train on the same
+CLINC150 training rows with default settings otherwise:
+
+- **softmax**: the single-intent rows as they are (`model.multi_label = auto` stays off): one intent per message;
+- **sigmoid**: the same rows with `model.multi_label = true`: a sigmoid per intent, thresholds per intent;
+- **sigmoid-pairs**: the training and validation rows plus synthetic pairs made the same way from their own rows
+  (`--train-pairs`, `--validation-pairs`), so `auto` switches multi-label on.
+
+Each model answers every test row; a softmax answer is one intent (none when rejected), a multi-label answer every
+intent above its threshold. Scored with :func:`intentune.evaluate.evaluate_multilabel`: subset accuracy (all
+intents right), micro-F1, on all rows and on the single- and two-intent rows apart, and out-of-scope recall.
+Writes ``benchmarks/results/multilabel_clinc150.json`` after every model and prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, SHARED, machine, read_rows, relative, run, write_rows
+
+MODELS = ("softmax", "sigmoid", "sigmoid-pairs")
+
+
+def make_pairs(rows: list[tuple[str, str]], domains: dict[str, str], count: int, seed: int) -> list[tuple[str, str]]:
+    """``count`` messages joining two in-scope rows of different domains ("A, and B", labelled ``a+b``)."""
+    rng = random.Random(seed)
+    in_scope = [row for row in rows if row[1] in domains]
+    pairs = []
+    while len(pairs) < count:
+        (a, x), (b, y) = rng.sample(in_scope, 2)
+        if domains[x] != domains[y]:
+            pairs.append((f"{a}, and {b}", "+".join(sorted((x, y)))))
+    return pairs
+
+
+def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Path]:
+    """The data files of the three runs and the test file."""
+    data = Path(args.data)
+    domains = {i: d for d, intents in json.loads((data / "domains.json").read_text()).items() for i in intents}
+    train = read_rows(data / ("small" if args.train == "small" else "") / "train.csv")
+    validation, test = read_rows(data / "validation.csv"), read_rows(data / "test.csv")
+    return {
+        "train": write_rows(folder / "train.csv", train),
+        "validation": write_rows(folder / "validation.csv", validation),
+        "train_pairs": write_rows(folder / "train_pairs.csv", train + make_pairs(train, domains, args.train_pairs, 1)),
+        "validation_pairs": write_rows(
+            folder / "validation_pairs.csv", validation + make_pairs(validation, domains, args.validation_pairs, 2)
+        ),
+        "test": write_rows(folder / "test.csv", test + make_pairs(test, domains, args.test_pairs, 3)),
+    }
+
+
+def train_command(name: str, files: dict[str, Path], out: Path, args: argparse.Namespace) -> list[str]:
+    pairs = name == "sigmoid-pairs"
+    command = [sys.executable, "-m", "intentune.cli", "train", str(files["train_pairs" if pairs else "train"]),
+               "--validation", str(files["validation_pairs" if pairs else "validation"]), "--backbone", args.backbone,
+               "-o", str(out), "--quiet", "--set", f"train.device={args.device}"]  # fmt: skip
+    if name == "sigmoid":
+        command += ["--set", "model.multi_label=true"]
+    for override in args.overrides:
+        command += ["--set", override]
+    return command
+
+
+def score(model_dir: Path, test: list[tuple[str, str]]) -> dict[str, Any]:
+    """Every test row answered by the saved model, scored as sets of intents."""
+    from intentune.evaluate import evaluate_multilabel
+    from intentune.inference import load_predictor
+
+    predictor = load_predictor(model_dir, runtime="torch")
+    texts, labels = [t for t, _ in test], [y for _, y in test]
+    started = time.perf_counter()
+    details = predictor.predict_details(texts)
+    seconds = time.perf_counter() - started
+    found = [[i["intent"] for i in d["intents"]] for d in details]
+    report = evaluate_multilabel(labels, found, predictor.classes_, separator="+", oos_label="oos", texts=texts)
+    out = report.to_dict()
+    return {
+        "multi_label": predictor.is_multi_label,
+        "subset_accuracy": out["subset_accuracy"],
+        "micro_f1": out["micro"]["f1"],
+        "macro_f1": out["macro"]["f1"],
+        "hamming_loss": out["hamming_loss"],
+        "by_row_kind": out["by_row_kind"],
+        "rows": out["rows"],
+        "oos": out["oos"],
+        "predict_seconds": round(seconds, 1),
+    }
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    def f(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [
+        "| model | subset acc. (all) | micro-F1 (all) | single-intent rows: subset acc. | two-intent rows: subset acc. "
+        "| two-intent rows: micro-F1 | OOS recall | train wall (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        single, multi = r["by_row_kind"]["single_intent"] or {}, r["by_row_kind"]["multi_intent"] or {}
+        lines.append(
+            f"| {r['model']} | {f(r['subset_accuracy'])} | {f(r['micro_f1'])} | {f(single.get('subset_accuracy'))} "
+            f"| {f(multi.get('subset_accuracy'))} | {f(multi.get('micro_f1'))} | {f(r['oos']['recall'])} "
+            f"| {r['train']['wall_s']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(SHARED / "clinc150"))
+    parser.add_argument("--train", choices=("small", "full"), default="small")
+    parser.add_argument("--backbone", default="minilm-l6")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--train-pairs", type=int, default=1500)
+    parser.add_argument("--validation-pairs", type=int, default=300)
+    parser.add_argument("--test-pairs", type=int, default=1500)
+    parser.add_argument("--set", dest="overrides", nargs="*", default=[])
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "multilabel_clinc150.json"))
+    args = parser.parse_args()
+    folder = ROOT / "runs" / "bench-multilabel"
+    files = prepare(args, folder / "data")
+    test = read_rows(files["test"])
+    out_path = Path(args.out)
+    record = json.loads(out_path.read_text()) if out_path.is_file() else {"results": []}
+    results = [r for r in record["results"] if r["model"] not in args.only]
+    for name in args.only:
+        run_dir = folder / name
+        command = train_command(name, files, run_dir, args)
+        stats = run(command)
+        result = {"model": name, "train_data": args.train, "backbone": args.backbone, **score(run_dir / "model", test)}
+        result |= {"train": stats, "command": relative(command)}
+        results = [r for r in results if r["model"] != name] + [result]
+        results.sort(key=lambda r: MODELS.index(r["model"]))
+        record = {"benchmark": "multilabel_clinc150", "device": args.device, "machine": machine(),
+                  "test_rows": len(test), "settings": {k: getattr(args, k) for k in
+                  ("train", "train_pairs", "validation_pairs", "test_pairs", "overrides")},
+                  "results": results}  # fmt: skip
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(record, indent=2) + "\n")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
