@@ -89,7 +89,7 @@ def render_html(
         ("Calibration", _calibration(report) + _figure("reliability", pictures) if report.calibration else ""),
         ("Out of scope", _oos(report) + _figure("coverage", pictures) if report.oos else ""),
         ("Misclassified examples", _errors(report)),
-        ("Run details", _details(extra) if extra else ""),
+        ("Run details", html_details(extra) if extra else ""),
     ]
     warnings = [f'<p class="warn"><strong>Warning:</strong> {html.escape(w)}</p>' for w in report.warnings]
     body = [f"<h1>{html.escape(title)}</h1>", *warnings, _summary(report)]
@@ -250,7 +250,8 @@ def _errors(report: EvalReport) -> str:
     return f'<p class="note">{html.escape(note)}</p>\n' + html_table(headers, rows, sortable=True)
 
 
-def _details(extra: dict[str, Any]) -> str:
+def html_details(extra: dict[str, Any]) -> str:
+    """A two-column table of run details; lists and dicts shown as indented JSON."""
     rows = []
     for key, value in extra.items():
         if isinstance(value, dict | list):

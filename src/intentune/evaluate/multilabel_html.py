@@ -11,10 +11,9 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from typing import TYPE_CHECKING, Any
 
-from .html import CSP, MAX_ERROR_ROWS, SCRIPT, STYLE, html_cell, html_table
+from .html import CSP, MAX_ERROR_ROWS, SCRIPT, STYLE, html_cell, html_details, html_table
 from .plots import Target
 
 if TYPE_CHECKING:
@@ -94,7 +93,7 @@ def render_multilabel_html(
         ("Intents the model was not trained on", _unanswerable(report)),
         ("Calibration", _calibration(report, pictures)),
         ("Wrong examples", _errors(report)),
-        ("Run details", _details(extra) if extra else ""),
+        ("Run details", html_details(extra) if extra else ""),
     ]
     warnings = [f'<p class="warn"><strong>Warning:</strong> {html.escape(w)}</p>' for w in report.warnings]
     body = [f"<h1>{html.escape(title)}</h1>", *warnings, _summary(report)]
@@ -221,14 +220,3 @@ def _errors(report: MultiLabelReport) -> str:
         )
     headers = ["text", "true intents", "predicted", "missed", "added", "highest probabilities"]
     return _p(note, "note") + "\n" + html_table(headers, rows, sortable=True)
-
-
-def _details(extra: dict[str, Any]) -> str:
-    rows = []
-    for key, value in extra.items():
-        if isinstance(value, dict | list):
-            text = html.escape(json.dumps(value, indent=1, ensure_ascii=False, default=str))
-            rows.append([html_cell(key), f"<td><pre>{text}</pre></td>"])
-        else:
-            rows.append([html_cell(key), html_cell(value)])
-    return html_table(["detail", "value"], rows)
