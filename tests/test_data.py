@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from intentune import DataError, Examples, load_examples, split_examples, write_examples
+from intentune import Config, DataError, Examples, load_examples, split_examples, write_examples
 from intentune.cli import app
 from intentune.pipeline import split_data
 
@@ -167,6 +167,18 @@ def test_split_keeps_rare_combinations_without_losing_or_repeating_rows() -> Non
             assert abs(counts[label] - labels.count(label) * share) <= 1, (name, label)
     with pytest.raises(DataError, match=r"too few to split stratified: 'leave\+order' has 1"):
         split_examples(data, shares, seed=3, separator="")  # without a separator, combinations are plain labels
+
+
+def test_split_data_groups_combinations_by_the_configured_separator(tmp_path: Path) -> None:
+    rows = [f"message {i},{label}" for i, label in enumerate(["greet"] * 20 + ["order"] * 20 + ["greet|order"])]
+    (tmp_path / "m.csv").write_text("text,intent\n" + "\n".join(rows) + "\n")
+    shares = {"train": 0.8, "validation": 0.1, "test": 0.1}
+    with pytest.raises(DataError, match=r"'greet\|order' has 1"):
+        split_data(tmp_path / "m.csv", tmp_path / "plain", fractions=shares)  # "+" does not split "greet|order"
+    config = Config()
+    config.data.multi_label_separator = "|"
+    parts = split_data(tmp_path / "m.csv", tmp_path / "split", fractions=shares, config=config)
+    assert sum(len(part) for part in parts.values()) == 41
 
 
 def test_split_refuses_a_single_intent() -> None:

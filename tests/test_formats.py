@@ -119,6 +119,12 @@ def test_rasa_reads_a_multi_intent_block(tmp_path: Path) -> None:
     assert data.texts[0] == "hi, where is my order?" and data.lines == [5, 6, 9]
 
 
+def test_rasa_writes_a_multi_intent_name_unquoted(tmp_path: Path) -> None:
+    write_examples(Examples(["hi, where is my order?", "hi"], ["greet+ask_status", "greet"]), tmp_path / "nlu.yml")
+    assert "- intent: greet+ask_status\n" in (tmp_path / "nlu.yml").read_text()
+    assert load_examples(tmp_path / "nlu.yml").labels == ["greet+ask_status", "greet"]
+
+
 def test_rasa_round_trip_from_annotated_file(tmp_path: Path) -> None:
     (tmp_path / "nlu.yml").write_text(RASA)
     first = load_examples(tmp_path / "nlu.yml")

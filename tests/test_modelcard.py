@@ -132,6 +132,15 @@ def test_without_metrics_or_manifest_the_card_says_so() -> None:
     assert "Rejection is off" in card
 
 
+def test_a_multi_label_evaluation_names_its_own_scores() -> None:
+    metrics = _metrics() | {"multi_label": True, "subset_accuracy": 0.75, "micro": {"f1": 0.8642},
+                            "rows": {"single_intent": 7, "multi_intent": 3, "out_of_scope": 2},
+                            "calibration": {"bins": 10, "cells": 36, "ece": 0.0412}}  # fmt: skip
+    card = render_model_card(_metadata(), metrics=metrics, eval_name="test.csv")
+    assert "(12 examples): subset accuracy (every intent of a row right) 0.7500, micro F1 0.8642" in card
+    assert "Expected calibration error over 36 (row, intent) cells: 0.0412." in card
+
+
 def test_the_not_a_transformers_checkpoint_sentence_is_there() -> None:
     for runtime in ("torch", "onnx", "torch+onnx"):
         card = render_model_card(_metadata(), runtime=runtime)

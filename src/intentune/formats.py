@@ -159,7 +159,7 @@ def _rasa_text(texts: Sequence[str], labels: Sequence[str]) -> str:
 
 
 def _needs_quotes(value: str) -> bool:
-    return not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*", value)
+    return not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./+-]*", value)
 
 
 def _read_rasa(path: Path) -> list[Row]:

@@ -202,14 +202,22 @@ def _evaluation(metrics: Mapping[str, Any] | None, eval_name: str | None) -> str
     report = metrics.get("report", {})
     labels = metrics.get("labels") or [k for k, v in report.items() if isinstance(v, dict) and not k.endswith(" avg")]
     support = (report.get("macro avg") or {}).get("support", "?")
+    if metrics.get("multi_label"):
+        support = sum((metrics.get("rows") or {}).values())  # the macro average counts intents, not rows
+    scores = f"accuracy {_num(metrics.get('accuracy'))}, macro F1 {_num(_macro_f1(metrics))}"
+    if metrics.get("multi_label"):
+        scores = (f"subset accuracy (every intent of a row right) {_num(metrics.get('subset_accuracy'))}, micro F1 "
+                  f"{_num((metrics.get('micro') or {}).get('f1'))}, macro F1 {_num(_macro_f1(metrics))}")  # fmt: skip
     lines = [
-        f"## Evaluation\n\nOn {_code(eval_name or 'evaluation data')} ({support} examples): accuracy "
-        f"{_num(metrics.get('accuracy'))}, macro F1 {_num(_macro_f1(metrics))}.",
+        f"## Evaluation\n\nOn {_code(eval_name or 'evaluation data')} ({support} examples): {scores}.",
         _table(
             ["intent", "precision", "recall", "F1", "support"], [[_code(x), *_scores(report.get(x))] for x in labels]
         ),
     ]
-    if cal := metrics.get("calibration"):
+    if (cal := metrics.get("calibration")) and "ece" in cal:
+        cells = cal.get("cells", "?")
+        lines.append(f"Expected calibration error over {cells} (row, intent) cells: {_num(cal['ece'])}.")
+    elif cal:
         lines.append(
             f"Expected calibration error: {_num(cal.get('ece_before'))} raw, {_num(cal.get('ece_after'))} calibrated."
         )

@@ -270,7 +270,8 @@ def split_data(
     if abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise ConfigError(f"train + validation + test shares must sum to 1, found {sum(fractions.values()):.3f}")
     data = load_examples(data_file, text_field=text_field, label_field=label_field)
-    parts = split_examples(data, fractions, seed=seed)
+    separator = (config or Config()).data.multi_label_separator
+    parts = split_examples(data, fractions, seed=seed, separator=separator)
     suffix = Path(data_file).suffix.lower()
     for name, part in parts.items():
         write_examples(part, Path(output_dir) / f"{name}{suffix}", text_field=text_field, label_field=label_field)
