@@ -119,6 +119,18 @@ def test_cross_validation_trains_each_fold_without_its_held_out_rows(fake_classi
     assert sorted(predicted_rows) == sorted(examples.texts)  # every row predicted exactly once
 
 
+def test_multi_intent_data_is_refused_unless_combinations_count_as_intents(fake_classifier) -> None:
+    examples = toy_examples()
+    examples.labels[0] = "greeting+order_status"
+    with pytest.raises(ConfigError, match="set model.multi_label=false to count each combination"):
+        cross_validate(examples, Config(), folds=3, seed=5)
+    assert not fake_classifier.fits  # refused before any fine-tune
+    config = Config()
+    config.model.multi_label = False
+    examples.labels[1:3] = ["greeting+order_status"] * 2  # three rows: enough for three folds
+    assert "greeting+order_status" in cross_validate(examples, config, folds=3, seed=5).classes
+
+
 def test_out_of_fold_report_is_the_sum_of_the_folds(fake_classifier) -> None:
     examples = toy_examples()
     result = cross_validate(examples, Config(), folds=3, seed=5)

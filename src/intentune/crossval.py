@@ -24,6 +24,7 @@ from .config import Config
 from .data import Examples, check_trainable, split_validation
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_predictions
+from .labels import wants_multi_label
 
 DEFAULT_FRACTIONS = (0.1, 0.25, 0.5, 1.0)
 
@@ -177,9 +178,15 @@ def cross_validate(
         The out-of-fold probabilities, fold accuracies and the report of all out-of-fold predictions.
 
     Raises:
-        ConfigError: if ``folds`` is below 2.
+        ConfigError: if ``folds`` is below 2, or the data trains a multi-label model (``model.multi_label``).
         DataError: if an intent has too few rows for the folds (named, with lines).
     """
+    if wants_multi_label(config.model.multi_label, examples.labels, config.data.multi_label_separator):
+        raise ConfigError(
+            "cross-validation scores single-label models, and this data trains a multi-label one (model.multi_label"
+            f" = {config.model.multi_label!r}); set model.multi_label=false to count each combination of intents"
+            " as an intent of its own"
+        )
     started = time.perf_counter()
     fold_of = assign_folds(examples, folds, seed=seed, train_rows=2)  # 2: one to train on, one to validate
     classes = sorted(set(examples.labels))
