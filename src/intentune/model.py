@@ -26,6 +26,7 @@ from .backbones import (
     prepare_tokenizer,
     quiet_transformers,
 )
+from .confidence import fit_intent_confidence, fit_softmax_confidence
 from .config import Config
 from .errors import ConfigError, DataError, ModelError
 from .folder import (
@@ -162,11 +163,11 @@ class IntentClassifier(IntentPredictor):
             # validation has) take no part in early stopping.
             known = [(t, y) for t, y in zip(*validation) if self.knows(y)]
             if known:
-                val = (self.token_ids([t for t, _ in known]), self._targets([y for _, y in known]))
+                val = (self.token_ids([t for t, _ in known]), self.targets([y for _, y in known]))
         if on_ready is not None:
             on_ready()
         if init_from is not None and not resume:  # the old head rows, and new rows from their examples
-            init_from.expand_head(self.net_, self.classes_, train_ids, self._label_ids(labels), self.pad_id(), tcfg)
+            init_from.expand_head(self.net_, self.classes_, train_ids, self.label_ids(labels), self.pad_id(), tcfg)
         few_shot = None
         # A multi-label model's intents count once per row that has them; its contrastive pairs are rows with the
         # same set of intents, and its head is not started from prototypes (a sigmoid head needs its offsets).
@@ -181,12 +182,12 @@ class IntentClassifier(IntentPredictor):
             group_ids = (
                 [groups[y] for y in intent_sets(labels, separator, oos_label)]
                 if self.multi_label_
-                else self._label_ids(labels)
+                else self.label_ids(labels)
             )
             few_shot = contrastive_pretrain(self.net_, train_ids, group_ids, tcfg, self.pad_id(), device)
         weights = compute_class_weights(intents, self.classes_, self.config.train.class_weight)
         result = train_net(
-            self.net_, (train_ids, self._targets(labels)), val, tcfg, self.pad_id(), callbacks,
+            self.net_, (train_ids, self.targets(labels)), val, tcfg, self.pad_id(), callbacks,
             class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
             evaluate_first=few_shot is not None and tcfg.few_shot_prototype_init,  # the prototype head classifies
         )  # fmt: skip
@@ -206,133 +207,16 @@ class IntentClassifier(IntentPredictor):
         validation: tuple[Sequence[str], Sequence[str]] | None,
         training: tuple[Sequence[str], Sequence[str]] | None = None,
     ) -> None:
-        """Temperature scaling and out-of-scope thresholds, fitted on the validation data (``train.calibrate``,
-        ``[oos]``); without validation data, temperature 1 and only a fixed ``oos.threshold`` if one is set. The
-        distance score (``oos.score``) is fitted on the training rows when it can be chosen: always for
-        ``distance``, for ``auto`` only when validation has out-of-scope rows to choose with, its own or the
-        bundled stand-ins (``oos.outlier_exposure``), which join the threshold fit only, never the calibration."""
-        import numpy as np
-
-        from .evaluate.calibration import calibration_summary, fit_temperature, softmax
-        from .evaluate.oos import DistanceModel, Thresholds, outlier_texts
-        from .evaluate.thresholds import fit_thresholds
-
+        """Calibration and the out-of-scope answer, fitted on the validation data (:mod:`intentune.confidence`)."""
+        self.temperature_, self.thresholds_, self.distance_ = 1.0, None, None
         if self.multi_label_:
-            self._fit_intent_confidence(validation, training)
+            intents = fit_intent_confidence(self, self.config, validation, training)
+            self.intent_calibration_, self.intent_thresholds_ = intents.calibration, intents.thresholds
+            self.train_summary_.update(intents.summary)
             return
-        ocfg = self.config.oos
-        self.temperature_, self.thresholds_, self.distance_ = 1.0, None, None
-        if ocfg.reject and ocfg.threshold is not None:
-            self.thresholds_ = Thresholds(ocfg.label, ocfg.threshold, fit={"fixed": True})
-        if validation is None or not validation[0]:
-            return
-        fitting = ocfg.reject and ocfg.threshold is None
-        has_oos = ocfg.label in set(validation[1])
-        exposure = fitting and (ocfg.outlier_exposure == "on" or (ocfg.outlier_exposure == "auto" and not has_oos))
-        matching = [*validation[0], *(training[0] if training is not None else [])]  # stand-ins must not repeat
-        stand_ins, dropped = outlier_texts(matching) if exposure else ([], 0)
-        with_distance = (
-            fitting
-            and training is not None
-            and (ocfg.score == "distance" or (ocfg.score == "auto" and (has_oos or bool(stand_ins))))
-        )
-        logits, pooled = self.forward(validation[0], pooled=with_distance)
-        known = [i for i, y in enumerate(validation[1]) if y in self.classes_]
-        known_ids = self._label_ids([validation[1][i] for i in known])
-        if self.config.train.calibrate:
-            self.temperature_ = fit_temperature(logits[known], known_ids)
-        summary = calibration_summary(logits[known], known_ids, self.temperature_)
-        self.train_summary_["calibration"] = {k: summary[k] for k in ("temperature", "ece_before", "ece_after")}
-        if fitting:
-            distance, distances = None, None
-            # The stand-ins get passes of their own, so the validation rows' numbers do not depend on them.
-            extra_logits, extra_pooled = self.forward(stand_ins, pooled=with_distance) if stand_ins else (None, None)
-            if with_distance:
-                assert training is not None and pooled is not None
-                distance = DistanceModel.fit(self.forward(training[0], pooled=True)[1], training[1], ocfg.label)
-                distances = distance.distances(pooled)
-                if extra_pooled is not None:
-                    distances = np.concatenate([distances, distance.distances(extra_pooled)])
-            if extra_logits is not None:
-                logits = np.concatenate([logits, extra_logits])
-            self.thresholds_ = fit_thresholds(
-                softmax(logits, self.temperature_), [*validation[1], *[ocfg.label] * len(stand_ins)], self.classes_,
-                oos_label=ocfg.label, max_accuracy_drop=ocfg.max_accuracy_drop,
-                budget_confidence=ocfg.budget_confidence, per_intent=ocfg.per_intent, distances=distances,
-                score=ocfg.score if with_distance else "confidence",
-            )  # fmt: skip
-            if exposure:
-                self.thresholds_.fit["outlier_exposure"] = {"rows": len(stand_ins), "dropped_matching": dropped}
-            if self.thresholds_.score == "distance":
-                self.distance_ = distance
-        if self.thresholds_ is not None:
-            self.train_summary_["oos"] = {
-                "global_threshold": self.thresholds_.global_threshold,
-                "per_intent_thresholds": len(self.thresholds_.per_intent),
-                "score": self.thresholds_.score,
-                **self.thresholds_.fit,
-            }
-
-    def _fit_intent_confidence(
-        self,
-        validation: tuple[Sequence[str], Sequence[str]] | None,
-        training: tuple[Sequence[str], Sequence[str]] | None,
-    ) -> None:
-        """A multi-label model's calibration and per-intent thresholds
-        (:mod:`intentune.evaluate.intent_thresholds`), fitted on the validation rows whose intents it knows;
-        without validation data, the plain sigmoid and ``oos.threshold`` (0.5 when unset) for every intent. When
-        the validation data has no out-of-scope row, a sample of the bundled stand-ins (``oos.outlier_exposure``),
-        one for every ten validation rows, joins the threshold fit as rows with no intent."""
-        import numpy as np
-
-        from .evaluate.intent_thresholds import (
-            IntentCalibration,
-            IntentThresholds,
-            fit_intent_calibration,
-            fit_intent_thresholds,
-        )
-        from .evaluate.oos import outlier_texts
-
-        ocfg = self.config.oos
-        self.temperature_, self.thresholds_, self.distance_ = 1.0, None, None
-        self.intent_calibration_ = IntentCalibration.identity(len(self.classes_))
-        fixed = ocfg.threshold if ocfg.threshold is not None else 0.5
-        self.intent_thresholds_ = IntentThresholds.fixed(self.classes_, fixed)
-        rows = [(t, y) for t, y in zip(*validation) if self.knows(y)] if validation is not None else []
-        if rows:
-            logits = self.forward([t for t, _ in rows])[0]
-            targets = np.asarray(self._targets([y for _, y in rows]), dtype=np.float64)
-            if self.config.train.calibrate:
-                self.intent_calibration_ = fit_intent_calibration(logits, targets)
-            self.train_summary_["calibration"] = {
-                "method": "platt_per_intent", "temperature": self.intent_calibration_.temperature,
-                **self.intent_calibration_.fit,
-            }  # fmt: skip
-            if ocfg.threshold is None:
-                probs = self.intent_calibration_.probabilities(logits)
-                has_oos = bool((targets.sum(1) == 0).any())
-                exposure = ocfg.outlier_exposure == "on" or (ocfg.outlier_exposure == "auto" and not has_oos)
-                matching = [t for t, _ in rows] + (list(training[0]) if training is not None else [])
-                stand_ins, dropped = outlier_texts(matching) if exposure else ([], 0)
-                # Stand-ins as one message in ten: F1 over many more of them than real rows would trade every
-                # intent's recall for rejecting them.
-                share = max(1, len(rows) // 10)
-                if len(stand_ins) > share:
-                    picked = np.random.default_rng(self.config.train.seed).choice(len(stand_ins), share, replace=False)
-                    stand_ins = [stand_ins[i] for i in sorted(picked)]
-                if stand_ins:
-                    extra = self.intent_calibration_.probabilities(self.forward(stand_ins)[0])
-                    probs = np.concatenate([probs, extra])
-                    targets = np.concatenate([targets, np.zeros_like(extra)])
-                self.intent_thresholds_ = fit_intent_thresholds(
-                    probs, targets, self.classes_, floor=ocfg.multi_label_floor
-                )
-                if stand_ins:
-                    self.intent_thresholds_.fit["outlier_exposure"] = {
-                        "rows": len(stand_ins),
-                        "dropped_matching": dropped,
-                    }
-        self.train_summary_["oos"] = {"score": "per_intent_probability", **self.intent_thresholds_.to_dict()}
+        fitted = fit_softmax_confidence(self, self.config, validation, training)
+        self.temperature_, self.thresholds_, self.distance_ = fitted.temperature, fitted.thresholds, fitted.distance
+        self.train_summary_.update(fitted.summary)
 
     # ---------------------------------------------------------- save and load
     def save(self, directory: str | Path) -> Path:
@@ -434,13 +318,14 @@ class IntentClassifier(IntentPredictor):
         backbone.config.id2label = dict(enumerate(self.classes_))
         backbone.config.label2id = {label: i for i, label in enumerate(self.classes_)}
 
-    def _label_ids(self, labels: Sequence[str]) -> list[int]:
+    def label_ids(self, labels: Sequence[str]) -> list[int]:
+        """The intent ids of single-intent labels (positions in ``classes_``)."""
         return encode_labels(list(labels), self.classes_)
 
-    def _targets(self, labels: Sequence[str]) -> list[int] | list[list[float]]:
+    def targets(self, labels: Sequence[str]) -> list[int] | list[list[float]]:
         """What training compares the logits with: intent ids, or multi-hot rows for a multi-label model."""
         if not getattr(self, "multi_label_", False):
-            return self._label_ids(labels)
+            return self.label_ids(labels)
         sets = intent_sets(labels, self.config.data.multi_label_separator, self.config.oos.label)
         return multi_hot(sets, self.classes_).tolist()
 
