@@ -43,12 +43,15 @@ demo: install
 	$(BIN)/intentune train examples/train.csv --validation examples/validation.csv \
 		--test examples/test.csv --output runs/demo
 
+# The suite in one worker process per core (pytest-xdist); TEST_WORKERS=0 runs it in this process alone.
+TEST_WORKERS ?= auto
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 # The suite without the tests that load the real bundled backbones.
 test-fast: install
-	$(BIN)/python -m pytest -m "not bundled"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not bundled"
 
 # The peer benchmark suite (benchmarks/RESULTS.md). bench-env: SetFit's pinned packages in .venv-bench, on top of
 # .venv's (which stay unchanged); benchmarks.run also creates it on first use.
