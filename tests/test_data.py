@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from intentune import Config, DataError, Examples, load_examples, split_examples, write_examples
 from intentune.cli import app
-from intentune.pipeline import split_data
+from intentune.datafiles import split_data
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from intentune import Config, DataError, Examples, load_examples, split_examples
+from intentune.augment import augment_data
 from intentune.cli import app
-from intentune.pipeline import augment_data
 from intentune.synth import (
     EndpointParaphraser,
     LocalParaphraser,
@@ -352,7 +352,7 @@ def test_augment_drops_template_rows_that_repeat_validation_or_test_texts(toy_fi
 
 
 def test_comparison_markdown_shows_intervals_and_marks_noise() -> None:
-    from intentune.pipeline import comparison_markdown
+    from intentune.augment import comparison_markdown
 
     def diff(a: float, b: float, low: float, high: float) -> dict:
         return {"real_only": a, "augmented": b, "difference": b - a, "interval": [low, high],

@@ -12,18 +12,20 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "augment": ["augment_data"],
+    "batch": ["predict_file", "predict_texts"],
     "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "ServeConfig", "TrainConfig",
                "load_config", "render_config", "save_config"],
     "crossval": ["CrossValResult", "LearningCurve", "cross_validate", "learning_curve"],
     "data": ["Examples", "load_examples", "split_examples", "write_examples"],
+    "datafiles": ["convert_data", "doctor_data", "split_data", "validate_data"],
     "doctor": ["DoctorReport", "diagnose_examples"],
     "errors": ["BackboneError", "ConfigError", "DataError", "IntentuneError", "ModelError"],
     "evaluate": ["EvalReport", "evaluate_classifier", "evaluate_predictions"],
     "export": ["ExportResult", "export_model"],
     "inference": ["OnnxPredictor", "load_predictor"],
     "model": ["IntentClassifier"],
-    "pipeline": ["RunResult", "augment_data", "convert_data", "cross_validate_file", "doctor_data", "evaluate_model",
-                 "learning_curve_file", "predict_file", "predict_texts", "split_data", "train_run", "validate_data"],
+    "pipeline": ["RunResult", "cross_validate_file", "evaluate_model", "learning_curve_file", "train_run"],
     "serve": ["create_app"],
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
@@ -91,6 +93,8 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .augment import augment_data
+    from .batch import predict_file, predict_texts
     from .config import (
         Config,
         DataConfig,
@@ -105,24 +109,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .crossval import CrossValResult, LearningCurve, cross_validate, learning_curve
     from .data import Examples, load_examples, split_examples, write_examples
+    from .datafiles import convert_data, doctor_data, split_data, validate_data
     from .doctor import DoctorReport, diagnose_examples
     from .errors import BackboneError, ConfigError, DataError, IntentuneError, ModelError
     from .evaluate import EvalReport, evaluate_classifier, evaluate_predictions
     from .export import ExportResult, export_model
     from .inference import OnnxPredictor, load_predictor
     from .model import IntentClassifier
-    from .pipeline import (
-        RunResult,
-        augment_data,
-        convert_data,
-        cross_validate_file,
-        doctor_data,
-        evaluate_model,
-        learning_curve_file,
-        predict_file,
-        predict_texts,
-        split_data,
-        train_run,
-        validate_data,
-    )
+    from .pipeline import RunResult, cross_validate_file, evaluate_model, learning_curve_file, train_run
     from .serve import create_app

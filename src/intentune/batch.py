@@ -1,5 +1,6 @@
-"""Streaming rows of CSV and JSONL files of any size in and out, for batch prediction
-(:func:`intentune.pipeline.predict_file`): read a chunk of rows, predict it, write it, and never hold the file.
+"""Prediction with a saved model: :func:`predict_texts` for texts, and batch prediction of CSV and JSONL files of any
+size (:func:`predict_file`), streaming rows in and out: read a chunk of rows, predict it, write it, and never hold
+the file.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -115,6 +116,96 @@ class RowWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+def predict_texts(
+    model_dir: str | Path, texts: Sequence[str], *, top_k: int = 1, runtime: str = "auto"
+) -> list[dict[str, Any]]:
+    """Predict intents for texts with a saved model.
+
+    Args:
+        runtime: ``auto``, ``torch``, ``onnx`` or ``onnx-int8`` (see :func:`intentune.inference.load_predictor`).
+
+    Returns:
+        One dict per text: ``text``, ``intent`` (the out-of-scope label when rejected), ``confidence``,
+        ``is_out_of_scope`` and ``top`` (the ``top_k`` best intents with their calibrated probabilities).
+    """
+    from .inference import load_predictor
+
+    if not texts:
+        raise DataError("no texts to predict; pass texts, --file, or pipe lines on standard input")
+    details = load_predictor(model_dir, runtime=runtime).predict_details(list(texts), top_k=top_k)
+    return [{"text": text, **d} for text, d in zip(texts, details)]
+
+
+def predict_file(
+    model_dir: str | Path,
+    input_file: str | Path,
+    output_file: str | Path,
+    *,
+    text_field: str | None = None,
+    runtime: str = "auto",
+    top_k: int = 1,
+    chunk_size: int | None = None,
+    progress: bool = False,
+) -> int:
+    """Predict every row of a CSV or JSONL file of any size, streaming it in chunks (``intentune predict --input``).
+
+    The output (CSV or JSONL, by its extension) keeps every input field and adds ``intent``, ``confidence`` and
+    ``is_out_of_scope`` (``intents``, every intent found as JSON, for a multi-label model; and ``top``, the ``top_k``
+    best intents as JSON, when ``top_k > 1``); when the input
+    already has one of these fields (a labelled file's ``intent``), all added fields get the prefix
+    ``predicted_``. It is written to a temporary file and renamed into place when complete.
+
+    Args:
+        text_field: the field holding the text; default: the model's ``data.text_field``.
+        runtime: see :func:`intentune.inference.load_predictor`.
+        chunk_size: rows read, predicted and written at a time (default :data:`intentune.batch.CHUNK_ROWS`).
+        progress: show a progress bar on standard error.
+
+    Returns:
+        The number of rows written (one per input row).
+
+    Raises:
+        DataError: if the input is missing, a directory, unreadable, malformed, has no rows, or a row lacks the text
+            (naming the line); nothing is written then.
+    """
+    import sys
+
+    from tqdm import tqdm
+
+    from .inference import load_predictor
+    from .preprocess import clean_text
+
+    input_file, output_file = Path(input_file), Path(output_file)
+    check_data_file(input_file, kinds=".csv or .jsonl")  # a missing file or a folder fails before the model loads
+    for path in (input_file, output_file):
+        stream_format(path)  # and so does an unknown extension
+    if output_file.is_dir():
+        raise DataError(f"{output_file}/ is a directory; pass an output file name ending in .csv or .jsonl")
+    predictor = load_predictor(model_dir, runtime=runtime)
+    dcfg = predictor.config.data
+    field = text_field or dcfg.text_field
+    writer, written = RowWriter(output_file), 0
+    bar = tqdm(total=count_lines(input_file), unit="rows", file=sys.stderr, disable=not progress, leave=False)
+    try:
+        for chunk in read_chunks(input_file, field, chunk_size=chunk_size):
+            texts = [str(row[field]) for _, row in chunk]
+            for (line, _), text in zip(chunk, texts):
+                if not clean_text(text, lowercase=dcfg.lowercase, remove_special_chars=dcfg.remove_special_chars):
+                    raise DataError(f"{input_file}:{line}: field {field!r} is empty after data.remove_special_chars")
+            details = predictor.predict_details(texts, top_k=top_k)
+            multi = predictor.is_multi_label
+            writer.write([_with_prediction(row, d, top_k, multi) for (_, row), d in zip(chunk, details)])
+            written += len(chunk)
+            bar.update(chunk[-1][0] - bar.n)
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+    finally:
+        bar.close()
+    return written
+
+
 def _check_text(path: Path, line: int, row: dict[str, Any], text_field: str) -> None:
     if text_field not in row:
         found = ", ".join(map(str, row)) or "none"
@@ -132,3 +223,13 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False)
     return value
+
+
+def _with_prediction(row: dict[str, Any], details: dict[str, Any], top_k: int, multi_label: bool) -> dict[str, Any]:
+    added = {k: details[k] for k in ("intent", "confidence", "is_out_of_scope")}
+    if multi_label:
+        added["intents"] = details["intents"]
+    if top_k > 1:
+        added["top"] = details["top"]
+    prefix = "predicted_" if any(k in row for k in added) else ""
+    return {**row, **{prefix + k: v for k, v in added.items()}}

@@ -206,7 +206,7 @@ def predict(
     With --input, the output keeps every input column and adds intent, confidence, is_out_of_scope (and top, as
     JSON, with --top-k above 1); the file is read and written in chunks, so it may be of any size.
     """
-    from .pipeline import predict_file, predict_texts
+    from .batch import predict_file, predict_texts
 
     if input_ is not None:
         if output is None or texts or file is not None:
@@ -384,7 +384,7 @@ def data_split(
     --validation, --test and --seed override them; --train, unless given, is what validation and test leave.
     """
     from .config import build_config
-    from .pipeline import split_data
+    from .datafiles import split_data
 
     def job() -> Any:
         options = {"data.validation_fraction": validation_share, "data.test_fraction": test_share,
@@ -417,7 +417,7 @@ def data_convert(
 ) -> None:
     """Convert labelled utterances between CSV, JSONL, Rasa NLU YAML and OpenAI chat JSONL."""
     from .config import build_config
-    from .pipeline import convert_data
+    from .datafiles import convert_data
 
     def job() -> Any:
         cfg = build_config(config, set_, {"data.text_field": text_field, "data.label_field": label_field})
@@ -457,7 +457,7 @@ def data_validate(
     Exits 1 when there are errors (conflicting labels, empty texts, too few examples), 0 with only warnings.
     """
     from .config import build_config
-    from .pipeline import validate_data
+    from .datafiles import validate_data
 
     skip_lengths = backbone is not None and backbone.strip().lower() in ("", "none")
 
@@ -567,8 +567,8 @@ def data_augment(
     """
     from tqdm.auto import tqdm
 
+    from .augment import augment_data
     from .config import build_config
-    from .pipeline import augment_data
     from .train import ProgressBar
 
     def job() -> Any:
@@ -584,7 +584,7 @@ def data_augment(
     real = sum(source == "real" for source in result.combined.sources)
     typer.echo(f"{len(result.combined)} training rows ({real} real) in {output / 'train_augmented.csv'}")
     if result.comparison is not None:
-        from .pipeline import comparison_markdown
+        from .augment import comparison_markdown
 
         typer.echo(comparison_markdown(result.comparison))
 
@@ -687,7 +687,7 @@ def data_doctor(
     from tqdm.auto import tqdm
 
     from .config import build_config
-    from .pipeline import doctor_data
+    from .datafiles import doctor_data
     from .train import ProgressBar
 
     def job() -> Any:

@@ -15,7 +15,7 @@ from .errors import DataError
 from .formats import check_data_file, detect_format, read_rows, write_rows
 
 if TYPE_CHECKING:
-    from .config import DataConfig
+    from .config import Config, DataConfig
 
 
 @dataclass
@@ -114,6 +114,11 @@ def load_examples(
     if not examples.texts:
         raise DataError(f"{path}: no examples found; expected rows with a text and an intent")
     return examples
+
+
+def load_for_config(path: str, config: Config) -> Examples:
+    """:func:`load_examples` with the config's field names (``data.text_field``, ``data.label_field``)."""
+    return load_examples(path, text_field=config.data.text_field, label_field=config.data.label_field)
 
 
 def write_examples(
