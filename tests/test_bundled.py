@@ -65,19 +65,21 @@ def test_mpnet_reassembles_loads_and_embeds_paraphrases_close() -> None:
     assert similarity[0] > similarity[1] + 0.2, similarity
 
 
-def _fit(backbone: str, epochs: int) -> tuple[IntentClassifier, float]:
+def _fit(backbone: str, epochs: int, *overrides: str) -> tuple[IntentClassifier, float]:
     train = load_examples(EXAMPLES / "train.csv")
     validation = load_examples(EXAMPLES / "validation.csv")
     test = load_examples(EXAMPLES / "test.csv")
-    config = Config().override([f"model.backbone={backbone}", f"train.epochs={epochs}", "train.device=cpu"])
+    config = Config().override([f"model.backbone={backbone}", f"train.epochs={epochs}", "train.device=cpu", *overrides])
     clf = IntentClassifier(config).fit(train.texts, train.labels, validation=(validation.texts, validation.labels))
     return clf, evaluate_classifier(clf, test.texts, test.labels).accuracy
 
 
 def test_fine_tune_decoder_briefly(tmp_path: Path) -> None:
-    clf, accuracy = _fit("smollm2-135m", epochs=2)
+    # One epoch, and no stand-in sentences in the threshold fit (the tiny-backbone tests cover them): their pass
+    # through the 135M-parameter decoder would cost as much as the epoch.
+    clf, accuracy = _fit("smollm2-135m", 1, "oos.outlier_exposure=off")
     assert clf.kind_ == "decoder"
-    assert accuracy >= 0.75, accuracy  # chance is 0.25; two epochs of the full run (which reaches >= 0.9)
+    assert accuracy >= 0.75, accuracy  # chance is 0.25; one epoch of the full run (which reaches >= 0.9)
     texts = ["hiya", "is the AeroBrew dishwasher safe?", "where's order 4411"]
     loaded = IntentClassifier.load(clf.save(tmp_path / "model"))
     np.testing.assert_allclose(loaded.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
