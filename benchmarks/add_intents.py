@@ -22,12 +22,11 @@ import argparse
 import json
 import random
 import sys
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, SHARED, machine, read_rows, relative, run, write_rows  # noqa: E402
+from common import ROOT, SHARED, first_per_intent, machine, read_rows, relative, run, write_rows  # noqa: E402
 
 DATA = SHARED / "banking77"
 BIN = Path(sys.executable).parent
@@ -40,17 +39,6 @@ QUICK_STEPS = 6
 def hold_out(intents: list[str], count: int, seed: int) -> list[str]:
     """``count`` intents drawn with ``random.Random(seed)`` from the sorted names, returned sorted."""
     return sorted(random.Random(seed).sample(sorted(set(intents)), count))
-
-
-def first_per_intent(rows: list[tuple[str, str]], per_intent: int) -> list[tuple[str, str]]:
-    """The first ``per_intent`` rows of each intent, in file order."""
-    taken: dict[str, int] = defaultdict(int)
-    kept = []
-    for text, intent in rows:
-        if taken[intent] < per_intent:
-            taken[intent] += 1
-            kept.append((text, intent))
-    return kept
 
 
 def group_accuracy(report: dict[str, Any], intents: list[str]) -> float | None:

@@ -82,3 +82,14 @@ def write_rows(path: Path, rows: list[tuple[str, str]]) -> Path:
         writer.writerow(["text", "intent"])
         writer.writerows(rows)
     return path
+
+
+def first_per_intent(rows: list[tuple[str, str]], per_intent: int) -> list[tuple[str, str]]:
+    """The first ``per_intent`` rows of each intent, in file order (the ``--quick`` slices of the scripts)."""
+    taken: dict[str, int] = {}
+    kept = []
+    for text, intent in rows:
+        if taken.get(intent, 0) < per_intent:
+            taken[intent] = taken.get(intent, 0) + 1
+            kept.append((text, intent))
+    return kept

@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from .common import ROOT, SHARED, machine, read_rows, relative, run, write_rows
+from .common import ROOT, SHARED, first_per_intent, machine, read_rows, relative, run, write_rows
 
 DATA = SHARED / "clinc150"
 HELD_OUT = 10
@@ -45,17 +45,6 @@ QUICK_STEPS = 6
 def hold_out(intents: list[str], count: int, seed: int) -> list[str]:
     """``count`` in-scope intents drawn with ``random.Random(seed)`` from the sorted names, returned sorted."""
     return sorted(random.Random(seed).sample(sorted(set(intents) - {"oos"}), count))
-
-
-def first_per_intent(rows: list[tuple[str, str]], per_intent: int) -> list[tuple[str, str]]:
-    """The first ``per_intent`` rows of each intent, in file order."""
-    taken: dict[str, int] = defaultdict(int)
-    kept = []
-    for text, intent in rows:
-        if taken[intent] < per_intent:
-            taken[intent] += 1
-            kept.append((text, intent))
-    return kept
 
 
 def read_clusters(messages_csv: Path, truth: dict[str, Counter]) -> list[dict[str, Any]]:

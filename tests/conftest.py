@@ -20,7 +20,8 @@ DEVICE = os.environ.get("INTENTUNE_TEST_DEVICE", "cpu")
 
 # The tiny models' matrices are too small to gain from several threads, and threads that wait on each other cost
 # the most on a busy 2-core machine; so tests run torch on one thread (processes they start inherit it through
-# OMP_NUM_THREADS), except the `bundled` tests, which train real backbones on every core (see the fixture below).
+# OMP_NUM_THREADS), except the `bundled` tests, which train real backbones on every core (see the fixture below)
+# when the suite runs in one process; pytest-xdist's workers inherit OMP_NUM_THREADS=1, so there every test has one.
 ALL_THREADS = torch.get_num_threads()
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
