@@ -1,6 +1,6 @@
 """Adding intents to a trained model against retraining on everything: BANKING77, 67 intents first, then 10 more.
 
-    .venv/bin/python benchmarks/add_intents.py [--backbone minilm-l6] [--seed 0] [--quick]
+    .venv/bin/python benchmarks/add_intents.py [--backbone minilm-l6] [--seed 0] [--quick] [--render]
 
 Ten of BANKING77's 77 intents are held out, drawn with ``random.Random(seed)`` from the sorted intent names (listed
 in the output). Three runs through the CLI, each with its validation rows split off its own training file:
@@ -63,13 +63,38 @@ def outcome(run_dir: Path, stats: dict[str, float], old: list[str], new: list[st
     }
 
 
+def markdown(record: dict[str, Any]) -> str:
+    """One row per run: rows trained on, steps, training seconds, test accuracy overall, on the old and the new
+    intents' rows."""
+
+    def f(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    lines = [
+        "| run | trained on (rows) | test rows | steps | training loop s | command wall s | test acc. "
+        "| old intents' rows | new intents' rows |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    tests = {"v1": record["rows"]["old_test"], "extend": record["rows"]["test"], "full": record["rows"]["test"]}
+    for name, r in record["results"].items():
+        lines.append(
+            f"| {name} | {r['train_rows']:,} | {tests[name]:,} | {r['steps']:,} | {r['train_seconds']:.0f} "
+            f"| {r['wall_s']:.0f} | {f(r['accuracy'])} | {f(r['accuracy_old'])} | {f(r['accuracy_new'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="minilm-l6")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the draw of the held-out intents.")
     parser.add_argument("--quick", action="store_true", help="A few rows and steps, to check the script works.")
     parser.add_argument("--out", default=None, help="Default: benchmarks/results/add_intents.json.")
+    parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(Path(args.out or ROOT / "benchmarks" / "results" / "add_intents.json").read_text())))
+        return
     work = ROOT / "runs" / ("bench-add-intents-quick" if args.quick else f"bench-add-intents-{args.backbone}")
     out = Path(args.out) if args.out else (work if args.quick else ROOT / "benchmarks" / "results") / "add_intents.json"
     train, test = read_rows(DATA / "train.csv"), read_rows(DATA / "test.csv")

@@ -35,3 +35,12 @@ def test_group_accuracy_weighs_each_intent_by_its_rows() -> None:
     assert add_intents.group_accuracy(report, ["a", "b"]) == pytest.approx(0.8)
     assert add_intents.group_accuracy(report, ["b"]) == 0.5
     assert add_intents.group_accuracy(report, ["c", "missing"]) is None
+
+
+def test_the_table_has_a_row_per_run_with_its_own_test_rows() -> None:
+    run = {"train_rows": 2292, "steps": 720, "train_seconds": 219.1, "wall_s": 260.0, "accuracy": 0.9208,
+           "accuracy_old": 0.9187, "accuracy_new": None}  # fmt: skip
+    record = {"rows": {"old_test": 2680, "test": 3080}, "results": {"v1": run, "extend": run}}
+    lines = add_intents.markdown(record).splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| v1 | 2,292 | 2,680 | 720 | 219 | 260 | 0.9208 | 0.9187 | - |")
+    assert lines[3].startswith("| extend | 2,292 | 3,080 |")
