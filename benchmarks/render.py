@@ -142,7 +142,10 @@ def verdicts(task: str, records: list[dict[str, Any]]) -> list[str]:
         timed = [p for p in peers if p["method"].startswith(("setfit", "trainer"))
                  and backbone_of(p["method"]) == backbone_of(ours["method"])]  # fmt: skip
         slower = [p["method"] for p in timed if ours["train_seconds"] > p["train_seconds"]]
-        accuracy = "above every peer" if not better else f"**not** above {', '.join(better)}"
+        if not peers:
+            accuracy = "not compared (no peer measured on this machine)"
+        else:
+            accuracy = "above every peer" if not better else f"**not** above {', '.join(better)}"
         if not timed:
             speed = f"not compared (no SetFit or Trainer piece with {backbone_of(ours['method'])})"
         elif slower:

@@ -141,18 +141,12 @@ def intentune_training_settings(backbone: str, sets: Sequence[str] = ()) -> dict
     which the Trainer peer uses too (the same backbone, epochs and learning rate; padding to the same max length)."""
     from intentune.backbones import BUNDLED
     from intentune.config import Config
+    from intentune.train import default_learning_rate
 
     config = Config().override(list(sets))
-    default_lr = {"encoder": 1e-4, "decoder": 5e-5}  # intentune's defaults when train.learning_rate is unset
-    try:
-        from intentune.train import DEFAULT_LEARNING_RATE
-
-        default_lr = dict(DEFAULT_LEARNING_RATE)
-    except ImportError:
-        pass
     return {
         "epochs": config.train.epochs,
-        "learning_rate": config.train.learning_rate or default_lr[BUNDLED[backbone].kind],
+        "learning_rate": config.train.learning_rate or default_learning_rate(BUNDLED[backbone].kind, backbone),
         "batch_size": config.train.batch_size,
         "max_length": config.model.max_length,
     }

@@ -97,6 +97,9 @@ def test_training_time_is_compared_with_the_same_backbones_peers_only() -> None:
     assert "training time **longer** than trainer-smollm2-135m." in render.verdicts("t", slow)[0]
     alone = [record("intentune-smollm2-135m", 0.77, 3100.0, 0.77), record("trainer-minilm-l6", 0.48, 320.0, 0.47)]
     assert "not compared (no SetFit or Trainer piece with smollm2-135m)" in render.verdicts("t", alone)[0]
+    # A piece with no peer on its machine is not said to beat them.
+    (line,) = render.verdicts("t", [record("intentune-mpnet-base", 0.89, 56.0, 0.88)])
+    assert "accuracy not compared (no peer measured on this machine)" in line and "above every peer" not in line
 
 
 def test_suite_sections_and_only_runs_with_records(results: Path, tmp_path: Path) -> None:

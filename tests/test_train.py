@@ -9,7 +9,14 @@ import torch
 from torch import nn
 
 from intentune import Config
-from intentune.train import LengthGroupedBatches, build_optimizer, build_scheduler
+from intentune.train import (
+    DEFAULT_LEARNING_RATE,
+    LengthGroupedBatches,
+    build_optimizer,
+    build_scheduler,
+    default_learning_rate,
+    with_backbone_learning_rate,
+)
 
 
 @pytest.mark.parametrize(("n", "batch_size"), [(1000, 16), (37, 8), (5, 16), (800, 16)])
@@ -45,6 +52,23 @@ def test_optimizer_gives_the_head_its_own_rate_and_no_decay_to_biases() -> None:
     assert by_id[id(net.body.weight)]["lr"] == 1e-5 and by_id[id(net.body.weight)]["weight_decay"] == 0.1
     assert by_id[id(net.body.bias)]["weight_decay"] == 0.0
     assert by_id[id(net.head.weight)]["lr"] == 1e-3
+
+
+def test_an_unset_learning_rate_is_the_backbones_own_then_its_kinds() -> None:
+    # mpnet-base's rate was chosen on validation data; the other backbones keep their kind's.
+    assert default_learning_rate("encoder", "mpnet-base") == 5e-5 != DEFAULT_LEARNING_RATE["encoder"]
+    assert default_learning_rate("encoder", "minilm-l6") == DEFAULT_LEARNING_RATE["encoder"] == 1e-4
+    assert default_learning_rate("decoder", "/some/folder") == DEFAULT_LEARNING_RATE["decoder"]
+    unset = Config().override(["train.learning_rate=none"]).train
+    assert with_backbone_learning_rate(unset, "mpnet-base").learning_rate == 5e-5
+    # Left unset otherwise, so the kind's default applies in build_optimizer and checkpoints keep their fingerprint.
+    assert with_backbone_learning_rate(unset, "minilm-l6") is unset
+    chosen = Config().override(["train.learning_rate=2e-5"]).train
+    assert with_backbone_learning_rate(chosen, "mpnet-base").learning_rate == 2e-5
+    net = nn.Module()
+    net.body, net.head = nn.Linear(4, 4), nn.Linear(4, 2)
+    groups = build_optimizer(net, with_backbone_learning_rate(unset, "mpnet-base"), "encoder").param_groups
+    assert {g["lr"] for g in groups if any(p is net.body.weight for p in g["params"])} == {5e-5}
 
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine", "constant"])

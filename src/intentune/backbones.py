@@ -39,6 +39,8 @@ class BundledBackbone:
     gguf_file: str = ""  # or: a GGUF file in the package, converted once into the cache
     hub_id: str = ""  # where the weights come from on the Hugging Face hub (the model card's base_model)
     split_zip: SplitZip | None = None  # or: a zipped model folder in pieces, one per package, reassembled once
+    # The backbone's fine-tuning rate when train.learning_rate is unset, chosen on validation data; None: its kind's.
+    learning_rate: float | None = None
 
 
 BUNDLED: dict[str, BundledBackbone] = {
@@ -71,6 +73,7 @@ BUNDLED: dict[str, BundledBackbone] = {
                 folder="all-mpnet-base-v2",
                 weights_sha256="78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658",
             ),
+            learning_rate=5e-5,
         ),
     )
 }

@@ -113,7 +113,10 @@ class TrainConfig:
     )
     eval_batch_size: int = _opt(64, "Examples per forward pass when evaluating and predicting.")
     learning_rate: float | None = _opt(
-        None, "Learning rate of the pretrained backbone; unset = 5e-5 for decoders, 1e-4 for encoders.", example=3e-5
+        None,
+        "Learning rate of the pretrained backbone; unset = the backbone's default: 5e-5 for decoders and mpnet-base, "
+        "1e-4 for other encoders.",
+        example=3e-5,
     )
     head_learning_rate: float = _opt(
         2e-3, "Learning rate of the freshly initialised classification layer (it needs a larger one)."

@@ -38,7 +38,7 @@ from .model import IntentClassifier
 from .net import resolve_pooling
 from .preprocess import normalize_for_matching
 from .train.fewshot import embed_texts, use_few_shot
-from .train.optim import DEFAULT_LEARNING_RATE
+from .train.optim import default_learning_rate
 
 if TYPE_CHECKING:
     from .evaluate import EvalReport
@@ -169,7 +169,10 @@ class PreviousModel:
                 f"train.class_weight = balanced needs rows of every intent; {', '.join(empty)} of {self.path} have "
                 "none (no replay rows): pass --replay FILE, or set train.class_weight = none"
             )
-        rate = cfg.learning_rate or DEFAULT_LEARNING_RATE[self.classifier.kind_] * CONTINUED_RATE_SHARE
+        rate = (
+            cfg.learning_rate
+            or default_learning_rate(self.classifier.kind_, config.model.backbone) * CONTINUED_RATE_SHARE
+        )
         return dataclasses.replace(cfg, few_shot="off", learning_rate=rate)
 
     def with_replay(self, train: Examples, config: Config, exclude: Sequence[str] = ()) -> Examples:

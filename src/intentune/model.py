@@ -120,7 +120,7 @@ class IntentClassifier(IntentPredictor):
         from .train.adapters import merge_lora, prepare_backbone
         from .train.fewshot import contrastive_pretrain, use_few_shot
         from .train.loop import train_net
-        from .train.optim import compute_class_weights
+        from .train.optim import compute_class_weights, with_backbone_learning_rate
 
         check_trainable(Examples(list(texts), list(labels), source="training data"))
         oos_label, separator = self.config.oos.label, self.config.data.multi_label_separator
@@ -140,7 +140,11 @@ class IntentClassifier(IntentPredictor):
                 "take no part in early stopping or calibration", ", ".join(unknown), len(rows),
                 ", ".join(map(str, rows[:5])), ", ..." if len(rows) > 5 else "",
             )  # fmt: skip
-        tcfg = self.config.train if init_from is None else init_from.train_settings(self.config, labels)
+        tcfg = (
+            with_backbone_learning_rate(self.config.train, self.config.model.backbone)
+            if init_from is None
+            else init_from.train_settings(self.config, labels)
+        )
         from accelerate.utils import set_seed
 
         set_seed(self.config.train.seed)  # before the head is initialised, so a seed fixes the whole run

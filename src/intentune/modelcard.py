@@ -259,7 +259,7 @@ def _settings(meta: Mapping[str, Any]) -> str:
         ["backbone", _code(meta.get("backbone", "?"))], ["kind", meta.get("kind", "?")],
         ["pooling", meta.get("pooling", "?")], ["max length (tokens)", meta.get("max_length", "?")],
         ["epochs (most; trained)", f"{train.get('epochs', '?')}; {summary.get('epochs', '?')}"],
-        ["learning rate", train.get("learning_rate", "the kind's default")],
+        ["learning rate", train.get("learning_rate", "the backbone's default")],
         ["batch size", train.get("batch_size", "?")], ["optimizer", train.get("optimizer", "?")],
         ["seed", train.get("seed", "?")],
     ]  # fmt: skip

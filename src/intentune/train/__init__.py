@@ -47,7 +47,9 @@ from .optim import (
     build_optimizer,
     build_scheduler,
     compute_class_weights,
+    default_learning_rate,
     layer_depths,
+    with_backbone_learning_rate,
 )
 from .runtime import bf16_is_native, is_main_process, make_accelerator, set_attention
 from .sampler import LengthGroupedBatches
@@ -74,6 +76,7 @@ __all__ = [
     "build_scheduler",
     "compute_class_weights",
     "contrastive_pretrain",
+    "default_learning_rate",
     "data_fingerprint",
     "default_lora_targets",
     "evaluate_loss",
@@ -93,4 +96,5 @@ __all__ = [
     "train_net",
     "transformer_layers",
     "use_few_shot",
+    "with_backbone_learning_rate",
 ]

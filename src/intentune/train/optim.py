@@ -7,6 +7,7 @@ them, so the few-shot phase can build its optimizer the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -15,11 +16,31 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..backbones import BUNDLED
 from ..config import TrainConfig
 from ..errors import ConfigError, DataError
 from .adapters import transformer_layers
 
 DEFAULT_LEARNING_RATE = {"decoder": 5e-5, "encoder": 1e-4}
+
+
+def default_learning_rate(kind: str, backbone: str = "") -> float:
+    """The backbone's learning rate when ``train.learning_rate`` is unset: a bundled backbone's own (chosen on
+    validation data, such as ``mpnet-base``'s), else :data:`DEFAULT_LEARNING_RATE` of its kind."""
+    bundled = BUNDLED.get(backbone)
+    if bundled is not None and bundled.learning_rate is not None:
+        return bundled.learning_rate
+    return DEFAULT_LEARNING_RATE[kind]
+
+
+def with_backbone_learning_rate(cfg: TrainConfig, backbone: str) -> TrainConfig:
+    """``cfg`` with ``learning_rate`` set to the bundled backbone's own rate when it is unset and the backbone has
+    one; otherwise ``cfg`` unchanged (:func:`build_optimizer` then takes the kind's default, and a checkpoint's
+    fingerprint of these settings stays what it was)."""
+    bundled = BUNDLED.get(backbone)
+    if cfg.learning_rate is not None or bundled is None or bundled.learning_rate is None:
+        return cfg
+    return dataclasses.replace(cfg, learning_rate=bundled.learning_rate)
 
 
 def compute_class_weights(
@@ -177,6 +198,8 @@ def _trainable(net: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
 
 __all__ = [
     "DEFAULT_LEARNING_RATE",
+    "default_learning_rate",
+    "with_backbone_learning_rate",
     "WeightAverage",
     "build_optimizer",
     "build_scheduler",
