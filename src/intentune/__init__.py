@@ -19,6 +19,7 @@ _EXPORTS = {
     "crossval": ["CrossValResult", "LearningCurve", "cross_validate", "learning_curve"],
     "data": ["Examples", "load_examples", "split_examples", "write_examples"],
     "datafiles": ["convert_data", "doctor_data", "split_data", "validate_data"],
+    "distill": ["Teacher", "load_teacher"],
     "doctor": ["DoctorReport", "diagnose_examples"],
     "errors": ["BackboneError", "ConfigError", "DataError", "IntentuneError", "ModelError"],
     "evaluate": ["EvalReport", "evaluate_classifier", "evaluate_predictions"],
@@ -50,6 +51,7 @@ __all__ = [
     "OnnxPredictor",
     "RunResult",
     "ServeConfig",
+    "Teacher",
     "TrainConfig",
     "augment_data",
     "convert_data",
@@ -67,6 +69,7 @@ __all__ = [
     "load_config",
     "load_examples",
     "load_predictor",
+    "load_teacher",
     "predict_file",
     "predict_texts",
     "render_config",
@@ -110,6 +113,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .crossval import CrossValResult, LearningCurve, cross_validate, learning_curve
     from .data import Examples, load_examples, split_examples, write_examples
     from .datafiles import convert_data, doctor_data, split_data, validate_data
+    from .distill import Teacher, load_teacher
     from .doctor import DoctorReport, diagnose_examples
     from .errors import BackboneError, ConfigError, DataError, IntentuneError, ModelError
     from .evaluate import EvalReport, evaluate_classifier, evaluate_predictions

@@ -242,6 +242,16 @@ class TrainConfig:
         "With `intentune train --init-from`: rows of each of the old model's intents, drawn from its training data, "
         "mixed into the new training data so the old intents are not forgotten; 0 = no replay.",
     )
+    distill_temperature: float = _opt(
+        2.0,
+        "With `intentune distill`: the temperature that softens the teacher's probabilities and the student's "
+        "alike, so the student also learns which wrong intents the teacher finds close.",
+    )
+    distill_alpha: float = _opt(
+        0.5,
+        "With `intentune distill`: the teacher's share of the loss (KL divergence to its softened probabilities); "
+        "the rest is cross-entropy with the true intents. Unlabelled texts learn from the teacher alone.",
+    )
 
 
 @dataclass
@@ -487,6 +497,8 @@ class Config:
             ("train.few_shot_batch_intents", self.train.few_shot_batch_intents >= 2, "at least 2"),
             ("train.few_shot_examples_per_intent", self.train.few_shot_examples_per_intent >= 2, "at least 2"),
             ("train.replay_per_intent", self.train.replay_per_intent >= 0, "0 or more"),
+            ("train.distill_temperature", self.train.distill_temperature > 0, "positive"),
+            ("train.distill_alpha", 0.0 <= self.train.distill_alpha <= 1.0, "between 0 and 1"),
             ("oos.label", bool(self.oos.label.strip()), "a non-empty intent name"),
             ("oos.threshold", 0.0 <= (self.oos.threshold or 0.0) <= 1.0, "between 0 and 1"),
             ("oos.max_accuracy_drop", 0.0 <= self.oos.max_accuracy_drop < 1.0, "in [0, 1)"),

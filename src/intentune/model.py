@@ -49,6 +49,7 @@ from .preprocess import encode_labels
 
 if TYPE_CHECKING:
     from .extend import PreviousModel
+    from .train.losses import SoftTargets
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class IntentClassifier(IntentPredictor):
         resume: bool = False,
         on_ready: Callable[[], None] | None = None,
         init_from: PreviousModel | None = None,
+        soft_targets: SoftTargets | None = None,
     ) -> IntentClassifier:
         """Fine-tune on labelled texts.
 
@@ -107,6 +109,9 @@ class IntentClassifier(IntentPredictor):
             init_from: a trained model to start from (:func:`intentune.extend.load_previous`): its backbone, its
                 intents' head rows, new rows for the new intents; few-shot mode off, a lower default backbone rate.
                 Mixing in its training rows is the caller's (``PreviousModel.with_replay``; ``train_run`` does it).
+            soft_targets: a teacher's probabilities for every text (:func:`intentune.distill.teacher_targets`): the
+                model learns from them and from the true intents (``labels`` of unlabelled texts are the teacher's
+                answers, used for few-shot pairs and class weights only).
 
         Returns:
             ``self``.
@@ -127,12 +132,19 @@ class IntentClassifier(IntentPredictor):
         self.multi_label_ = wants_multi_label(self.config.model.multi_label, labels, separator)
         if self.multi_label_ and init_from is not None:
             raise ConfigError("--init-from works with single-label models only; train the multi-label model anew")
+        if soft_targets is not None and (self.multi_label_ or init_from is not None):
+            raise ConfigError("distillation trains a new single-label model; it does not combine with multi-label "
+                              "data or --init-from")  # fmt: skip
         if self.multi_label_:  # the intents, not their combinations; an out-of-scope row is one with none
             self.classes_ = sorted({i for found in intent_sets(labels, separator, oos_label) for i in found})
             if len(self.classes_) < 2:
                 raise DataError("a multi-label model needs at least two intents in the training data")
         else:
             self.classes_ = sorted(set(labels).union(init_from.classes if init_from is not None else ()))
+        if soft_targets is not None:
+            if unknown_to_teacher := sorted(set(self.classes_) - set(soft_targets.classes)):
+                raise DataError(f"the teacher model does not know the intents {', '.join(unknown_to_teacher)}")
+            self.classes_ = list(soft_targets.classes)
         if validation is not None and (unknown := self.unknown_intents(validation[1])):
             rows = [i for i, y in enumerate(validation[1]) if not self.knows(y) and y != oos_label]
             logger.warning(
@@ -190,10 +202,14 @@ class IntentClassifier(IntentPredictor):
             )
             few_shot = contrastive_pretrain(self.net_, train_ids, group_ids, tcfg, self.pad_id(), device)
         weights = compute_class_weights(intents, self.classes_, self.config.train.class_weight)
+        targets = (
+            self.targets(labels) if soft_targets is None else soft_targets.rows(self.classes_, self.label_ids(labels))
+        )
         result = train_net(
-            self.net_, (train_ids, self.targets(labels)), val, tcfg, self.pad_id(), callbacks,
+            self.net_, (train_ids, targets), val, tcfg, self.pad_id(), callbacks,
             class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
             evaluate_first=few_shot is not None and tcfg.few_shot_prototype_init,  # the prototype head classifies
+            distillation=soft_targets.settings if soft_targets is not None else None,
         )  # fmt: skip
         self.net_.backbone = merge_lora(self.net_.backbone)
         self.history_ = result.history
@@ -202,6 +218,8 @@ class IntentClassifier(IntentPredictor):
             self.train_summary_["few_shot"] = few_shot
         if init_from is not None:
             self.train_summary_["init_from"] = init_from.summary(tcfg, self.classes_)
+        if soft_targets is not None:
+            self.train_summary_["distillation"] = soft_targets.summary()
         self.net_.eval()
         self._fit_confidence(validation, (texts, labels))
         return self

@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from .crossval import CrossValResult, LearningCurve
+    from .distill import Teacher
     from .evaluate.compare import Comparison
     from .extend import PreviousModel
 
@@ -42,6 +43,7 @@ class RunResult:
     output_dir: Path
     model_dir: Path
     comparison: Comparison | None = None  # with init_from and a test file: the old model against the new one
+    distillation: dict[str, Any] | None = None  # with a teacher: teacher and student side by side (distill.json)
 
 
 def train_run(
@@ -51,6 +53,8 @@ def train_run(
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
     init_from: PreviousModel | str | Path | None = None,
+    teacher: Teacher | None = None,
+    unlabeled: Sequence[str] = (),
 ) -> RunResult | None:
     """Train, save and evaluate: the main job.
 
@@ -74,12 +78,16 @@ def train_run(
             :func:`intentune.extend.load_previous`'s result: a sample of its training rows joins the training data
             (``train.replay_per_intent``), the new model starts from it, and with a test file
             ``compare_with_previous.json`` and ``.md`` compare the two (see :mod:`intentune.extend`).
+        teacher: distil this model (:func:`intentune.distill.load_teacher`): train on its probabilities as well as
+            the true intents, and write ``distill.json`` and ``.md`` (teacher and student side by side).
+        unlabeled: texts without intents that the model learns from the teacher's probabilities alone.
 
     Raises:
         ConfigError: if no training file is set, or ``resume`` finds no checkpoint for this data and config, or the
             config contradicts the ``init_from`` model's backbone, pooling, lengths or preprocessing.
         DataError: for unreadable or unfit data.
     """
+    from .distill import compare_with_teacher
     from .extend import compare_with_previous, load_previous, resume_previous, save_training_rows
     from .manifest import build_manifest, record_resume, write_manifest
     from .modelcard import run_card_options, write_model_card
@@ -98,6 +106,9 @@ def train_run(
     if init_from is not None:  # before any data is read: a contradicting config is the one error to report
         init_from.check_config(config)
     train, validation, test, split_off = read_run_data(config, init_from=init_from)
+    if teacher is not None and init_from is not None:
+        raise ConfigError("distillation trains a new model; it does not combine with --init-from")
+    fit_rows, soft_targets = teacher.targets(train, unlabeled, config.train) if teacher is not None else (train, None)
     files = {"train": dcfg.train_file, "validation": dcfg.validation_file, "test": dcfg.test_file}
     splits = {"train": (train.texts, train.labels), "validation": (validation.texts, validation.labels)}
     if test is not None:
@@ -118,14 +129,15 @@ def train_run(
 
     started = time.perf_counter()
     classifier = IntentClassifier(config).fit(
-        train.texts,
-        train.labels,
+        fit_rows.texts,
+        fit_rows.labels,
         validation=(validation.texts, validation.labels),
         callbacks=[JsonlLogger(out / "train_log.jsonl"), *callbacks],
         checkpoint_dir=checkpoint_dir,
         resume=resume,
         on_ready=write_run_folder,
         init_from=init_from,
+        soft_targets=soft_targets,
     )
     if not main:
         return None
@@ -148,7 +160,8 @@ def train_run(
     comparison = None
     if init_from is not None and test is not None:
         comparison = compare_with_previous(init_from, classifier, test, report, out)
-    return RunResult(classifier, report, eval_split, out, model_dir, comparison)
+    distillation = compare_with_teacher(teacher, classifier, eval_data, out) if teacher is not None else None
+    return RunResult(classifier, report, eval_split, out, model_dir, comparison, distillation)
 
 
 def read_run_data(

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import config_commands, data_commands, experiment_commands, loop_commands, model_commands  # noqa: F401
+from . import (  # noqa: F401
+    config_commands,
+    data_commands,
+    distill_commands,
+    experiment_commands,
+    loop_commands,
+    model_commands,
+)
 from .common import app
 
 if TYPE_CHECKING:
@@ -23,7 +30,7 @@ __all__ = ["app"]
 
 # `intentune --help` lists the commands in this order (the one they had when they were all in one module), whatever
 # order the command modules are imported in; a command missing here goes last.
-HELP_ORDER = ("train", "evaluate", "compare", "predict", "review", "discover", "export", "inspect", "cv",
+HELP_ORDER = ("train", "evaluate", "compare", "predict", "review", "discover", "distill", "export", "inspect", "cv",
               "learning-curve", "tune", "serve")  # fmt: skip
 
 

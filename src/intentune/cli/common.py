@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -69,3 +69,11 @@ def run(fn: Callable[[], T]) -> T:
             raise
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
+
+
+def echo_run_report(result: Any, whose: str = "") -> None:
+    """Print a finished training run's evaluation report and where its model and report files are."""
+    typer.echo(f"\nEvaluation{whose} on the {result.eval_split} data:\n")
+    typer.echo(result.report.to_text())
+    report = result.output_dir / "report.html"
+    typer.echo(f"\nmodel: {result.model_dir}\nreport: {report} (also report.md, metrics.json)")

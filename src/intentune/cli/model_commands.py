@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import Backbone, ConfigFile, Overrides, app, run, state
+from .common import Backbone, ConfigFile, Overrides, app, echo_run_report, run, state
 
 
 @app.command()
@@ -70,10 +70,7 @@ def train(
     result = run(job)
     if result is None:  # a secondary process of a multi-process run: the main one reports
         return
-    typer.echo(f"\nEvaluation on the {result.eval_split} data:\n")
-    typer.echo(result.report.to_text())
-    report = result.output_dir / "report.html"
-    typer.echo(f"\nmodel: {result.model_dir}\nreport: {report} (also report.md, metrics.json)")
+    echo_run_report(result)
     if result.comparison is not None:
         drops = len(result.comparison.regressions)
         typer.echo(f"compared with the {result.comparison.a}: {result.output_dir / 'compare_with_previous.md'} "

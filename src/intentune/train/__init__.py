@@ -5,6 +5,7 @@
 - :mod:`.sampler`: length-grouped batches.
 - :mod:`.callbacks`: the hooks that change only a :class:`TrainControl` (early stopping, the checkpoint schedule,
   logging, progress).
+- :mod:`.losses`: the multi-label loss, and distillation's loss and soft targets.
 - :mod:`.optim`: optimizer, schedule, class weights, weight averaging.
 - :mod:`.checkpoint`: resumable checkpoints (writing, reading, restoring a run's state).
 - :mod:`.runtime`: the Accelerator, bf16 and attention choices, the main process.
@@ -41,6 +42,7 @@ from .checkpoint import (
 )
 from .fewshot import contrastive_pretrain, use_few_shot
 from .loop import TrainingLoop, evaluate_loss, train_net
+from .losses import Distillation, DistillationLoss, MultiLabelLoss, SoftTargets, is_multi_hot
 from .optim import (
     DEFAULT_LEARNING_RATE,
     WeightAverage,
@@ -60,10 +62,14 @@ __all__ = [
     "DEFAULT_LEARNING_RATE",
     "Callback",
     "CheckpointSchedule",
+    "Distillation",
+    "DistillationLoss",
     "EarlyStopping",
     "JsonlLogger",
     "LengthGroupedBatches",
+    "MultiLabelLoss",
     "ProgressBar",
+    "SoftTargets",
     "StepInfo",
     "TrainControl",
     "TrainResult",
@@ -81,6 +87,7 @@ __all__ = [
     "default_lora_targets",
     "evaluate_loss",
     "freeze_lower_layers",
+    "is_multi_hot",
     "get_rng_states",
     "is_main_process",
     "layer_depths",

@@ -32,6 +32,7 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
+from .losses import Distillation, DistillationLoss, MultiLabelLoss, is_multi_hot
 from .optim import WeightAverage, build_optimizer, build_scheduler
 from .runtime import make_accelerator, set_attention
 from .sampler import LengthGroupedBatches
@@ -57,6 +58,7 @@ class TrainingLoop:
         accelerator: Any,
         *,
         class_weights: Sequence[float] | None = None,
+        distillation: Distillation | None = None,
     ) -> None:
         self.cfg = cfg
         self.accelerator = accelerator
@@ -86,12 +88,15 @@ class TrainingLoop:
         weight = None
         if class_weights is not None:
             weight = torch.tensor(list(class_weights), dtype=torch.float32, device=accelerator.device)
-        self.multi_label = is_multi_hot(train[1])
-        self.loss_fn = (
-            MultiLabelLoss(weight, cfg.label_smoothing)
-            if self.multi_label
-            else nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
-        )
+        # Distillation targets are rows of floats too, but the network is single-label (validation: intent ids).
+        self.multi_label = is_multi_hot(train[1]) and distillation is None
+        self.loss_fn: nn.Module
+        if distillation is not None:
+            self.loss_fn = DistillationLoss(distillation, weight, cfg.label_smoothing)
+        elif self.multi_label:
+            self.loss_fn = MultiLabelLoss(weight, cfg.label_smoothing)
+        else:
+            self.loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
         self.eval_every = cfg.eval_every_steps or self.steps_per_epoch
         self.average = (
             WeightAverage(accelerator.unwrap_model(self.net), cfg.ema_epochs, self.steps_per_epoch)
@@ -238,24 +243,6 @@ class TrainingLoop:
         self.seen, self.smoothed = position["seen"], position["smoothed_loss"]
 
 
-def is_multi_hot(labels: Sequence[Any]) -> bool:
-    """Whether training targets are multi-hot rows (a multi-label model) rather than intent ids."""
-    return bool(len(labels)) and isinstance(labels[0], (list, tuple))
-
-
-class MultiLabelLoss(nn.Module):
-    """Binary cross-entropy per intent (a sigmoid each), averaged over rows and intents; ``weight`` scales each
-    intent's column (``train.class_weight``), and label smoothing moves the targets ``smoothing / 2`` towards 0.5."""
-
-    def __init__(self, weight: torch.Tensor | None, smoothing: float) -> None:
-        super().__init__()
-        self.weight, self.smoothing = weight, smoothing
-
-    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = targets.float() * (1.0 - self.smoothing) + self.smoothing / 2
-        return nn.functional.binary_cross_entropy_with_logits(logits.float(), targets, weight=self.weight)
-
-
 def evaluate_loss(
     net: nn.Module, loader: DataLoader, accelerator: Any, *, multi_label: bool = False
 ) -> dict[str, float]:
@@ -292,13 +279,15 @@ def train_net(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     evaluate_first: bool = False,
+    distillation: Distillation | None = None,
 ) -> TrainResult:
     """Fine-tune ``net`` in place; with validation data, early-stop and restore the best weights.
 
     Args:
         net: the classifier network (backbone + head).
         train: ``(token_ids, label_ids)``; for a multi-label network, multi-hot rows (one 0/1 per intent) instead
-            of label ids, and the loss is :class:`MultiLabelLoss`.
+            of label ids, and the loss is :class:`MultiLabelLoss`; with ``distillation``, the rows of
+            :meth:`intentune.train.losses.SoftTargets.rows`.
         validation: the same for validation data, or None.
         cfg: the ``[train]`` config section.
         pad_id: the tokenizer's pad token id.
@@ -311,6 +300,7 @@ def train_net(
         evaluate_first: with validation data, evaluate ``net`` as it comes, before the first step (history row
             with ``step`` 0), so early stopping can keep it: for a head that already classifies, such as few-shot
             mode's prototype head. Not on a resumed run (its history already has that row).
+        distillation: train on a teacher's probabilities with :class:`DistillationLoss`; None = plain training.
 
     Returns:
         The final state, wall time and whether training stopped early.
@@ -331,7 +321,9 @@ def train_net(
     # the model is given back with the attention it came with.
     cpu_bf16 = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
     attention = set_attention(net, "eager") if cpu_bf16 else None
-    loop = TrainingLoop(net, train, validation, cfg, pad_id, accelerator, class_weights=class_weights)
+    loop = TrainingLoop(
+        net, train, validation, cfg, pad_id, accelerator, class_weights=class_weights, distillation=distillation
+    )
     state = TrainState(max_steps=loop.total_steps)
     metric = resolve_early_stopping_metric(cfg.early_stopping_metric, validation[1] if validation else None)
     early_stopping = EarlyStopping(cfg.early_stopping_patience, metric)
@@ -403,13 +395,11 @@ def _emit(callbacks: Sequence[Callback], event: str, *args: Any) -> None:
 __all__ = [
     "Encoded",
     "LengthGroupedBatches",
-    "MultiLabelLoss",
     "StepInfo",
     "TrainControl",
     "TrainResult",
     "TrainState",
     "TrainingLoop",
     "evaluate_loss",
-    "is_multi_hot",
     "train_net",
 ]
