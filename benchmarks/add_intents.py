@@ -1,6 +1,7 @@
 """Adding intents to a trained model against retraining on everything: BANKING77, 67 intents first, then 10 more.
 
-    .venv/bin/python benchmarks/add_intents.py [--backbone minilm-l6] [--seed 0] [--quick] [--render]
+    .venv/bin/python benchmarks/add_intents.py [--backbone minilm-l6] [--seed 0] [--replay-per-intent N]
+                                               [--runs v1,extend,full] [--out FILE] [--quick] [--render]
 
 Ten of BANKING77's 77 intents are held out, drawn with ``random.Random(seed)`` from the sorted intent names (listed
 in the output). Three runs through the CLI, each with its validation rows split off its own training file:
@@ -12,8 +13,10 @@ in the output). Three runs through the CLI, each with its validation rows split 
 
 ``extend`` and ``full`` are tested on the whole 3,080-row test file: accuracy overall, on the 67 old intents' rows
 and on the 10 new ones' (rejected rows count as wrong), the command's wall time and the training loop's seconds.
-Writes ``benchmarks/results/add_intents.json``. ``--quick`` proves the script on a slice (a few rows per intent, a
-few steps; written under ``runs/``, not to the results): its numbers mean nothing.
+``--replay-per-intent`` sets ``train.replay_per_intent`` for ``extend`` (default: the config's); ``--runs`` makes
+only some of the runs (``extend`` needs ``v1``'s folder). Writes ``benchmarks/results/add_intents.json``.
+``--quick`` proves the script on a slice (a few rows per intent, a few steps; written under ``runs/``, not to the
+results): its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -91,6 +94,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="A few rows and steps, to check the script works.")
     parser.add_argument("--out", default=None, help="Default: benchmarks/results/add_intents.json.")
     parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
+    parser.add_argument("--replay-per-intent", type=int, default=None, help="train.replay_per_intent for extend.")
+    parser.add_argument("--runs", default="v1,extend,full", help="Which runs to make, comma-separated.")
     args = parser.parse_args()
     if args.render:
         print(markdown(json.loads(Path(args.out or ROOT / "benchmarks" / "results" / "add_intents.json").read_text())))
@@ -111,30 +116,36 @@ def main() -> None:
     }
     sets = ["--set", f"train.max_steps={QUICK_STEPS}"] if args.quick else []
     intentune = [str(BIN / "intentune"), "train", "--quiet", *sets]
+    replay = [] if args.replay_per_intent is None else ["--set", f"train.replay_per_intent={args.replay_per_intent}"]
     commands = {
         "v1": [*intentune, str(files["old_train"]), "--backbone", args.backbone, "--test", str(files["old_test"]),
                "-o", str(work / "v1")],
         "extend": [*intentune, str(files["new_train"]), "--init-from", str(work / "v1"), "--test", str(files["test"]),
-                   "-o", str(work / "extend")],
+                   "-o", str(work / "extend"), *replay],
         "full": [*intentune, str(files["all_train"]), "--backbone", args.backbone, "--test", str(files["test"]),
                  "-o", str(work / "full")],
     }  # fmt: skip
     results: dict[str, Any] = {}
+    chosen = args.runs.split(",")
     for name, command in commands.items():
-        results[name] = outcome(work / name, run(command), old, new)
-    results["extend"]["init_from"] = json.loads((work / "extend" / "manifest.json").read_text())["init_from"]
-    comparison = json.loads((work / "extend" / "compare_with_previous.json").read_text())
+        if name in chosen:
+            results[name] = outcome(work / name, run(command), old, new)
+    comparison = {"summary": None, "regressions": None}
+    if "extend" in results:
+        results["extend"]["init_from"] = json.loads((work / "extend" / "manifest.json").read_text())["init_from"]
+        comparison = json.loads((work / "extend" / "compare_with_previous.json").read_text())
     record = {
         "benchmark": "add_intents",
         "quick": args.quick,
         "machine": machine(),
         "backbone": args.backbone,
         "seed": args.seed,
+        "replay_per_intent": args.replay_per_intent,
         "held_out_intents": new,
         "rows": {name: len(read_rows(path)) for name, path in files.items()},
         "results": results,
         "compare_with_previous": {"summary": comparison["summary"], "regressions": comparison["regressions"]},
-        "commands": {name: relative(command) for name, command in commands.items()},
+        "commands": {name: relative(command) for name, command in commands.items() if name in chosen},
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")

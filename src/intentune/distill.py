@@ -73,6 +73,10 @@ class Teacher:
         seen = {t for t in train.texts}
         extra = [t for t in dict.fromkeys(unlabeled) if t not in seen]
         texts = [*train.texts, *extra]
+        import torch
+
+        if settings.device in ("auto", "cuda") and torch.cuda.is_available():
+            self.classifier.net_.to("cuda")  # the teacher reads every text once: on the device the student uses
         probabilities = self.classifier.predict_proba(texts)
         softened = np.power(np.maximum(probabilities, 0.0), 1.0 / settings.distill_temperature)
         softened /= softened.sum(axis=1, keepdims=True)

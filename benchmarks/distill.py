@@ -1,0 +1,132 @@
+"""Distillation on BANKING77 10-shot: an mpnet-base teacher, a minilm-l6 student with and without the teacher.
+
+    .venv/bin/python -m benchmarks.distill [--teacher mpnet-base] [--student minilm-l6] [--quick] [--render]
+
+Every run goes through the CLI with its defaults, on ``train_10shot.csv`` (770 rows), DialoGLUE's validation file
+and the 3,080-row test file (rejected rows count as wrong):
+
+1. ``teacher``: ``intentune train`` with the teacher backbone;
+2. ``student-alone``: ``intentune train`` with the student backbone (the same data, no teacher);
+3. ``distilled``: ``intentune distill teacher --student ...`` on the same 770 rows;
+4. ``distilled-pool``: the same plus ``--unlabeled``: the rest of BANKING77's ``train.csv`` (its texts, not their
+   intents; the validation rows left out), as a team's unlabelled logs would be.
+
+Writes ``benchmarks/results/distill_banking77.json`` after every run; a rerun skips the runs already finished (their
+run folders are kept under ``runs/``), so the benchmark can go in pieces. ``--quick`` proves the script on a slice
+(a few rows per intent, a few steps; written under ``runs/``): its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import ROOT, SHARED, first_per_intent, machine, read_rows, relative, run, write_rows
+
+DATA = SHARED / "banking77"
+BIN = Path(sys.executable).parent
+RUNS = ("teacher", "student-alone", "distilled", "distilled-pool")
+# --quick: rows per intent of the training, validation, test and pool files, and optimizer steps per run.
+QUICK_ROWS = {"train": 3, "validation": 2, "test": 2, "pool": 4}
+QUICK_STEPS = 4
+
+
+def pool_texts(train: list[tuple[str, str]], exclude: list[tuple[str, str]]) -> list[str]:
+    """The training file's texts that are in none of the ``exclude`` rows, in file order, each once."""
+    taken = {text for text, _ in exclude}
+    return list(dict.fromkeys(text for text, _ in train if text not in taken))
+
+
+def outcome(run_dir: Path, stats: dict[str, float]) -> dict[str, Any]:
+    """A finished run's numbers: its metrics, and the side-by-side record of a distilled run."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    result = {
+        **stats,
+        "accuracy": round(metrics["accuracy"], 4),
+        "macro_f1": round(metrics["report"]["macro avg"]["f1-score"], 4),
+        "train_rows": metrics["data_sizes"]["train"],
+        "train_seconds": metrics["training"]["train_seconds"],
+    }
+    side_by_side = run_dir / "distill.json"
+    if side_by_side.is_file():
+        record = json.loads(side_by_side.read_text())
+        result |= {"agreement_with_teacher": record["agreement"], "texts": metrics["training"]["distillation"]["texts"],
+                   "student": record["student_scores"], "teacher": record["teacher_scores"]}  # fmt: skip
+    return result
+
+
+def markdown(record: dict[str, Any]) -> str:
+    """The record as a Markdown table."""
+    lines = ["| run | backbone | texts trained on | test acc. | macro-F1 | same answer as teacher | train s | p50 ms |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for name in RUNS:
+        r = record["results"].get(name)
+        if r is None:
+            continue
+        backbone = record["teacher"] if name == "teacher" else record["student"]
+        agreement = f"{r['agreement_with_teacher']:.4f}" if "agreement_with_teacher" in r else "–"
+        latency = r["student"]["latency_ms_p50"] if "student" in r else None
+        lines.append(f"| {name} | {backbone} | {r.get('texts', r['train_rows']):,} | {r['accuracy']:.4f} "
+                     f"| {r['macro_f1']:.4f} | {agreement} | {r['train_seconds']:.0f} "
+                     f"| {latency if latency is not None else '–'} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", default="mpnet-base")
+    parser.add_argument("--student", default="minilm-l6")
+    parser.add_argument("--quick", action="store_true", help="A few rows and steps, to check the script works.")
+    parser.add_argument("--out", default=None, help="Default: benchmarks/results/distill_banking77.json.")
+    parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
+    args = parser.parse_args()
+    default_out = ROOT / "benchmarks" / "results" / "distill_banking77.json"
+    if args.render:
+        print(markdown(json.loads(Path(args.out or default_out).read_text())))
+        return
+    work = ROOT / "runs" / ("bench-distill-quick" if args.quick else f"bench-distill-{args.teacher}-{args.student}")
+    out = Path(args.out) if args.out else (work / "distill.json" if args.quick else default_out)
+    rows = {
+        "train": read_rows(DATA / "train_10shot.csv"),
+        "validation": read_rows(DATA / "dialoglue_split" / "validation.csv"),
+        "test": read_rows(DATA / "test.csv"),
+    }
+    full = read_rows(DATA / "train.csv")
+    if args.quick:
+        rows = {k: first_per_intent(v, QUICK_ROWS[k]) for k, v in rows.items()}
+        full = first_per_intent(full, QUICK_ROWS["train"] + QUICK_ROWS["validation"] + QUICK_ROWS["pool"])
+    files = {k: write_rows(work / "data" / f"{k}.csv", v) for k, v in rows.items()}
+    pool = pool_texts(full, rows["train"] + rows["validation"] + rows["test"])
+    files["pool"] = work / "data" / "pool.txt"
+    files["pool"].write_text("\n".join(pool) + "\n", encoding="utf-8")
+    sets = ["--set", f"train.max_steps={QUICK_STEPS}"] if args.quick else []
+    data = [str(files["train"]), "--validation", str(files["validation"]), "--test", str(files["test"])]
+    train = [str(BIN / "intentune"), "train", "--quiet", *sets, *data]
+    distill = [str(BIN / "intentune"), "distill", str(work / "teacher"), "--student", args.student, "--quiet", *sets]
+    commands = {
+        "teacher": [*train, "--backbone", args.teacher, "-o", str(work / "teacher")],
+        "student-alone": [*train, "--backbone", args.student, "-o", str(work / "student-alone")],
+        "distilled": [*distill, "-o", str(work / "distilled")],
+        "distilled-pool": [*distill, "--unlabeled", str(files["pool"]), "-o", str(work / "distilled-pool")],
+    }
+    record: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"results": {}}
+    record |= {"benchmark": "distill", "quick": args.quick, "teacher": args.teacher, "student": args.student,
+               "rows": {**{k: len(v) for k, v in rows.items()}, "pool": len(pool)},
+               "commands": {name: relative(command) for name, command in commands.items()}}  # fmt: skip
+    for name, command in commands.items():
+        if name in record["results"] and (work / name / "metrics.json").is_file():
+            print(f"{name}: done before, skipped")
+            continue
+        record["results"][name] = outcome(work / name, run(command)) | {"machine": machine()}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"{name}: test accuracy {record['results'][name]['accuracy']}", flush=True)
+    print(markdown(record))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
