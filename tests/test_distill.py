@@ -141,3 +141,28 @@ def test_a_student_cannot_learn_intents_the_teacher_does_not_know(
 def test_distill_from_a_folder_without_a_model_is_one_clear_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["distill", str(tmp_path), "-o", str(tmp_path / "out")])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "error:" in result.output
+
+
+def test_an_interrupted_distillation_resumes_from_its_checkpoint(
+    teacher_run: Path, tiny_encoder: Path, tmp_path: Path
+) -> None:
+    unlabeled = tmp_path / "logs.txt"
+    unlabeled.write_text("where is my parcel now\nsee you tomorrow\n", encoding="utf-8")
+    out = tmp_path / "student"
+    args = ["distill", str(teacher_run), "-o", str(out), "--quiet", "--unlabeled", str(unlabeled)]
+    missing = runner.invoke(app, [*args, "--resume"])
+    assert missing.exit_code == 1 and "checkpoint" in missing.output and "Traceback" not in missing.output
+    first = runner.invoke(app, [*args, "--student", str(tiny_encoder), *TINY, "--set", "train.keep_checkpoint=true"])
+    assert first.exit_code == 0, first.output
+    before = json.loads((out / "metrics.json").read_text())
+    # The run's own config.toml (student, tiny settings, kept checkpoint) and the same teacher and texts.
+    resumed = runner.invoke(app, [*args, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    after = json.loads((out / "metrics.json").read_text())
+    assert after["accuracy"] == before["accuracy"]
+    assert after["training"]["distillation"] == before["training"]["distillation"]
+    assert json.loads((out / "manifest.json").read_text())["resumes"], "the resume is recorded in the manifest"
+    # Other unlabelled texts make other training targets: the checkpoint is refused, not silently reused.
+    unlabeled.write_text("a different message entirely\n", encoding="utf-8")
+    refused = runner.invoke(app, [*args, "--resume"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output

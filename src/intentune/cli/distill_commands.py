@@ -15,8 +15,11 @@ from .common import ConfigFile, Overrides, app, echo_run_report, run
 def distill(
     teacher: Annotated[Path, typer.Argument(help="The teacher: a run folder or a model folder.")],
     student: Annotated[
-        str, typer.Option(help="The student's backbone: minilm-l6, smollm2-135m, mpnet-base, a folder or a hub id.")
-    ] = "minilm-l6",
+        str | None,
+        typer.Option(
+            help="The student's backbone: minilm-l6 (the default), smollm2-135m, mpnet-base, a folder or a hub id."
+        ),
+    ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")] = Path("runs/distilled"),
     unlabeled: Annotated[
         list[Path] | None,
@@ -31,6 +34,13 @@ def distill(
     config: ConfigFile = None,
     set_: Overrides = None,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Continue an interrupted run from OUTPUT/checkpoint (same teacher and --unlabeled files); without "
+            "--config, OUTPUT/config.toml is used."
+        ),
+    ] = False,
 ) -> None:
     """Distil a trained model into a smaller student: train it on the teacher's calibrated probabilities and the
     true intents, fit its own calibration and out-of-scope thresholds, and set the two side by side.
@@ -48,10 +58,14 @@ def distill(
         source = load_teacher(teacher)
         options = {"data.train_file": data, "data.validation_file": validation, "data.test_file": test,
                    "model.backbone": student}  # fmt: skip
-        cfg = build_config(config, set_, options) if config else source.student_config(None, set_ or [], options)
-        texts = [t for path in unlabeled or [] for t in read_messages(path, text_field=cfg.data.text_field)]
+        saved = output / "config.toml"
+        path = config or (saved if resume and saved.is_file() else None)
+        if path is None:
+            options["model.backbone"] = student or "minilm-l6"
+        cfg = build_config(path, set_, options) if path else source.student_config(None, set_ or [], options)
+        texts = [t for file in unlabeled or [] for t in read_messages(file, text_field=cfg.data.text_field)]
         bar = [] if quiet else [ProgressBar(file=sys.stderr)]
-        return train_run(cfg, output, callbacks=bar, teacher=source, unlabeled=texts)
+        return train_run(cfg, output, callbacks=bar, resume=resume, teacher=source, unlabeled=texts)
 
     result = run(job)
     if result is None:  # a secondary process of a multi-process run: the main one reports
