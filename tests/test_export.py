@@ -164,7 +164,7 @@ def test_an_encoder_without_fusion_patterns_falls_back_to_torch_export(
     fitted_encoder: IntentClassifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = fitted_encoder.save(tmp_path / "model")
-    monkeypatch.setattr("intentune.export.FUSABLE_ENCODERS", ())
+    monkeypatch.setattr("intentune.onnx_graph.FUSABLE_ENCODERS", ())
     info = export_model(folder).info
     assert info["graph"]["exporter"] == "torch.export (dynamo)" and info["opset"] == 20
     np.testing.assert_allclose(
@@ -182,7 +182,7 @@ def test_a_failed_export_leaves_the_previous_one(
         path.write_bytes(b"half a model")
         raise ModelError("cannot export backbone: simulated")
 
-    monkeypatch.setattr("intentune.export._export_graph", fail)
+    monkeypatch.setattr("intentune.export.export_graph", fail)
     with pytest.raises(ModelError, match="simulated"):
         export_model(folder)
     assert (folder / "onnx" / "model.onnx").read_bytes() == before

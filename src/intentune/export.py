@@ -7,27 +7,19 @@
   ``(batch, hidden)`` (what the dense layer reads; the out-of-scope distance needs it) float32 out; batch and
   sequence sizes are dynamic;
 - ``onnx/model.int8.onnx``: the same with int8 weights in its matrix products (ONNX Runtime quantization: dynamic
-  for BERT-family encoders, weight-only for decoders and other encoders; see :func:`int8_method`);
+  for BERT-family encoders, weight-only for decoders and other encoders);
 - ``onnx/export.json``: format, opset, whether quantized, library versions, and the parity results of ``--check``.
 
-The graph is :class:`intentune.model.IntentNet` itself, so decoders get the same position ids and last-token pooling
-as in PyTorch. BERT-family encoders are traced by the TorchScript exporter with eager attention and then fused by
-ONNX Runtime's transformer optimizer (one ``Attention`` node per layer, ``SkipLayerNormalization``, ``BiasGelu``,
-``EmbedLayerNormalization``; see :func:`_export_fused_encoder`): the graph ``torch.export`` writes for them keeps
-attention as a dozen small nodes that the optimizer cannot fuse. Everything else, and any encoder whose fused graph
-does not reproduce PyTorch's logits, is captured by ``torch.export`` (the ``dynamo=True`` exporter). Tokenization,
-calibration and out-of-scope rejection stay in Python and come from the model folder
-(:class:`intentune.inference.OnnxPredictor`).
+The graph comes from :mod:`intentune.onnx_graph`, the int8 weights from :mod:`intentune.quantize` (see
+:func:`intentune.quantize.int8_method`). Tokenization, calibration and out-of-scope rejection stay in Python and
+come from the model folder (:class:`intentune.inference.OnnxPredictor`).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import shutil
-import tempfile
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,34 +29,20 @@ import numpy as np
 
 from . import __version__
 from ._io import atomic_folder, write_file_atomic
-from .backbones import ENCODER
-from .errors import ConfigError, ModelError
+from .errors import ConfigError
 from .folder import DISTANCE_FILE, resolve_model_dir
 from .inference import ONNX_DIR, ONNX_FILES, OnnxPredictor, Predictor
 from .model import IntentClassifier
 from .modelcard import run_card_options, write_model_card
+from .onnx_graph import OPSET, OUTPUTS, export_graph
+from .quantize import INT8_METHODS, int8_method, quantize_int8
 
 logger = logging.getLogger(__name__)
 
-OPSET = 20
 EXPORT_FILE = "export.json"
 FORMATS = ("onnx",)
 QUANTIZATIONS = ("int8",)
-# A batch of two texts of different lengths, so that no dimension of the traced example is 0 or 1 (which
-# torch.export would specialise on) and the padding path is traced.
-EXAMPLE_TEXTS = ("where is my order and when will it arrive", "hello there")
-# More texts for the fused graph's check against PyTorch: one word, and one long enough to be truncated.
-PARITY_TEXTS = ("refund", "i ordered two pairs of shoes last week and only one arrived, " * 8)
-# Encoders whose graphs ONNX Runtime's "bert" optimizer knows (Optimum maps these model types to it as well).
-FUSABLE_ENCODERS = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
-FUSED_OPSET = 17  # the TorchScript exporter's best-tested opset
-WEIGHT_ONLY, DYNAMIC = "weight-only", "dynamic"
-INT8_METHODS = {
-    WEIGHT_ONLY: "weight-only MatMulNBits, 8 bits, symmetric, blocks of 32, accuracy level 4",
-    DYNAMIC: "dynamic, QInt8 weights per output channel, reduce_range, MatMul, Gemm and fused Attention",
-}
 _WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json", ".bin")
-OUTPUTS = ["logits", "pooled"]
 
 
 @dataclass
@@ -175,10 +153,10 @@ def export_onnx(classifier: IntentClassifier, directory: str | Path, *, quantize
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     logger.info("exporting %s to ONNX (a minute or more for large backbones)", classifier.kind_)
-    graph = _export_graph(classifier, directory / ONNX_FILES["onnx"])
+    graph = export_graph(classifier, directory / ONNX_FILES["onnx"])
     if quantize == "int8":
         logger.info("quantizing the weights to int8")
-        _quantize_int8(directory / ONNX_FILES["onnx"], directory / ONNX_FILES["onnx-int8"], int8_method(classifier))
+        quantize_int8(directory / ONNX_FILES["onnx"], directory / ONNX_FILES["onnx-int8"], int8_method(classifier))
     info = _export_info(classifier, quantize) | {"opset": graph.pop("opset"), "graph": graph}
     _write_json_atomic(directory / EXPORT_FILE, info)
     return info
@@ -225,231 +203,6 @@ def check_parity(
 
 
 # ------------------------------------------------------------------------------------------------ internals
-def _export_graph(classifier: IntentClassifier, path: Path) -> dict[str, Any]:
-    """Save ``classifier.net_`` as one ONNX file (weights inside): fused for BERT-family encoders when the fused
-    graph matches PyTorch, else captured by ``torch.export``. Returns how (for ``export.json``)."""
-    if classifier.kind_ == ENCODER:
-        try:
-            return _export_fused_encoder(classifier, path)
-        except Exception as exc:  # noqa: BLE001 - any failure of the optional path falls back to torch.export
-            logger.info("fused encoder graph not used (%s); exporting with torch.export", exc)
-    _export_dynamo(classifier, path)
-    return {"exporter": "torch.export (dynamo)", "opset": OPSET, "fused": {}}
-
-
-def _export_fused_encoder(classifier: IntentClassifier, path: Path) -> dict[str, Any]:
-    """Trace a BERT-family encoder with the TorchScript exporter (eager attention, so attention is the plain
-    MatMul-Softmax-MatMul pattern) and let ONNX Runtime's transformer optimizer fuse it; keep the result only if
-    its logits match PyTorch's on texts of different lengths (padding included) within 1e-4.
-
-    Raises:
-        ValueError: for a backbone the optimizer does not know, or a fused graph that does not match.
-    """
-    import onnxruntime as ort
-    import torch
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    from .preprocess import pad_batch
-    from .train.runtime import set_attention
-
-    net = copy.deepcopy(classifier.net_).cpu().eval()
-    config = getattr(net.backbone, "config", None)
-    model_type = getattr(config, "model_type", None)
-    if model_type not in FUSABLE_ENCODERS:
-        raise ValueError(f"no fusion patterns for model type {model_type!r}")
-    if set_attention(net, "eager") is None:
-        raise ValueError(f"cannot switch {model_type!r} to the plain attention")
-    net.backbone = _zero_segments(net.backbone)  # a copy: the classifier's own network is untouched
-    net = _with_pooled(net)
-    ids = classifier.token_ids(list(EXAMPLE_TEXTS) + list(PARITY_TEXTS))
-    example = pad_batch(ids[: len(EXAMPLE_TEXTS)], classifier.pad_id(), side=classifier.tokenizer_.padding_side)
-    with tempfile.TemporaryDirectory() as tmp:
-        traced = Path(tmp) / "traced.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(
-                net, (example["input_ids"], example["attention_mask"]), str(traced), dynamo=False,
-                opset_version=FUSED_OPSET, input_names=["input_ids", "attention_mask"], output_names=OUTPUTS,
-                dynamic_axes={name: {0: "batch", 1: "sequence"} for name in ("input_ids", "attention_mask")},
-            )  # fmt: skip
-        previous = logging.root.manager.disable
-        logging.disable(logging.INFO)  # the optimizer's modules log each fusion and the saved path at INFO
-        try:
-            optimized = optimize_model(
-                str(traced), model_type="bert", num_heads=config.num_attention_heads,
-                hidden_size=config.hidden_size,
-                opt_level=0,  # the optimizer's fusions only; ONNX Runtime adds its own when a session starts
-            )  # fmt: skip
-            fused = {name: count for name, count in optimized.get_fused_operator_statistics().items() if count}
-            optimized.save_model_to_file(str(path))
-        finally:
-            logging.disable(previous)
-    batch = pad_batch(ids, classifier.pad_id(), side=classifier.tokenizer_.padding_side)
-    reference = classifier.net_
-    if next(reference.parameters()).device.type != "cpu":  # compare on a CPU copy; the classifier keeps its device
-        reference = copy.deepcopy(reference).cpu()
-    with torch.no_grad():
-        expected = [t.numpy() for t in reference(batch["input_ids"], batch["attention_mask"], return_pooled=True)]
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    feeds = {name: batch[name].numpy() for name in ("input_ids", "attention_mask")}
-    got = session.run(OUTPUTS, feeds)
-    difference = max(float(np.abs(g - e).max()) for g, e in zip(got, expected))
-    if not difference <= 1e-4:
-        raise ValueError(f"the fused graph's outputs differ from PyTorch's by {difference:.2e}")
-    return {"exporter": "TorchScript + ONNX Runtime transformer fusion", "opset": FUSED_OPSET, "fused": fused}
-
-
-def _zero_segments(backbone: Any) -> Any:
-    """``backbone`` given segment (token type) ids as zeros of the input's shape: what a BERT-family encoder uses
-    when it gets none, but traced as two nodes instead of the ~20 shape nodes that slice and expand its buffered
-    zeros (about 0.1-0.2 ms of a 3 ms single query; the logits are unchanged)."""
-    import torch
-    from torch import nn
-
-    class ZeroSegments(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.inner = backbone
-            self.config = backbone.config
-
-        def forward(self, input_ids: torch.Tensor, **kwargs: Any) -> Any:
-            return self.inner(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids), **kwargs)
-
-    return ZeroSegments()
-
-
-def _with_pooled(net: Any) -> Any:
-    """``net`` answering ``(logits, pooled)``: the graph outputs of :data:`OUTPUTS`."""
-    from torch import nn
-
-    class WithPooled(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, input_ids: Any, attention_mask: Any) -> Any:
-            return self.net(input_ids, attention_mask, return_pooled=True)
-
-    return WithPooled()
-
-
-def _export_dynamo(classifier: IntentClassifier, path: Path) -> None:
-    """Capture ``classifier.net_`` with ``torch.export`` and save it as one ONNX file (weights inside)."""
-    import torch
-
-    from .preprocess import pad_batch
-
-    ids = classifier.token_ids(list(EXAMPLE_TEXTS))
-    example = pad_batch(ids, classifier.pad_id(), side=classifier.tokenizer_.padding_side)
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    net = classifier.net_
-    if next(net.parameters()).device.type != "cpu":  # export a CPU copy; the classifier keeps its device
-        net = copy.deepcopy(net).cpu()
-    net.eval()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on axis names and deprecated internals
-            program = torch.onnx.export(
-                _with_pooled(net), (example["input_ids"], example["attention_mask"]), dynamo=True,
-                opset_version=OPSET, input_names=["input_ids", "attention_mask"], output_names=OUTPUTS, verbose=False,
-                dynamic_shapes={"input_ids": {0: batch, 1: sequence}, "attention_mask": {0: batch, 1: sequence}},
-            )  # fmt: skip
-    except torch.onnx.errors.OnnxExporterError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(
-            f"cannot export backbone {classifier.config.model.backbone!r} to ONNX: {first}; "
-            "use the torch runtime for this model"
-        ) from None
-    program.save(str(path), external_data=False)
-
-
-class _QuietQuantizer(logging.Filter):
-    """Drops what onnxruntime's quantizer logs on the root logger: per-tensor notes at INFO, and its advice to run
-    its shape pre-processing first (whose symbolic shape inference fails on BERT graphs from torch.export; dynamic
-    quantization of MatMul weights does not need it)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if "pre-processing before quantization" in record.getMessage():
-            return False
-        return not (record.levelno < logging.WARNING and "onnxruntime" in record.pathname)
-
-
-NBITS_MODULE = "onnxruntime.quantization.matmul_nbits_quantizer"
-
-
-def _import_nbits_quantizer() -> type:
-    """``MatMulNBitsQuantizer``, imported without its module's side effect: ``logging.basicConfig(level=INFO)`` at
-    import, which gives the root logger a stderr handler and the INFO level for the rest of the process."""
-    import importlib
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    module = importlib.import_module(NBITS_MODULE)
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-    root.setLevel(level)
-    return module.MatMulNBitsQuantizer
-
-
-def int8_method(classifier: IntentClassifier) -> str:
-    """How a model's weights become int8 (a key of :data:`INT8_METHODS`): ``dynamic`` for BERT-family encoders
-    (:data:`FUSABLE_ENCODERS`), ``weight-only`` for decoders and every other encoder. MPNet is one of the others:
-    dynamic quantization's one activation scale per tensor distorts its pooled vectors, weight-only keeps them."""
-    model_type = getattr(getattr(classifier.net_.backbone, "config", None), "model_type", None)
-    return DYNAMIC if classifier.kind_ == ENCODER and model_type in FUSABLE_ENCODERS else WEIGHT_ONLY
-
-
-def _quantize_int8(source: Path, target: Path, method: str) -> None:
-    """Write ``target``: ``source`` with int8 weights in its matrix products, by ``method`` (see
-    :func:`int8_method`); products of two activations (attention scores) stay float32.
-
-    BERT-family encoders: dynamic quantization (activations quantized on the fly, per tensor), weights with one scale
-    per output channel in a 7-bit range. On BANKING77 (minilm-l6, 3,080 test texts, an AVX2 CPU) per-tensor 8-bit
-    weights lost 0.75 accuracy points against float32, per-channel 0.29, per-channel 7-bit none (CPUs without VNNI
-    saturate in the 8-bit product of uint8 activations and int8 weights). In a fused graph the attention projections sit
-    inside the ``Attention`` nodes, which become ``QAttention``: quantizing only the remaining MatMuls made the fused
-    graph slower than the unfused int8 one and cost 0.26 points; with ``QAttention`` it lost nothing against the unfused
-    int8 graph (0.8442) and ran 10% faster (single-query p50 4.53 ms against 5.00 ms, batches 183 against 160 texts/s).
-
-    Decoders and other encoders: weight-only quantization (``MatMulNBits``, 8 bits, a scale per block of 32 weights;
-    activations quantized per block inside the product). Dynamic quantization cost smollm2-135m 8.4 points on 500
-    BANKING77 test texts (one scale per activation tensor, probably stretched by outlier channels), this 0.2. Dynamic
-    with the MLP down projections in float32 was a fifth faster on a 2-core AVX2 CPU and lost 0.2 points one text at a
-    time, but 1.2 in batches of 64: all rows of a batch share the activation scale, so answers depend on batch-mates.
-    """
-    root = logging.getLogger()
-    hint, handlers, root_level = _QuietQuantizer(), list(root.handlers), root.level
-    root.addFilter(hint)
-    try:
-        if method == WEIGHT_ONLY:
-            quantizer_class = _import_nbits_quantizer()
-            quantizer = quantizer_class(str(source), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
-            nbits_logger = logging.getLogger(NBITS_MODULE)
-            level = nbits_logger.level
-            nbits_logger.setLevel(logging.WARNING)  # one INFO line per node it skips (550 for an 8-layer decoder)
-            try:
-                quantizer.process()
-            finally:
-                nbits_logger.setLevel(level)
-            quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
-        else:
-            import onnx
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
-            quantize_dynamic(
-                source, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm", "Attention"],
-                per_channel=True, reduce_range=True,
-                # DefaultTensorType: shape inference does not type the outputs of fused (contrib) nodes.
-                extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
-            )  # fmt: skip
-    finally:
-        root.removeFilter(hint)
-        # The dynamic quantizer logs through logging.info(), which gives a root logger without handlers a stderr one.
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(root_level)
-
-
 def _export_info(classifier: IntentClassifier, quantize: str | None) -> dict[str, Any]:
     import onnx
     import onnxruntime
