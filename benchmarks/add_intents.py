@@ -1,8 +1,8 @@
 """Adding intents to a trained model against retraining on everything: BANKING77, 67 intents first, then 10 more.
 
     .venv/bin/python benchmarks/add_intents.py [--backbone minilm-l6] [--seed 0] [--replay-per-intent N]
-                                               [--set KEY=VALUE ...] [--runs v1,extend,full] [--out FILE]
-                                               [--quick] [--render]
+                                               [--set KEY=VALUE ...] [--targeted-replay BASE]
+                                               [--runs v1,extend,full] [--out FILE] [--quick] [--render]
 
 Ten of BANKING77's 77 intents are held out, drawn with ``random.Random(seed)`` from the sorted intent names (listed
 in the output). Three runs through the CLI, each with its validation rows split off its own training file:
@@ -15,7 +15,8 @@ in the output). Three runs through the CLI, each with its validation rows split 
 ``extend`` and ``full`` are tested on the whole 3,080-row test file: accuracy overall, on the 67 old intents' rows
 and on the 10 new ones' (rejected rows count as wrong), the command's wall time and the training loop's seconds.
 ``--replay-per-intent`` sets ``train.replay_per_intent`` for ``extend`` (default: the config's), ``--set`` any other
-setting of ``extend``; ``--runs`` makes
+setting of ``extend``, ``--targeted-replay BASE`` a replay file of BASE rows per old intent plus one for every new
+training row v1 answers with that intent; ``--runs`` makes
 only some of the runs (``extend`` needs ``v1``'s folder). Writes ``benchmarks/results/add_intents.json``.
 ``--quick`` proves the script on a slice (a few rows per intent, a few steps; written under ``runs/``, not to the
 results): its numbers mean nothing.
@@ -69,6 +70,30 @@ def outcome(run_dir: Path, stats: dict[str, float], old: list[str], new: list[st
     }
 
 
+def write_targeted_replay(work: Path, base: int, seed: int) -> Path:
+    """Write ``data/replay_targeted.csv``: for each old intent, ``base`` rows of v1's training split plus one more for
+    every new training row that v1 answers with that intent (all its rows at most), drawn with
+    ``random.Random(seed)``: the old intents the new ones resemble keep more of their rows."""
+    import csv
+    from collections import Counter, defaultdict
+
+    from intentune import load_predictor
+
+    predictor = load_predictor(work / "v1" / "model")
+    new_texts = [text for text, _ in read_rows(work / "data" / "new_train.csv")]
+    classes = list(predictor.classes_)
+    confused = Counter(classes[i] for i in predictor.predict_proba(new_texts).argmax(axis=1))
+    with open(work / "v1" / "splits" / "train.csv", newline="", encoding="utf-8") as f:
+        by_intent: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for row in csv.DictReader(f):
+            by_intent[row["intent"]].append((row["text"], row["intent"]))
+    rng, rows = random.Random(seed), []
+    for intent in sorted(by_intent):
+        pool = by_intent[intent]
+        rows += rng.sample(pool, min(len(pool), base + confused.get(intent, 0)))
+    return write_rows(work / "data" / "replay_targeted.csv", rows)
+
+
 def markdown(record: dict[str, Any]) -> str:
     """One row per run: rows trained on, steps, training seconds, test accuracy overall, on the old and the new
     intents' rows, and overall before the out-of-scope rejection (where the record has it)."""
@@ -108,6 +133,13 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="A config setting for extend (repeatable), as intentune train --set takes it.",
     )
+    parser.add_argument(
+        "--targeted-replay",
+        type=int,
+        default=None,
+        metavar="BASE",
+        help="extend replays BASE rows per old intent plus one per new row v1 answers with it (--replay FILE).",
+    )
     args = parser.parse_args()
     if args.render:
         print(markdown(json.loads(Path(args.out or ROOT / "benchmarks" / "results" / "add_intents.json").read_text())))
@@ -128,13 +160,17 @@ def main() -> None:
     }
     sets = ["--set", f"train.max_steps={QUICK_STEPS}"] if args.quick else []
     intentune = [str(BIN / "intentune"), "train", "--quiet", *sets]
-    replay = [] if args.replay_per_intent is None else ["--set", f"train.replay_per_intent={args.replay_per_intent}"]
-    replay += [part for assignment in args.extend_sets for part in ("--set", assignment)]
+    replay_count = [] if args.replay_per_intent is None else [f"train.replay_per_intent={args.replay_per_intent}"]
+    extend_options = [part for assignment in replay_count for part in ("--set", assignment)]
+    extend_options += [part for assignment in args.extend_sets for part in ("--set", assignment)]
+    if args.targeted_replay is not None:  # the file is written once v1 is trained, before extend runs
+        targeted = work / "data" / "replay_targeted.csv"
+        extend_options += ["--replay", str(targeted), "--set", "train.replay_per_intent=100000"]
     commands = {
         "v1": [*intentune, str(files["old_train"]), "--backbone", args.backbone, "--test", str(files["old_test"]),
                "-o", str(work / "v1")],
         "extend": [*intentune, str(files["new_train"]), "--init-from", str(work / "v1"), "--test", str(files["test"]),
-                   "-o", str(work / "extend"), *replay],
+                   "-o", str(work / "extend"), *extend_options],
         "full": [*intentune, str(files["all_train"]), "--backbone", args.backbone, "--test", str(files["test"]),
                  "-o", str(work / "full")],
     }  # fmt: skip
@@ -142,6 +178,8 @@ def main() -> None:
     chosen = args.runs.split(",")
     for name, command in commands.items():
         if name in chosen:
+            if name == "extend" and args.targeted_replay is not None:
+                write_targeted_replay(work, args.targeted_replay, args.seed)
             results[name] = outcome(work / name, run(command), old, new)
     comparison = {"summary": None, "regressions": None}
     if "extend" in results:
@@ -155,6 +193,7 @@ def main() -> None:
         "seed": args.seed,
         "replay_per_intent": args.replay_per_intent,
         "extend_settings": args.extend_sets,
+        "targeted_replay": args.targeted_replay,
         "held_out_intents": new,
         "rows": {name: len(read_rows(path)) for name, path in files.items()},
         "results": results,
