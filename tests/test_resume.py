@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from intentune import IntentClassifier
+from intentune.cli import app
 from intentune.config import save_config
 from intentune.errors import ConfigError
 from intentune.manifest import file_sha256, row_id
@@ -143,10 +145,12 @@ def test_sigkill_midway_then_resume_finishes_and_loses_nothing(tiny_encoder: Pat
 def test_resume_without_a_checkpoint_is_a_clear_cli_error(tiny_encoder: Path, tmp_path: Path) -> None:
     data = _write_toy(tmp_path / "toy.csv")
     cfg = _cli_config(tiny_encoder, tmp_path / "c.toml", epochs=1)
-    process = _cli("train", str(data), "-c", str(cfg), "-o", str(tmp_path / "run"), "--quiet", "--resume")
-    output, _ = process.communicate(timeout=300)
-    assert process.returncode == 1
-    assert "nothing to resume" in output
+    args = ["train", str(data), "-c", str(cfg), "-o", str(tmp_path / "run"), "--quiet", "--resume"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "nothing to resume" in lines[0] and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def _free_port() -> int:

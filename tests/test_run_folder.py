@@ -5,6 +5,7 @@ know are reported, not fatal; a resume is recorded in the manifest, not written 
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from intentune import Examples, write_examples
 from intentune.cli import app
+from intentune.errors import ConfigError
 
 from conftest import tiny_config, tiny_sets, toy_data
 
@@ -115,6 +117,13 @@ def test_resume_is_recorded_in_the_manifest(toy_files: Path, tiny_encoder: Path,
         train_run(config, out, callbacks=[Crash()])
     started = json.loads((out / "manifest.json").read_text())
     assert "resumes" not in started
+    # A resume with other data is refused by the checkpoint and leaves the run folder's files as they were.
+    files = {name: (out / name).read_bytes() for name in ("manifest.json", "config.toml", "splits/train.csv")}
+    other = copy.deepcopy(config)
+    other.data.train_file = str(toy_files / "validation.csv")
+    with pytest.raises(ConfigError, match="other data or training settings"):
+        train_run(other, out, resume=True)
+    assert {name: (out / name).read_bytes() for name in files} == files
     train_run(config, out, resume=True)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["created"] == started["created"] and manifest["splits"] == started["splits"]

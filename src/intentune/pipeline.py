@@ -91,6 +91,7 @@ def train_run(
     from .extend import compare_with_previous, load_previous, resume_previous, save_training_rows
     from .manifest import build_manifest, record_resume, write_manifest
     from .modelcard import run_card_options, write_model_card
+    from .train.checkpoint import require_checkpoint
     from .train.runtime import is_main_process
 
     dcfg = config.data
@@ -99,6 +100,8 @@ def train_run(
     checkpoint_dir = out / "checkpoint" if config.train.checkpoint_every_steps != 0 else None
     if resume and checkpoint_dir is None:
         raise ConfigError("--resume needs checkpoints, but train.checkpoint_every_steps = 0 turns them off")
+    if resume:
+        require_checkpoint(checkpoint_dir)
     if isinstance(init_from, str | Path):
         init_from = load_previous(init_from)
     if resume:
@@ -115,17 +118,17 @@ def train_run(
         splits["test"] = (test.texts, test.labels)
 
     def write_run_folder() -> None:
-        """The run folder's files that describe the run, written once training can start."""
-        if not main:
+        """The run folder's files that describe the run, written once training can start. A resumed run's folder
+        has them from its start, so a resume that fails (a checkpoint of other data) leaves them as they were."""
+        if not main or resume:
             return
         out.mkdir(parents=True, exist_ok=True)
         save_training_rows(train, out)
         if split_off:
             write_examples(validation, out / "splits" / "validation.csv")
-        if not resume:  # a resumed run keeps its manifest and records the resume when it ends
-            record = init_from.record() if init_from is not None else None
-            write_manifest(out / "manifest.json", build_manifest(config, files, splits, init_from=record))
-            save_config(config, out / "config.toml")
+        record = init_from.record() if init_from is not None else None
+        write_manifest(out / "manifest.json", build_manifest(config, files, splits, init_from=record))
+        save_config(config, out / "config.toml")
 
     started = time.perf_counter()
     classifier = IntentClassifier(config).fit(

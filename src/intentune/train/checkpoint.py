@@ -85,6 +85,16 @@ def save_checkpoint(
         (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
+def require_checkpoint(directory: Path) -> None:
+    """Check that ``directory`` holds a checkpoint before a resumed run reads or writes anything.
+
+    Raises:
+        ConfigError: if it holds none.
+    """
+    if not (directory / "state.json").is_file():
+        raise ConfigError(f"nothing to resume: {directory} holds no checkpoint; run without --resume to start training")
+
+
 def load_checkpoint(
     directory: Path, fingerprint: str
 ) -> tuple[dict[str, Any], Weights, Weights | None, dict[str, Any]]:
@@ -95,8 +105,7 @@ def load_checkpoint(
     """
     from safetensors.torch import load_file
 
-    if not (directory / "state.json").is_file():
-        raise ConfigError(f"nothing to resume: {directory} holds no checkpoint; run without --resume to start training")
+    require_checkpoint(directory)
     try:
         meta = json.loads((directory / "state.json").read_text(encoding="utf-8"))
         weights = load_file(str(directory / "weights.safetensors"))
@@ -155,6 +164,7 @@ __all__ = [
     "data_fingerprint",
     "get_rng_states",
     "load_checkpoint",
+    "require_checkpoint",
     "restore_state",
     "save_checkpoint",
     "set_rng_states",
