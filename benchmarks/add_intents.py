@@ -1,7 +1,7 @@
 """Adding intents to a trained model against retraining on everything: BANKING77, 67 intents first, then 10 more.
 
     .venv/bin/python benchmarks/add_intents.py [--backbone minilm-l6] [--seed 0] [--replay-per-intent N]
-                                               [--set KEY=VALUE ...] [--targeted-replay BASE]
+                                               [--set KEY=VALUE ...] [--targeted-replay BASE] [--train-seed N]
                                                [--runs v1,extend,full] [--out FILE] [--quick] [--render]
 
 Ten of BANKING77's 77 intents are held out, drawn with ``random.Random(seed)`` from the sorted intent names (listed
@@ -16,10 +16,10 @@ in the output). Three runs through the CLI, each with its validation rows split 
 and on the 10 new ones' (rejected rows count as wrong), the command's wall time and the training loop's seconds.
 ``--replay-per-intent`` sets ``train.replay_per_intent`` for ``extend`` (default: the config's), ``--set`` any other
 setting of ``extend``, ``--targeted-replay BASE`` a replay file of BASE rows per old intent plus one for every new
-training row v1 answers with that intent; ``--runs`` makes
-only some of the runs (``extend`` needs ``v1``'s folder). Writes ``benchmarks/results/add_intents.json``.
-``--quick`` proves the script on a slice (a few rows per intent, a few steps; written under ``runs/``, not to the
-results): its numbers mean nothing.
+training row v1 answers with that intent; ``--train-seed`` sets ``train.seed`` of all three runs (a replicate of
+the same draw); ``--runs`` makes only some of the runs (``extend`` needs ``v1``'s folder). Writes
+``benchmarks/results/add_intents.json``. ``--quick`` proves the script on a slice (a few rows per intent, a few
+steps; written under ``runs/``, not to the results): its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
     parser.add_argument("--replay-per-intent", type=int, default=None, help="train.replay_per_intent for extend.")
     parser.add_argument("--runs", default="v1,extend,full", help="Which runs to make, comma-separated.")
+    parser.add_argument("--train-seed", type=int, default=None, help="train.seed of every run (default: the config's).")
     parser.add_argument(
         "--set",
         dest="extend_sets",
@@ -159,6 +160,7 @@ def main() -> None:
         "test": write_rows(work / "data" / "test.csv", test),
     }
     sets = ["--set", f"train.max_steps={QUICK_STEPS}"] if args.quick else []
+    sets += ["--set", f"train.seed={args.train_seed}"] if args.train_seed is not None else []
     intentune = [str(BIN / "intentune"), "train", "--quiet", *sets]
     replay_count = [] if args.replay_per_intent is None else [f"train.replay_per_intent={args.replay_per_intent}"]
     extend_options = [part for assignment in replay_count for part in ("--set", assignment)]
@@ -191,6 +193,7 @@ def main() -> None:
         "machine": machine(),
         "backbone": args.backbone,
         "seed": args.seed,
+        "train_seed": args.train_seed,
         "replay_per_intent": args.replay_per_intent,
         "extend_settings": args.extend_sets,
         "targeted_replay": args.targeted_replay,

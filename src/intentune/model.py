@@ -109,7 +109,7 @@ class IntentClassifier(IntentPredictor):
             init_from: a trained model to start from (:func:`intentune.extend.load_previous`): its backbone, its
                 intents' head rows, new rows for the new intents; few-shot mode off, a lower default backbone rate.
                 Mixing in its training rows is the caller's (``PreviousModel.with_replay``; ``train_run`` does it).
-            soft_targets: a teacher's probabilities for every text (:func:`intentune.distill.teacher_targets`): the
+            soft_targets: a teacher's probabilities for every text (:meth:`intentune.distill.Teacher.targets`): the
                 model learns from them and from the true intents (``labels`` of unlabelled texts are the teacher's
                 answers, used for few-shot pairs and class weights only).
 
