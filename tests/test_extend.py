@@ -129,7 +129,14 @@ def test_cli_adds_an_intent_keeps_the_old_ones_and_writes_the_comparison(
     manifest = json.loads((out / "manifest.json").read_text())
     record = manifest["init_from"]
     assert record["path"] == str(old_run) and record["model_id"] == model_id(old_run)  # the old folder is unchanged
-    assert record["replay"] == {"rows": 13, "intents": 3, "source": str(old_run / TRAIN_SPLIT), "replay_per_intent": 20}
+    assert record["replay"] == {
+        "rows": 13,
+        "intents": 3,
+        "source": str(old_run / TRAIN_SPLIT),
+        "replay_per_intent": 50,
+        "validation_rows": 0,
+        "validation_source": None,
+    }  # the old run had no split-off rows
     splits = manifest["splits"]
     assert splits["train"]["rows"] + splits["validation"]["rows"] == 7 + 13
     old_ids = set(json.loads((old_run / "manifest.json").read_text())["splits"]["train"]["row_ids"])
@@ -227,12 +234,41 @@ def test_the_config_comes_from_the_old_model_without_its_data_files(old_run: Pat
     assert config.data.train_file == "new.csv" and config.data.test_file is None
     assert config.data.validation_file is None
     # Continued training: few-shot mode off, an unset backbone rate at a share of the fresh-run default, an
-    # explicit one as given.
-    unset = previous.config(["train.learning_rate=none", "train.few_shot=on"])
+    # explicit one as given; early stopping on accuracy unless the config names a metric.
+    unset = previous.config(["train.learning_rate=none", "train.few_shot=on", "train.early_stopping_metric=auto"])
     settings = previous.train_settings(unset, OLD)
-    assert settings.few_shot == "off"
+    assert settings.few_shot == "off" and settings.early_stopping_metric == "val_accuracy"
     assert settings.learning_rate == DEFAULT_LEARNING_RATE["encoder"] * CONTINUED_RATE_SHARE
     assert previous.train_settings(config, OLD).learning_rate == TINY_TRAIN["learning_rate"]
+    by_loss = previous.config(["train.early_stopping_metric=val_loss"])
+    assert previous.train_settings(by_loss, OLD).early_stopping_metric == "val_loss"
+
+
+def test_split_off_validation_takes_old_intents_from_the_old_runs_validation_split(old_run: Path, files: Path) -> None:
+    from intentune.pipeline import read_run_data
+
+    previous = load_previous(old_run)
+    assert previous.held_out is None  # the old run validated on a file: no splits/validation.csv
+    unseen = {"greeting": ["hello again", "MORNING HI!"], "goodbye": ["see you tomorrow"], "order_status": []}
+    previous.held_out = Examples([t for ts in unseen.values() for t in ts], [i for i, ts in unseen.items() for _ in ts])
+    config = previous.config(
+        ["data.validation_fraction=0.3"],
+        {"data.train_file": str(files / "new.csv"), "data.test_file": str(files / "test.csv")},
+    )
+    train, validation, _, split_off = read_run_data(config, init_from=previous)
+    assert split_off
+    replayed = set(zip(previous.replay_sample.texts, previous.replay_sample.labels))
+    rows = set(zip(validation.texts, validation.labels))
+    # No replayed row validates (the old model trained on them all): they are all back in training, and the old
+    # intents validate on the old run's unseen rows, less the one whose text is a test text ("morning hi").
+    assert not rows & replayed and replayed <= set(zip(train.texts, train.labels))
+    assert {("hello again", "greeting"), ("see you tomorrow", "goodbye")} <= rows
+    assert ("MORNING HI!", "greeting") not in rows
+    new = load_examples(files / "new.csv")
+    assert len(train) + len(validation) == len(new) + len(replayed) + 2  # nothing lost, two rows added
+    assert {NEW} <= set(validation.labels)  # the new rows still give their share
+    assert previous.replayed.validation_rows == 2
+    assert previous.record()["replay"]["validation_source"] == str(old_run / "splits" / "validation.csv")
 
 
 def test_replay_falls_back_to_the_manifest_then_to_a_warning(

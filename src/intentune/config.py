@@ -208,7 +208,7 @@ class TrainConfig:
         "auto",
         "What 'better' means for early stopping and the best weights: lower val_loss (smooth, reliable on small "
         "validation sets), higher val_accuracy (ties broken by val_loss), or auto: val_accuracy when the validation "
-        "data has at least 10 examples per intent, else val_loss.",
+        "data has at least 10 examples per intent, else val_loss (a run with --init-from: val_accuracy).",
         ("auto", "val_loss", "val_accuracy"),
     )
     device: str = _opt("auto", "auto, cpu or cuda.", ("auto", "cpu", "cuda"))
@@ -235,10 +235,10 @@ class TrainConfig:
     few_shot_prototype_init: bool = _opt(
         True, "Start the classification layer from the normalised mean embedding of each intent, not at random."
     )
-    # 20 rows: as many as few_shot_max_per_intent still calls a few-shot intent, which fine-tuning learns; far fewer
-    # than an intent of a full data set has, so an extension trains on a fraction of the old rows.
+    # 50 rows: with them an extension comes closer to a retrain on everything than with 20 (benchmarks/RESULTS.md,
+    # adding intents) and still trains on well under half of a full data set's rows.
     replay_per_intent: int = _opt(
-        20,
+        50,
         "With `intentune train --init-from`: rows of each of the old model's intents, drawn from its training data, "
         "mixed into the new training data so the old intents are not forgotten; 0 = no replay.",
     )

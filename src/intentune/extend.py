@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TRAIN_SPLIT = Path("splits") / "train.csv"  # in a run folder: the rows its model trained on (what replay reads)
+VALIDATION_SPLIT = Path("splits") / "validation.csv"  # in a run folder: its validation rows, never trained on
 COMPARE_FILE = "compare_with_previous"  # .json and .md in the new run folder
 # The backbone's learning rate when train.learning_rate is unset, as a share of a fresh run's default. The backbone
 # is already fine-tuned; a fresh run's peak rate is sized to carry pretrained weights a long way, which here would
@@ -66,10 +67,13 @@ class Replay:
     per_intent: dict[str, int]
     source: str | None
     requested_per_intent: int
+    validation_rows: int = 0  # the old run's validation rows in the new run's validation set
+    validation_source: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "intents": len(self.per_intent), "source": self.source,
-                "replay_per_intent": self.requested_per_intent}  # fmt: skip
+                "replay_per_intent": self.requested_per_intent, "validation_rows": self.validation_rows,
+                "validation_source": self.validation_source}  # fmt: skip
 
 
 @dataclass
@@ -84,7 +88,9 @@ class PreviousModel:
         pool: the rows the old model trained on, or None when none were found.
         pool_source: where ``pool`` was read from.
         replay_file: the file given for replay (``--replay``), None when ``pool`` was found in the run folder.
+        held_out: the old run's validation rows (``splits/validation.csv``), None when it has none.
         replayed: the replay sample that :meth:`with_replay` drew last (None before).
+        replay_sample: its rows.
     """
 
     classifier: IntentClassifier
@@ -94,7 +100,9 @@ class PreviousModel:
     pool: Examples | None
     pool_source: str | None
     replay_file: Path | None = None
+    held_out: Examples | None = field(default=None, repr=False)
     replayed: Replay | None = field(default=None, repr=False)
+    replay_sample: Examples | None = field(default=None, repr=False)
 
     @property
     def classes(self) -> list[str]:
@@ -153,8 +161,14 @@ class PreviousModel:
 
     def train_settings(self, config: Config, labels: Sequence[str]) -> TrainConfig:
         """The ``[train]`` settings of a run that starts here: few-shot mode off (the backbone is already adapted,
-        and contrastive passes would reshape the vectors the old head rows read), and an unset
-        ``train.learning_rate`` at :data:`CONTINUED_RATE_SHARE` of the fresh-run default.
+        and contrastive passes would reshape the vectors the old head rows read), an unset
+        ``train.learning_rate`` at :data:`CONTINUED_RATE_SHARE` of the fresh-run default, and
+        ``train.early_stopping_metric = auto`` as ``val_accuracy``.
+
+        Early stopping judges a continued run by accuracy whatever the validation rows per intent: the old intents
+        start fitted, so further passes make their answers more confident, and validation loss rises from the first
+        evaluation on while accuracy still climbs with the new intents. Judged by loss, the run would keep its
+        first epoch's weights.
 
         Raises:
             DataError: with ``train.class_weight = balanced``, when an old intent has no training rows (no replay).
@@ -173,7 +187,8 @@ class PreviousModel:
             cfg.learning_rate
             or default_learning_rate(self.classifier.kind_, config.model.backbone) * CONTINUED_RATE_SHARE
         )
-        return dataclasses.replace(cfg, few_shot="off", learning_rate=rate)
+        metric = "val_accuracy" if cfg.early_stopping_metric == "auto" else cfg.early_stopping_metric
+        return dataclasses.replace(cfg, few_shot="off", learning_rate=rate, early_stopping_metric=metric)
 
     def with_replay(self, train: Examples, config: Config, exclude: Sequence[str] = ()) -> Examples:
         """``train`` plus a sample of the old training rows: up to ``train.replay_per_intent`` of each old intent
@@ -198,12 +213,41 @@ class PreviousModel:
         sample = sample_replay(self.pool, self.classes, per_intent, config.train.seed, [*train.texts, *exclude])
         counts = dict(sorted(Counter(sample.labels).items()))
         self.replayed = Replay(len(sample), counts, self.pool_source, per_intent)
+        self.replay_sample = sample
         logger.info("replay: %d rows of %d intents of %s, from %s (train.replay_per_intent = %d)",
                     len(sample), len(counts), self.path, self.pool_source, per_intent)  # fmt: skip
         if missing:
             logger.info("intents of %s without new rows are kept and train on replay rows only: %s",
                         self.path, _some(missing))  # fmt: skip
         return train.subset(list(range(len(train)))).extend(sample)
+
+    def with_held_out(
+        self, train: Examples, validation: Examples, config: Config, exclude: Sequence[str] = ()
+    ) -> tuple[Examples, Examples]:
+        """``(train, validation)`` of a run whose validation rows were split off new rows plus replay: the replayed
+        rows in ``validation`` go back to ``train``, and up to ``train.replay_per_intent`` rows of each old intent
+        from the old run's validation split take their place (seeded by ``train.seed``; texts that match a training,
+        validation or ``exclude`` text, ignoring case and punctuation, left out).
+
+        The old model trained on every replayed row and answers it with a confidence no unseen text gets; judged on
+        such rows, early stopping, calibration and the out-of-scope thresholds would be fitted to memorised answers.
+        The old run's validation rows are texts it never trained on. Unchanged without a replay sample or without
+        that split.
+        """
+        if self.held_out is None or not self.replay_sample or self.replayed is None:
+            return train, validation
+        replayed = set(zip(self.replay_sample.texts, self.replay_sample.labels))
+        back = [i for i, row in enumerate(zip(validation.texts, validation.labels)) if row in replayed]
+        kept = sorted(set(range(len(validation))) - set(back))
+        train = train.subset(list(range(len(train)))).extend(validation.subset(back))
+        validation = validation.subset(kept)
+        sample = sample_replay(self.held_out, self.classes, self.replayed.requested_per_intent, config.train.seed,
+                               [*train.texts, *validation.texts, *exclude])  # fmt: skip
+        source = str(self.model_dir.parent / VALIDATION_SPLIT)
+        self.replayed = dataclasses.replace(self.replayed, validation_rows=len(sample), validation_source=source)
+        logger.info("validation: %d replayed rows moved back to training; %d rows of %d old intents from %s instead",
+                    len(back), len(sample), len(set(sample.labels)), source)  # fmt: skip
+        return train, validation.extend(sample)
 
     @torch.no_grad()
     def expand_head(
@@ -264,7 +308,9 @@ def load_previous(path: str | Path, *, replay_file: str | Path | None = None) ->
         pool, source = find_training_rows(model_dir.parent, dcfg.text_field, dcfg.label_field)
     model_id = metadata_id(read_metadata(model_dir))
     replay_path = Path(replay_file) if replay_file is not None else None
-    return PreviousModel(classifier, path, model_dir, model_id, pool, source, replay_path)
+    held_out_file = model_dir.parent / VALIDATION_SPLIT
+    held_out = load_examples(held_out_file) if held_out_file.is_file() else None
+    return PreviousModel(classifier, path, model_dir, model_id, pool, source, replay_path, held_out)
 
 
 def find_training_rows(run_dir: Path, text_field: str, label_field: str) -> tuple[Examples | None, str | None]:

@@ -173,7 +173,8 @@ def read_run_data(
     """Read and check every data file of a run before anything is trained or written.
 
     With ``init_from``, a sample of the old model's training rows joins the training rows before the validation
-    split (:meth:`intentune.extend.PreviousModel.with_replay`), so a split-off validation set holds old intents too.
+    split (:meth:`intentune.extend.PreviousModel.with_replay`); a split-off validation set then takes its old
+    intents' rows from the old run's validation split instead (:meth:`~intentune.extend.PreviousModel.with_held_out`).
 
     Returns:
         ``(train, validation, test or None, split_off)``; ``split_off`` says the validation rows were split off
@@ -210,6 +211,8 @@ def read_run_data(
     split_off = validation is None
     if validation is None:
         train, validation = split_validation(train, dcfg)
+        if init_from is not None:
+            train, validation = init_from.with_held_out(train, validation, config, test.texts if test else [])
     if test is not None:
         separator, oos = dcfg.multi_label_separator, config.oos.label
         if wants_multi_label(config.model.multi_label, train.labels, separator):  # intents, not their combinations
