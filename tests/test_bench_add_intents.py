@@ -1,8 +1,10 @@
 """benchmarks/add_intents.py: the held-out intents are a seeded draw, the quick slice keeps every intent, and the
-per-group accuracy counts each intent's right answers."""
+per-group accuracy counts each intent's right answers; benchmarks/add_intents_replicates.py joins a seed's records and
+refuses records that disagree."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 add_intents = pytest.importorskip("benchmarks.add_intents")
+replicates = pytest.importorskip("benchmarks.add_intents_replicates")
 
 
 def test_held_out_intents_are_a_seeded_draw() -> None:
@@ -44,3 +47,33 @@ def test_the_table_has_a_row_per_run_with_its_own_test_rows() -> None:
     lines = add_intents.markdown(record).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| v1 | 2,292 | 2,680 | 720 | 219 | 260 | 0.9208 | 0.9187 | - |")
     assert lines[3].startswith("| extend | 2,292 | 3,080 |")
+
+
+def _record(tmp: Path, name: str, seed: int, results: dict[str, float]) -> None:
+    runs = {run: {"accuracy": value} for run, value in results.items()}
+    (tmp / name).write_text(json.dumps({"train_seed": seed, "results": runs}))
+
+
+def test_replicates_join_each_seeds_runs_and_compare_extend_with_full(tmp_path: Path) -> None:
+    _record(tmp_path, "seed1-previous.json", 1, {"v1": 0.94, "extend": 0.90, "full": 0.93})
+    _record(tmp_path, "seed1-current.json", 1, {"v1": 0.94, "extend": 0.92})
+    _record(tmp_path, "seed2-current.json", 2, {"extend": 0.96, "full": 0.93})
+    table, labels = replicates.collect(tmp_path)
+    assert labels == ["previous", "current"]
+    assert table == {1: {"v1": 0.94, "extend previous": 0.90, "full": 0.93, "extend current": 0.92},
+                     2: {"extend current": 0.96, "full": 0.93}}  # fmt: skip
+    lines = replicates.markdown(table, labels).splitlines()
+    assert lines[2] == "| 1 | 0.9400 | 0.9300 | 0.9000 | 0.9200 |"
+    assert lines[3] == "| 2 | - | 0.9300 | - | 0.9600 |"
+    assert lines[4] == "| mean (seeds) | 0.9400 (1) | 0.9300 (2) | 0.9000 (1) | 0.9400 (2) |"
+    assert lines[6] == "| extend − full, mean (seeds) |  |  | -0.0300 (1) | +0.0100 (2) |"
+
+
+def test_replicates_refuse_a_seed_whose_records_disagree(tmp_path: Path) -> None:
+    _record(tmp_path, "seed1-previous.json", 1, {"full": 0.93})
+    _record(tmp_path, "seed1-current.json", 1, {"full": 0.92})
+    with pytest.raises(SystemExit, match="another record says"):
+        replicates.collect(tmp_path)
+    _record(tmp_path, "seed1-current.json", 3, {"full": 0.93})
+    with pytest.raises(SystemExit, match="its name says 1"):
+        replicates.collect(tmp_path)
