@@ -1,19 +1,22 @@
-"""Distillation on BANKING77 10-shot: an mpnet-base teacher, a minilm-l6 student with and without the teacher.
+"""Distillation on BANKING77: an mpnet-base teacher, a minilm-l6 student with and without the teacher.
 
-    .venv/bin/python -m benchmarks.distill [--teacher mpnet-base] [--student minilm-l6] [--quick] [--render]
+    .venv/bin/python -m benchmarks.distill [--data 10shot|full] [--teacher mpnet-base] [--student minilm-l6]
+                                           [--quick] [--render]
 
-Every run goes through the CLI with its defaults, on ``train_10shot.csv`` (770 rows), DialoGLUE's validation file
-and the 3,080-row test file (rejected rows count as wrong):
+Every run goes through the CLI with its defaults, on ``train_10shot.csv`` (770 rows; ``--data full``: DialoGLUE's
+8,622-row training file), DialoGLUE's validation file and the 3,080-row test file (rejected rows count as wrong):
 
 1. ``teacher``: ``intentune train`` with the teacher backbone;
 2. ``student-alone``: ``intentune train`` with the student backbone (the same data, no teacher);
 3. ``distilled``: ``intentune distill teacher --student ...`` on the same 770 rows;
 4. ``distilled-pool``: the same plus ``--unlabeled``: the rest of BANKING77's ``train.csv`` (its texts, not their
-   intents; the validation rows left out), as a team's unlabelled logs would be.
+   intents; the validation rows left out), as a team's unlabelled logs would be. Not with ``--data full``: every
+   labelled text is already in the training file.
 
-Writes ``benchmarks/results/distill_banking77.json`` after every run; a rerun skips the runs already finished (their
-run folders are kept under ``runs/``), so the benchmark can go in pieces. ``--quick`` proves the script on a slice
-(a few rows per intent, a few steps; written under ``runs/``): its numbers mean nothing.
+Writes ``benchmarks/results/distill_banking77.json`` (``--data full``: ``distill_banking77_full.json``) after every
+run; a rerun skips the runs already finished (their run folders are kept under ``runs/``), so the benchmark can go
+in pieces. ``--quick`` proves the script on a slice (a few rows per intent, a few steps; written under ``runs/``):
+its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -83,18 +86,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="mpnet-base")
     parser.add_argument("--student", default="minilm-l6")
+    parser.add_argument("--data", choices=("10shot", "full"), default="10shot", help="The training file.")
     parser.add_argument("--quick", action="store_true", help="A few rows and steps, to check the script works.")
-    parser.add_argument("--out", default=None, help="Default: benchmarks/results/distill_banking77.json.")
+    parser.add_argument("--out", default=None, help="Default: benchmarks/results/distill_banking77[_full].json.")
     parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
     args = parser.parse_args()
-    default_out = ROOT / "benchmarks" / "results" / "distill_banking77.json"
+    suffix = "" if args.data == "10shot" else f"_{args.data}"
+    default_out = ROOT / "benchmarks" / "results" / f"distill_banking77{suffix}.json"
     if args.render:
         print(markdown(json.loads(Path(args.out or default_out).read_text())))
         return
-    work = ROOT / "runs" / ("bench-distill-quick" if args.quick else f"bench-distill-{args.teacher}-{args.student}")
+    pair = "quick" if args.quick else f"{args.teacher}-{args.student}"
+    work = ROOT / "runs" / f"bench-distill-{pair}{suffix.replace('_', '-')}"
     out = Path(args.out) if args.out else (work / "distill.json" if args.quick else default_out)
     rows = {
-        "train": read_rows(DATA / "train_10shot.csv"),
+        "train": read_rows(DATA / ("train_10shot.csv" if args.data == "10shot" else "dialoglue_split/train.csv")),
         "validation": read_rows(DATA / "dialoglue_split" / "validation.csv"),
         "test": read_rows(DATA / "test.csv"),
     }
@@ -116,8 +122,11 @@ def main() -> None:
         "distilled": [*distill, "-o", str(work / "distilled")],
         "distilled-pool": [*distill, "--unlabeled", str(files["pool"]), "-o", str(work / "distilled-pool")],
     }
+    if args.data != "10shot":
+        del commands["distilled-pool"]
     record: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"results": {}}
-    record |= {"benchmark": "distill", "quick": args.quick, "teacher": args.teacher, "student": args.student,
+    record |= {"benchmark": "distill", "data": args.data, "quick": args.quick,
+               "teacher": args.teacher, "student": args.student,
                "rows": {**{k: len(v) for k, v in rows.items()}, "pool": len(pool)},
                "commands": {name: relative(command) for name, command in commands.items()}}  # fmt: skip
     for name, command in commands.items():
