@@ -14,13 +14,10 @@ the work that ``IntentClassifier.fit(..., init_from=...)`` and :func:`intentune.
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
-import io
 import json
 import logging
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +33,7 @@ from .errors import ConfigError, DataError
 from .folder import read_metadata, resolve_model_dir
 from .model import IntentClassifier
 from .net import resolve_pooling
-from .preprocess import normalize_for_matching
+from .replay import TRAIN_SPLIT, VALIDATION_SPLIT, Replay, find_training_rows, sample_replay
 from .train.fewshot import embed_texts, use_few_shot
 from .train.optim import default_learning_rate
 
@@ -46,8 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-TRAIN_SPLIT = Path("splits") / "train.csv"  # in a run folder: the rows its model trained on (what replay reads)
-VALIDATION_SPLIT = Path("splits") / "validation.csv"  # in a run folder: its validation rows, never trained on
 COMPARE_FILE = "compare_with_previous"  # .json and .md in the new run folder
 # The backbone's learning rate when train.learning_rate is unset, as a share of a fresh run's default. The backbone
 # is already fine-tuned; a fresh run's peak rate is sized to carry pretrained weights a long way, which here would
@@ -57,23 +52,6 @@ CONTINUED_RATE_SHARE = 0.5
 # Settings that shape what the backbone computes for a text: the new model must read texts as the old one did.
 ARCHITECTURE_KEYS = ("model.backbone", "model.kind", "model.pooling", "model.max_length", "model.num_layers",
                      "model.prompt_template", "data.lowercase", "data.remove_special_chars")  # fmt: skip
-
-
-@dataclass
-class Replay:
-    """The old training rows mixed into a run: how many, of which intents, from where."""
-
-    rows: int
-    per_intent: dict[str, int]
-    source: str | None
-    requested_per_intent: int
-    validation_rows: int = 0  # the old run's validation rows in the new run's validation set
-    validation_source: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "intents": len(self.per_intent), "source": self.source,
-                "replay_per_intent": self.requested_per_intent, "validation_rows": self.validation_rows,
-                "validation_source": self.validation_source}  # fmt: skip
 
 
 @dataclass
@@ -313,51 +291,6 @@ def load_previous(path: str | Path, *, replay_file: str | Path | None = None) ->
     return PreviousModel(classifier, path, model_dir, model_id, pool, source, replay_path, held_out)
 
 
-def find_training_rows(run_dir: Path, text_field: str, label_field: str) -> tuple[Examples | None, str | None]:
-    """The rows a run's model trained on: its ``splits/train.csv``; for runs written before that file, the training
-    file its ``manifest.json`` names, when that file's hash is unchanged, less the rows split off for validation.
-
-    Returns:
-        ``(rows, where they were read from)``, or ``(None, None)``.
-    """
-    from .manifest import file_sha256, row_id
-
-    if (run_dir / TRAIN_SPLIT).is_file():
-        return load_examples(run_dir / TRAIN_SPLIT), str(run_dir / TRAIN_SPLIT)
-    try:
-        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-        recorded = manifest["data_files"]["train"]
-        if file_sha256(recorded["path"]) != recorded["sha256"]:
-            return None, None
-    except (OSError, ValueError, KeyError, TypeError):
-        return None, None
-    rows = load_examples(recorded["path"], text_field=text_field, label_field=label_field)
-    ids = set(manifest.get("splits", {}).get("train", {}).get("row_ids", []))
-    if ids:
-        rows = rows.subset([i for i, (t, y) in enumerate(zip(rows.texts, rows.labels)) if row_id(t, y) in ids])
-    return rows, recorded["path"]
-
-
-def sample_replay(
-    pool: Examples, intents: Sequence[str], per_intent: int, seed: int, skip_texts: Sequence[str] = ()
-) -> Examples:
-    """Up to ``per_intent`` rows of each of ``intents`` from ``pool``, drawn with ``random.Random(seed)``; rows of
-    other intents, and rows whose text matches one of ``skip_texts`` ignoring case and punctuation, are left out.
-    Rows keep their order in ``pool`` within each intent; intents come in sorted order."""
-    skip = {normalize_for_matching(t) for t in skip_texts}
-    wanted = set(intents)
-    by_intent: dict[str, list[int]] = defaultdict(list)
-    for i, (text, label) in enumerate(zip(pool.texts, pool.labels)):
-        if label in wanted and normalize_for_matching(text) not in skip:
-            by_intent[label].append(i)
-    rng = random.Random(seed)
-    chosen: list[int] = []
-    for intent in sorted(by_intent):
-        rows = by_intent[intent]
-        chosen += rows if len(rows) <= per_intent else sorted(rng.sample(rows, per_intent))
-    return pool.subset(chosen)
-
-
 @torch.no_grad()
 def expand_head(
     head: nn.Linear,
@@ -480,15 +413,6 @@ def compare_with_previous(
     return comparison
 
 
-def save_training_rows(train: Examples, run_dir: Path) -> None:
-    """Write the rows a run trains on to its ``splits/train.csv`` (atomically), where replay finds them later."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["text", "intent"])
-    writer.writerows(zip(train.texts, train.labels))
-    write_file_atomic(run_dir / TRAIN_SPLIT, buffer.getvalue())
-
-
 def _some(names: Sequence[str], shown: int = 10) -> str:
     """Names for a log line: all of a few, the first ``shown`` and the count of many."""
     more = f", ... ({len(names)} in all)" if len(names) > shown else ""
@@ -505,13 +429,8 @@ __all__ = [
     "COMPARE_FILE",
     "CONTINUED_RATE_SHARE",
     "PreviousModel",
-    "Replay",
-    "TRAIN_SPLIT",
     "compare_with_previous",
     "expand_head",
-    "find_training_rows",
     "load_previous",
     "resume_previous",
-    "sample_replay",
-    "save_training_rows",
 ]

@@ -88,9 +88,10 @@ def train_run(
         DataError: for unreadable or unfit data.
     """
     from .distill import compare_with_teacher
-    from .extend import compare_with_previous, load_previous, resume_previous, save_training_rows
+    from .extend import compare_with_previous, load_previous, resume_previous
     from .manifest import build_manifest, record_resume, write_manifest
     from .modelcard import run_card_options, write_model_card
+    from .replay import save_training_rows
     from .train.checkpoint import require_checkpoint
     from .train.runtime import is_main_process
 
