@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from intentune import Config, IntentClassifier, evaluate_classifier, load_examples
-from intentune.backbones import describe_backbone
+from intentune.describe import describe_backbone
 
 from conftest import EXAMPLES
 

@@ -204,7 +204,7 @@ def inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Show a backbone's architecture: kind, parameters, layers, sizes, tokenizer and module tree."""
-    from ..backbones import describe_backbone
+    from ..describe import describe_backbone
 
     info = run(lambda: describe_backbone(backbone))
     typer.echo(json.dumps(info.to_dict(), indent=2) if as_json else info.to_text())
