@@ -23,7 +23,7 @@ from intentune.extend import CONTINUED_RATE_SHARE, expand_head, load_previous, r
 from intentune.manifest import row_id
 from intentune.pipeline import train_run
 from intentune.preprocess import normalize_for_matching
-from intentune.replay import TRAIN_SPLIT, find_training_rows, sample_replay
+from intentune.replay import TRAIN_SPLIT, VALIDATION_SPLIT, find_run_rows, sample_replay
 from intentune.train import Callback
 from intentune.train.optim import DEFAULT_LEARNING_RATE
 
@@ -241,7 +241,8 @@ def test_split_off_validation_takes_old_intents_from_the_old_runs_validation_spl
     from intentune.pipeline import read_run_data
 
     previous = load_previous(old_run)
-    assert previous.held_out is None  # the old run validated on a file: no splits/validation.csv
+    # Every run keeps the rows it validated on, here the file it was given.
+    assert previous.held_out_source == str(old_run / VALIDATION_SPLIT) and len(previous.held_out) == 15
     unseen = {"greeting": ["hello again", "MORNING HI!"], "goodbye": ["see you tomorrow"], "order_status": []}
     previous.held_out = Examples([t for ts in unseen.values() for t in ts], [i for i, ts in unseen.items() for _ in ts])
     config = previous.config(
@@ -252,9 +253,13 @@ def test_split_off_validation_takes_old_intents_from_the_old_runs_validation_spl
     assert split_off
     replayed = set(zip(previous.replay_sample.texts, previous.replay_sample.labels))
     rows = set(zip(validation.texts, validation.labels))
-    # No replayed row validates (the old model trained on them all): they are all back in training, and the old
-    # intents validate on the old run's unseen rows, less the one whose text is a test text ("morning hi").
-    assert not rows & replayed and replayed <= set(zip(train.texts, train.labels))
+    # No replayed row of greeting or goodbye validates (the old model trained on them all): they are back in
+    # training, and those intents validate on the old run's unseen rows, less the one whose text is a test text
+    # ("morning hi"). order_status has no unseen row: its replayed rows stay, so forgetting it still shows.
+    covered = {"greeting", "goodbye"}
+    assert not {row for row in rows & replayed if row[1] in covered}
+    assert {row for row in replayed if row[1] in covered} <= set(zip(train.texts, train.labels))
+    assert {row for row in replayed if row[1] == "order_status"} & rows
     assert {("hello again", "greeting"), ("see you tomorrow", "goodbye")} <= rows
     assert ("MORNING HI!", "greeting") not in rows
     new = load_examples(files / "new.csv")
@@ -264,6 +269,28 @@ def test_split_off_validation_takes_old_intents_from_the_old_runs_validation_spl
     assert previous.record()["replay"]["validation_source"] == str(old_run / "splits" / "validation.csv")
 
 
+def test_a_validation_file_gets_old_run_rows_for_the_old_intents_it_lacks(
+    old_run: Path, files: Path, tmp_path: Path
+) -> None:
+    from intentune.pipeline import read_run_data
+
+    previous = load_previous(old_run)
+    unseen = {"greeting": ["hello again"], "goodbye": ["see you tomorrow"], "order_status": ["where is my parcel"]}
+    previous.held_out = Examples([t for ts in unseen.values() for t in ts], [i for i, ts in unseen.items() for _ in ts])
+    given = Examples(["any news on my tracking", "my stuff?", "goodbye now"], ["order_status", NEW, "goodbye"])
+    write_examples(given, tmp_path / "val.csv")
+    config = previous.config(
+        [], {"data.train_file": str(files / "new.csv"), "data.validation_file": str(tmp_path / "val.csv")}
+    )
+    train, validation, _, split_off = read_run_data(config, init_from=previous)
+    assert not split_off
+    rows = list(zip(validation.texts, validation.labels))
+    # The file's rows stay as given; only greeting, an old intent the file has no row of, gets the old run's row.
+    assert rows == [*zip(given.texts, given.labels), ("hello again", "greeting")]
+    assert previous.replayed.validation_rows == 1
+    assert len(train) == len(load_examples(files / "new.csv")) + previous.replayed.rows  # training untouched
+
+
 def test_replay_falls_back_to_the_manifest_then_to_a_warning(
     old_run: Path, files: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -271,7 +298,11 @@ def test_replay_falls_back_to_the_manifest_then_to_a_warning(
     copy = tmp_path / "v1"
     shutil.copytree(old_run, copy)
     (copy / TRAIN_SPLIT).unlink()
-    rows, source = find_training_rows(copy, "text", "intent")
+    rows, source = find_run_rows(copy, "train", "text", "intent")
+    assert source == str(files / "old.csv") and rows is not None and len(rows) == 15
+    # Its validation rows likewise: the validation file the manifest names, while its hash is unchanged.
+    (copy / VALIDATION_SPLIT).unlink()
+    rows, source = find_run_rows(copy, "validation", "text", "intent")
     assert source == str(files / "old.csv") and rows is not None and len(rows) == 15
     # A model folder alone: no training rows, so one warning line and no replay; --replay FILE gives them.
     model_only = tmp_path / "models" / "shop"

@@ -33,7 +33,7 @@ from .errors import ConfigError, DataError
 from .folder import read_metadata, resolve_model_dir
 from .model import IntentClassifier
 from .net import resolve_pooling
-from .replay import TRAIN_SPLIT, VALIDATION_SPLIT, Replay, find_training_rows, sample_replay
+from .replay import TRAIN_SPLIT, Replay, find_run_rows, sample_replay
 from .train.fewshot import embed_texts, use_few_shot
 from .train.optim import default_learning_rate
 
@@ -66,7 +66,9 @@ class PreviousModel:
         pool: the rows the old model trained on, or None when none were found.
         pool_source: where ``pool`` was read from.
         replay_file: the file given for replay (``--replay``), None when ``pool`` was found in the run folder.
-        held_out: the old run's validation rows (``splits/validation.csv``), None when it has none.
+        held_out: the old run's validation rows (its ``splits/validation.csv``, or the file its manifest names),
+            None when none were found.
+        held_out_source: where ``held_out`` was read from.
         replayed: the replay sample that :meth:`with_replay` drew last (None before).
         replay_sample: its rows.
     """
@@ -79,6 +81,7 @@ class PreviousModel:
     pool_source: str | None
     replay_file: Path | None = None
     held_out: Examples | None = field(default=None, repr=False)
+    held_out_source: str | None = None
     replayed: Replay | None = field(default=None, repr=False)
     replay_sample: Examples | None = field(default=None, repr=False)
 
@@ -200,32 +203,41 @@ class PreviousModel:
         return train.subset(list(range(len(train)))).extend(sample)
 
     def with_held_out(
-        self, train: Examples, validation: Examples, config: Config, exclude: Sequence[str] = ()
+        self, train: Examples, validation: Examples, config: Config, exclude: Sequence[str] = (), *, split_off: bool
     ) -> tuple[Examples, Examples]:
-        """``(train, validation)`` of a run whose validation rows were split off new rows plus replay: the replayed
-        rows in ``validation`` go back to ``train``, and up to ``train.replay_per_intent`` rows of each old intent
-        from the old run's validation split take their place (seeded by ``train.seed``; texts that match a training,
-        validation or ``exclude`` text, ignoring case and punctuation, left out).
+        """``(train, validation)`` with the old intents validated on rows the old model never trained on.
+
+        Up to ``train.replay_per_intent`` rows of each old intent are drawn from the old run's validation rows
+        (seeded by ``train.seed``; texts that match a training, validation or ``exclude`` text, ignoring case and
+        punctuation, left out). With ``split_off`` (the validation rows were split off new rows plus replay), they
+        take the place of the replayed rows of their intents, which go back to ``train``; an old intent with no
+        such row keeps its replayed rows, so forgetting it still shows. Without ``split_off`` (a validation file),
+        the file's rows are kept and only the old intents it has no rows of get theirs, so early stopping also
+        sees whether those are forgotten.
 
         The old model trained on every replayed row and answers it with a confidence no unseen text gets; judged on
         such rows, early stopping, calibration and the out-of-scope thresholds would be fitted to memorised answers.
-        The old run's validation rows are texts it never trained on. Unchanged without a replay sample or without
-        that split.
+        Unchanged without a replay sample or without the old run's validation rows.
         """
         if self.held_out is None or not self.replay_sample or self.replayed is None:
             return train, validation
-        replayed = set(zip(self.replay_sample.texts, self.replay_sample.labels))
-        back = [i for i, row in enumerate(zip(validation.texts, validation.labels)) if row in replayed]
+        wanted = self.classes if split_off else [c for c in self.classes if c not in set(validation.labels)]
+        sample = sample_replay(self.held_out, wanted, self.replayed.requested_per_intent, config.train.seed,
+                               [*train.texts, *validation.texts, *exclude])  # fmt: skip
+        covered = set(sample.labels)
+        back: list[int] = []
+        if split_off:
+            replayed = set(zip(self.replay_sample.texts, self.replay_sample.labels))
+            rows = zip(validation.texts, validation.labels)
+            back = [i for i, row in enumerate(rows) if row in replayed and row[1] in covered]
         kept = sorted(set(range(len(validation))) - set(back))
         train = train.subset(list(range(len(train)))).extend(validation.subset(back))
-        validation = validation.subset(kept)
-        sample = sample_replay(self.held_out, self.classes, self.replayed.requested_per_intent, config.train.seed,
-                               [*train.texts, *validation.texts, *exclude])  # fmt: skip
-        source = str(self.model_dir.parent / VALIDATION_SPLIT)
+        validation = validation.subset(kept).extend(sample)
+        source = self.held_out_source if len(sample) else None
         self.replayed = dataclasses.replace(self.replayed, validation_rows=len(sample), validation_source=source)
-        logger.info("validation: %d replayed rows moved back to training; %d rows of %d old intents from %s instead",
-                    len(back), len(sample), len(set(sample.labels)), source)  # fmt: skip
-        return train, validation.extend(sample)
+        logger.info("validation: %d replayed rows moved back to training; %d rows of %d old intents from %s added",
+                    len(back), len(sample), len(covered), self.held_out_source)  # fmt: skip
+        return train, validation
 
     @torch.no_grad()
     def expand_head(
@@ -283,12 +295,11 @@ def load_previous(path: str | Path, *, replay_file: str | Path | None = None) ->
         pool = load_examples(replay_file, text_field=dcfg.text_field, label_field=dcfg.label_field)
         source: str | None = str(replay_file)
     else:
-        pool, source = find_training_rows(model_dir.parent, dcfg.text_field, dcfg.label_field)
+        pool, source = find_run_rows(model_dir.parent, "train", dcfg.text_field, dcfg.label_field)
     model_id = metadata_id(read_metadata(model_dir))
     replay_path = Path(replay_file) if replay_file is not None else None
-    held_out_file = model_dir.parent / VALIDATION_SPLIT
-    held_out = load_examples(held_out_file) if held_out_file.is_file() else None
-    return PreviousModel(classifier, path, model_dir, model_id, pool, source, replay_path, held_out)
+    held_out, held_out_source = find_run_rows(model_dir.parent, "validation", dcfg.text_field, dcfg.label_field)
+    return PreviousModel(classifier, path, model_dir, model_id, pool, source, replay_path, held_out, held_out_source)
 
 
 @torch.no_grad()

@@ -64,7 +64,7 @@ def train_run(
 
     The run folder gets ``model/``, ``config.toml`` (fully resolved), ``manifest.json`` (seed, versions, data
     hashes, split membership, device), ``train_log.jsonl``, ``splits/`` (``train.csv``, the rows trained on, and
-    ``validation.csv`` when split off),
+    ``validation.csv``, the rows validated on),
     ``checkpoint/`` while training runs, and the report files of :meth:`EvalReport.save` (``metrics.json``,
     ``report.md``, ``report.html``, ``errors.jsonl`` and the pictures).
 
@@ -125,8 +125,7 @@ def train_run(
             return
         out.mkdir(parents=True, exist_ok=True)
         save_training_rows(train, out)
-        if split_off:
-            write_examples(validation, out / "splits" / "validation.csv")
+        write_examples(validation, out / "splits" / "validation.csv")
         record = init_from.record() if init_from is not None else None
         write_manifest(out / "manifest.json", build_manifest(config, files, splits, init_from=record))
         save_config(config, out / "config.toml")
@@ -175,7 +174,8 @@ def read_run_data(
 
     With ``init_from``, a sample of the old model's training rows joins the training rows before the validation
     split (:meth:`intentune.extend.PreviousModel.with_replay`); a split-off validation set then takes its old
-    intents' rows from the old run's validation split instead (:meth:`~intentune.extend.PreviousModel.with_held_out`).
+    intents' rows from the old run's validation rows instead, and a validation file gets them for the old intents it
+    has no rows of (:meth:`~intentune.extend.PreviousModel.with_held_out`).
 
     Returns:
         ``(train, validation, test or None, split_off)``; ``split_off`` says the validation rows were split off
@@ -212,8 +212,10 @@ def read_run_data(
     split_off = validation is None
     if validation is None:
         train, validation = split_validation(train, dcfg)
-        if init_from is not None:
-            train, validation = init_from.with_held_out(train, validation, config, test.texts if test else [])
+    if init_from is not None:
+        train, validation = init_from.with_held_out(
+            train, validation, config, test.texts if test else [], split_off=split_off
+        )
     if test is not None:
         separator, oos = dcfg.multi_label_separator, config.oos.label
         if wants_multi_label(config.model.multi_label, train.labels, separator):  # intents, not their combinations

@@ -1,7 +1,7 @@
 """The old training rows a continued run replays (``intentune train --init-from``).
 
 Where a run keeps the rows its model trained on and validated on (:data:`TRAIN_SPLIT`, :data:`VALIDATION_SPLIT`,
-:func:`save_training_rows`), how they are found for runs written before those files (:func:`find_training_rows`),
+:func:`save_training_rows`), how they are found, also for runs written before those files (:func:`find_run_rows`),
 the seeded per-intent sample drawn from them (:func:`sample_replay`) and the record of what a run replayed
 (:class:`Replay`). :mod:`intentune.extend` uses them to start a new model from an old one.
 """
@@ -24,6 +24,7 @@ from .preprocess import normalize_for_matching
 
 TRAIN_SPLIT = Path("splits") / "train.csv"  # in a run folder: the rows its model trained on (what replay reads)
 VALIDATION_SPLIT = Path("splits") / "validation.csv"  # in a run folder: its validation rows, never trained on
+SPLIT_FILES = {"train": TRAIN_SPLIT, "validation": VALIDATION_SPLIT}
 
 
 @dataclass
@@ -43,26 +44,29 @@ class Replay:
                 "validation_source": self.validation_source}  # fmt: skip
 
 
-def find_training_rows(run_dir: Path, text_field: str, label_field: str) -> tuple[Examples | None, str | None]:
-    """The rows a run's model trained on: its ``splits/train.csv``; for runs written before that file, the training
-    file its ``manifest.json`` names, when that file's hash is unchanged, less the rows split off for validation.
+def find_run_rows(run_dir: Path, split: str, text_field: str, label_field: str) -> tuple[Examples | None, str | None]:
+    """The rows a run trained on (``split="train"``) or validated on (``"validation"``): its ``splits/`` file; for
+    runs written before that file, the data file its ``manifest.json`` names for the split (the training file for
+    rows split off it), when that file's hash is unchanged, less the rows of the other split.
 
     Returns:
         ``(rows, where they were read from)``, or ``(None, None)``.
     """
     from .manifest import file_sha256, row_id
 
-    if (run_dir / TRAIN_SPLIT).is_file():
-        return load_examples(run_dir / TRAIN_SPLIT), str(run_dir / TRAIN_SPLIT)
+    saved = run_dir / SPLIT_FILES[split]
+    if saved.is_file():
+        return load_examples(saved), str(saved)
     try:
         manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-        recorded = manifest["data_files"]["train"]
+        files = manifest["data_files"]
+        recorded = files[split] if split in files else files["train"]
         if file_sha256(recorded["path"]) != recorded["sha256"]:
             return None, None
     except (OSError, ValueError, KeyError, TypeError):
         return None, None
     rows = load_examples(recorded["path"], text_field=text_field, label_field=label_field)
-    ids = set(manifest.get("splits", {}).get("train", {}).get("row_ids", []))
+    ids = set(manifest.get("splits", {}).get(split, {}).get("row_ids", []))
     if ids:
         rows = rows.subset([i for i, (t, y) in enumerate(zip(rows.texts, rows.labels)) if row_id(t, y) in ids])
     return rows, recorded["path"]
@@ -97,4 +101,12 @@ def save_training_rows(train: Examples, run_dir: Path) -> None:
     write_file_atomic(run_dir / TRAIN_SPLIT, buffer.getvalue())
 
 
-__all__ = ["TRAIN_SPLIT", "VALIDATION_SPLIT", "Replay", "find_training_rows", "sample_replay", "save_training_rows"]
+__all__ = [
+    "TRAIN_SPLIT",
+    "VALIDATION_SPLIT",
+    "Replay",
+    "SPLIT_FILES",
+    "find_run_rows",
+    "sample_replay",
+    "save_training_rows",
+]
