@@ -25,8 +25,8 @@ from intentune.evaluate.intent_thresholds import (
     fit_intent_thresholds,
     sigmoid,
 )
-from intentune.evaluate.metrics import EvalReport
 from intentune.evaluate.multilabel import MultiLabelReport
+from intentune.evaluate.report import EvalReport
 from intentune.labels import intent_sets, join_intents, split_intents, wants_multi_label
 
 from conftest import TOY, tiny_config, tiny_sets, toy_data

@@ -1,13 +1,15 @@
-"""Evaluation: metrics and reports (``metrics``), pictures (``plots``), the HTML report (``html``), confidence
-calibration (``calibration``) and out-of-scope rejection (``oos``; its thresholds fitted in ``thresholds``).
+"""Evaluation: metrics (``metrics``) and the report they make (``report``), pictures (``plots``), the HTML report
+(``html``), confidence calibration (``calibration``) and out-of-scope rejection (``oos``; its thresholds fitted in
+``thresholds``).
 """
 
 from __future__ import annotations
 
 from .html import render_html
-from .metrics import EvalReport, evaluate_classifier, evaluate_logits, evaluate_predictions
+from .metrics import evaluate_classifier, evaluate_logits, evaluate_predictions
 from .multilabel import MultiLabelReport, evaluate_multilabel
 from .plots import confusion_order, plot_confidence_histogram, plot_confusion_matrix, plot_coverage, plot_reliability
+from .report import EvalReport
 
 __all__ = [
     "EvalReport",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .oos import NOT_MEASURABLE, cost_text, fit_notes, is_measurable
 
 if TYPE_CHECKING:
-    from .metrics import EvalReport
+    from .report import EvalReport
 
 MAX_ERROR_ROWS = 1000
 
