@@ -97,7 +97,7 @@ def test_public_api_is_lazy_and_complete() -> None:
 
 
 def test_build_config_applies_file_then_set_then_options(tmp_path: Path) -> None:
-    from intentune.config import build_config
+    from intentune.config_files import build_config
 
     path = tmp_path / "c.toml"
     path.write_text("[data]\ntest_fraction = 0.15\nsplit_seed = 7\n\n[model]\nbackbone = 'minilm-l6'\n")
@@ -114,7 +114,7 @@ def test_build_config_applies_file_then_set_then_options(tmp_path: Path) -> None
 
 
 def test_build_config_reads_the_environment_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    from intentune.config import build_config
+    from intentune.config_files import build_config
 
     monkeypatch.setenv("INTENTUNE_PORT", "9001")
     assert build_config().serve.port == 8000

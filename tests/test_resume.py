@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from intentune import IntentClassifier
 from intentune.cli import app
-from intentune.config import save_config
+from intentune.config_files import save_config
 from intentune.errors import ConfigError
 from intentune.manifest import file_sha256, row_id
 from intentune.train import Callback

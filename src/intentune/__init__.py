@@ -14,8 +14,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "augment": ["augment_data"],
     "batch": ["predict_file", "predict_texts"],
-    "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "ServeConfig", "TrainConfig",
-               "load_config", "render_config", "save_config"],
+    "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "ServeConfig", "TrainConfig"],
+    "config_files": ["load_config", "render_config", "save_config"],
     "crossval": ["CrossValResult", "LearningCurve", "cross_validate", "learning_curve"],
     "data": ["Examples", "load_examples", "split_examples", "write_examples"],
     "datafiles": ["convert_data", "doctor_data", "split_data", "validate_data"],
@@ -106,10 +106,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         OOSConfig,
         ServeConfig,
         TrainConfig,
-        load_config,
-        render_config,
-        save_config,
     )
+    from .config_files import load_config, render_config, save_config
     from .crossval import CrossValResult, LearningCurve, cross_validate, learning_curve
     from .data import Examples, load_examples, split_examples, write_examples
     from .datafiles import convert_data, doctor_data, split_data, validate_data

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .config import Config, save_config
+from .config import Config
+from .config_files import save_config
 from .data import Examples, load_examples, load_for_config, split_validation, write_examples
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_classifier

@@ -1,7 +1,8 @@
 """The ``intentune`` command line. Each command parses its arguments and calls one library function.
 
-Commands with settings take ``--config FILE`` and ``--set section.key=value``; :func:`intentune.config.build_config`
-assembles them for every command: the file (or the defaults), then ``--set``, then the command's own options.
+Commands with settings take ``--config FILE`` and ``--set section.key=value``;
+:func:`intentune.config_files.build_config` assembles them for every command: the file (or the defaults), then
+``--set``, then the command's own options.
 
 Errors print one red line and exit 1 (``--verbose`` shows the traceback); usage errors exit 2.
 

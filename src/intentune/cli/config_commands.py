@@ -17,7 +17,7 @@ def config_init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a complete, commented config file with every default."""
-    from ..config import render_config
+    from ..config_files import render_config
 
     if path.exists() and not force:
         typer.secho(f"error: {path} exists; pass --force to overwrite", fg=typer.colors.RED, err=True)
@@ -32,7 +32,7 @@ def config_show(
     set_: Overrides = None,
 ) -> None:
     """Print the fully resolved config (file + overrides), checking it on the way."""
-    from ..config import build_config, render_config
+    from ..config_files import build_config, render_config
 
     cfg = run(lambda: build_config(config, set_))
     typer.echo(render_config(cfg))

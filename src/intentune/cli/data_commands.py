@@ -39,7 +39,7 @@ def data_split(
 
     --validation, --test and --seed override them; --train, unless given, is what validation and test leave.
     """
-    from ..config import build_config
+    from ..config_files import build_config
     from ..datafiles import split_data
 
     def job() -> Any:
@@ -72,7 +72,7 @@ def data_convert(
     set_: Overrides = None,
 ) -> None:
     """Convert labelled utterances between CSV, JSONL, Rasa NLU YAML and OpenAI chat JSONL."""
-    from ..config import build_config
+    from ..config_files import build_config
     from ..datafiles import convert_data
 
     def job() -> Any:
@@ -112,7 +112,7 @@ def data_validate(
 
     Exits 1 when there are errors (conflicting labels, empty texts, too few examples), 0 with only warnings.
     """
-    from ..config import build_config
+    from ..config_files import build_config
     from ..datafiles import validate_data
 
     skip_lengths = backbone is not None and backbone.strip().lower() in ("", "none")
@@ -167,7 +167,7 @@ def data_generate(
     """
     from tqdm.auto import tqdm
 
-    from ..config import build_config
+    from ..config_files import build_config
     from ..data import load_examples
     from ..model import IntentClassifier
     from ..synth import generate_paraphrases, make_paraphraser
@@ -224,7 +224,7 @@ def data_augment(
     from tqdm.auto import tqdm
 
     from ..augment import augment_data
-    from ..config import build_config
+    from ..config_files import build_config
     from ..train import ProgressBar
 
     def job() -> Any:
@@ -273,7 +273,7 @@ def data_doctor(
     """Find rows whose label is probably wrong and intents that overlap, from out-of-fold predictions."""
     from tqdm.auto import tqdm
 
-    from ..config import build_config
+    from ..config_files import build_config
     from ..datafiles import doctor_data
     from ..train import ProgressBar
 

@@ -48,7 +48,7 @@ def distill(
     Without --config the student takes the teacher's config (its data files, preprocessing and out-of-scope
     settings), with the backbone's own settings at their defaults.
     """
-    from ..config import build_config
+    from ..config_files import build_config
     from ..distill import load_teacher
     from ..messages import read_messages
     from ..pipeline import train_run

@@ -31,7 +31,7 @@ def cross_validate(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Cross-validate: fine-tune on k-1 folds, predict the held-out fold, k times; report every row out of fold."""
-    from ..config import build_config
+    from ..config_files import build_config
     from ..pipeline import cross_validate_file
     from ..train import ProgressBar
 
@@ -65,7 +65,7 @@ def learning_curve(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Fine-tune on growing shares of the training data and score each: would more data help?"""
-    from ..config import build_config
+    from ..config_files import build_config
     from ..pipeline import learning_curve_file
     from ..train import ProgressBar
 
@@ -129,7 +129,7 @@ def tune_command(
     """
     import optuna
 
-    from ..config import build_config
+    from ..config_files import build_config
     from ..train import ProgressBar
     from ..tune import default_space, load_space, parse_param, tune
 

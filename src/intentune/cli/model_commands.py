@@ -48,7 +48,7 @@ def train(
 
     Runs data-parallel under `accelerate launch` or `torchrun` (only the main process writes and reports).
     """
-    from ..config import build_config
+    from ..config_files import build_config
     from ..extend import load_previous
     from ..pipeline import train_run
     from ..train import ProgressBar
@@ -225,7 +225,7 @@ def serve(
     Settings come from the serve section of --config, then INTENTUNE_* environment variables (INTENTUNE_PORT=9000),
     then --set, --host and --port. When $INTENTUNE_API_KEY is set, /v1/ routes require that key.
     """
-    from ..config import build_config
+    from ..config_files import build_config
     from ..serve import serve as serve_model
 
     def job() -> None:

@@ -9,7 +9,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from .._io import write_file_atomic
-from ..config import save_config
+from ..config_files import save_config
 from .storage import mask_password
 
 if TYPE_CHECKING:

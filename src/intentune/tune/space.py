@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, read_toml
+from ..config import Config
+from ..config_files import read_toml
 from ..errors import ConfigError
 
 RANGE_KEYS = {"low", "high", "log", "step"}
