@@ -221,7 +221,8 @@ class PreviousModel:
         """
         if self.held_out is None or not self.replay_sample or self.replayed is None:
             return train, validation
-        wanted = self.classes if split_off else [c for c in self.classes if c not in set(validation.labels)]
+        validated = set(validation.labels)
+        wanted = self.classes if split_off else [c for c in self.classes if c not in validated]
         sample = sample_replay(self.held_out, wanted, self.replayed.requested_per_intent, config.train.seed,
                                [*train.texts, *validation.texts, *exclude])  # fmt: skip
         covered = set(sample.labels)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 from .config import Config
 from .config_files import save_config
-from .data import Examples, load_examples, load_for_config, split_validation, write_examples
+from .data import Examples, load_examples, load_for_config, split_validation
 from .errors import ConfigError, DataError
 from .evaluate import EvalReport, evaluate_classifier
 from .labels import intent_sets, wants_multi_label
@@ -92,7 +92,7 @@ def train_run(
     from .extend import compare_with_previous, load_previous, resume_previous
     from .manifest import build_manifest, record_resume, write_manifest
     from .modelcard import run_card_options, write_model_card
-    from .replay import save_training_rows
+    from .replay import save_run_rows
     from .train.checkpoint import require_checkpoint
     from .train.runtime import is_main_process
 
@@ -125,8 +125,8 @@ def train_run(
         if not main or resume:
             return
         out.mkdir(parents=True, exist_ok=True)
-        save_training_rows(train, out)
-        write_examples(validation, out / "splits" / "validation.csv")
+        save_run_rows(train, out, "train")
+        save_run_rows(validation, out, "validation")
         record = init_from.record() if init_from is not None else None
         write_manifest(out / "manifest.json", build_manifest(config, files, splits, init_from=record))
         save_config(config, out / "config.toml")

@@ -1,7 +1,7 @@
 """The old training rows a continued run replays (``intentune train --init-from``).
 
 Where a run keeps the rows its model trained on and validated on (:data:`TRAIN_SPLIT`, :data:`VALIDATION_SPLIT`,
-:func:`save_training_rows`), how they are found, also for runs written before those files (:func:`find_run_rows`),
+:func:`save_run_rows`), how they are found, also for runs written before those files (:func:`find_run_rows`),
 the seeded per-intent sample drawn from them (:func:`sample_replay`) and the record of what a run replayed
 (:class:`Replay`). :mod:`intentune.extend` uses them to start a new model from an old one.
 """
@@ -92,13 +92,14 @@ def sample_replay(
     return pool.subset(chosen)
 
 
-def save_training_rows(train: Examples, run_dir: Path) -> None:
-    """Write the rows a run trains on to its ``splits/train.csv`` (atomically), where replay finds them later."""
+def save_run_rows(rows: Examples, run_dir: Path, split: str) -> None:
+    """Write the rows a run trains on (``split="train"``) or validates on (``"validation"``) to its ``splits/``
+    file (atomically), where :func:`find_run_rows` finds them later."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["text", "intent"])
-    writer.writerows(zip(train.texts, train.labels))
-    write_file_atomic(run_dir / TRAIN_SPLIT, buffer.getvalue())
+    writer.writerows(zip(rows.texts, rows.labels))
+    write_file_atomic(run_dir / SPLIT_FILES[split], buffer.getvalue())
 
 
 __all__ = [
@@ -108,5 +109,5 @@ __all__ = [
     "SPLIT_FILES",
     "find_run_rows",
     "sample_replay",
-    "save_training_rows",
+    "save_run_rows",
 ]

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from ..data import Examples, load_examples, split_validation, write_examples
+from ..data import Examples, load_examples, split_validation
 from ..errors import ConfigError, IntentuneError
 from ..model import IntentClassifier
+from ..replay import save_run_rows
 from ..train.callbacks import Callback
 from ..train.state import TrainControl, TrainState
 from .report import rank_key, trial_row, write_outputs
@@ -274,7 +275,7 @@ def _load_data(config: Config, out: Path) -> tuple[Examples, Examples]:
     if dcfg.validation_file:
         return train, load(dcfg.validation_file)
     train, validation = split_validation(train, dcfg)
-    write_examples(validation, out / "splits" / "validation.csv")
+    save_run_rows(validation, out, "validation")
     return train, validation
 
 
