@@ -5,7 +5,7 @@ The new model starts from the old one instead of from the pretrained backbone: t
 the intents it knows, and new rows for the new intents, started from their training rows' pooled vectors. Training
 mixes in a sample of the old training rows (**replay**, ``train.replay_per_intent`` per old intent), so the old
 intents are not forgotten while the new ones are learnt. After training, both models are evaluated on the same
-test rows and compared intent by intent (:func:`compare_with_previous`).
+test rows and compared intent by intent (:func:`intentune.evaluate.previous.compare_with_previous`).
 
 :func:`load_previous` reads the old model and finds its training rows; :class:`PreviousModel` holds them and does
 the work that ``IntentClassifier.fit(..., init_from=...)`` and :func:`intentune.pipeline.train_run` ask of it.
@@ -21,12 +21,11 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from ._io import write_file_atomic
 from .config import Config, TrainConfig
 from .data import Examples, load_examples
 from .errors import ConfigError, DataError
@@ -37,13 +36,8 @@ from .replay import TRAIN_SPLIT, Replay, find_run_rows, sample_replay
 from .train.fewshot import embed_texts, use_few_shot
 from .train.optim import default_learning_rate
 
-if TYPE_CHECKING:
-    from .evaluate import EvalReport
-    from .evaluate.compare import Comparison
-
 logger = logging.getLogger(__name__)
 
-COMPARE_FILE = "compare_with_previous"  # .json and .md in the new run folder
 # The backbone's learning rate when train.learning_rate is unset, as a share of a fresh run's default. The backbone
 # is already fine-tuned; a fresh run's peak rate is sized to carry pretrained weights a long way, which here would
 # undo much of the old adaptation before the replay rows can hold it. Half the peak is the average rate of the old
@@ -376,55 +370,6 @@ def resume_previous(run_dir: Path, given: PreviousModel | None) -> PreviousModel
     return previous
 
 
-def compare_with_previous(
-    previous: PreviousModel, classifier: Any, test: Examples, report: EvalReport, out: Path, *, max_drop: float = 0.05
-) -> Comparison | None:
-    """Evaluate the old and the new model on the test rows whose intent the old model knows (its intents, and the
-    out-of-scope label when it rejects), compare them intent by intent (:func:`intentune.evaluate.compare
-    .compare_metrics`), and write ``compare_with_previous.json`` and ``.md`` into ``out``.
-
-    Rows of the new intents are left out (the old model cannot answer them; counting them as its errors would
-    only say that it lacks them); their F1 from the new model's ``report`` is listed beside the comparison.
-
-    Returns:
-        The comparison, or None when no test row has an intent the old model knows.
-    """
-    from .evaluate import evaluate_classifier
-    from .evaluate.compare import compare_metrics
-
-    oos = classifier.config.oos.label
-    known = set(previous.classes) | ({oos} if previous.classifier.thresholds_ is not None else set())
-    keep = [i for i, label in enumerate(test.labels) if label in known]
-    if not keep:
-        logger.info("no test row has an intent of %s: no comparison with it", previous.path)
-        return None
-    rows = test.subset(keep)
-    previous.classifier.net_.to(next(classifier.net_.parameters()).device)  # where the new model runs (a GPU)
-    old = evaluate_classifier(previous.classifier, rows.texts, rows.labels).to_dict()
-    new = evaluate_classifier(classifier, rows.texts, rows.labels).to_dict()
-    comparison = compare_metrics(old, new, max_drop=max_drop, names=(f"previous ({previous.path})", "new"))
-    added = [c for c in classifier.classes_ if c not in set(previous.classes)]
-    record = {
-        **comparison.to_dict(),
-        "previous_model_id": previous.model_id,
-        "test_file": test.source,
-        "rows_compared": len(rows),
-        "rows_left_out": dict(sorted(Counter(y for y in test.labels if y not in known).items())),
-        "new_intents_f1": {c: report.report.get(c, {}).get("f1-score") for c in added},
-    }
-    write_file_atomic(out / f"{COMPARE_FILE}.json", json.dumps(record, indent=2) + "\n")
-    new_lines = [f"- `{c}`: F1 {f1:.4f}" if f1 is not None else f"- `{c}`: no test rows"
-                 for c, f1 in record["new_intents_f1"].items()]  # fmt: skip
-    text = (
-        f"# Compared with the previous model\n\nPrevious: `{previous.path}` (model id `{previous.model_id}`). "
-        f"Both models on the {len(rows)} rows of `{test.source}` whose intent the previous model knows "
-        f"({len(test) - len(rows)} rows of other intents left out).\n\n```\n{comparison.to_text()}\n```\n"
-    )
-    text += "\n## New intents (whole test file)\n\n" + "\n".join(new_lines) + "\n" if new_lines else ""
-    write_file_atomic(out / f"{COMPARE_FILE}.md", text)
-    return comparison
-
-
 def _some(names: Sequence[str], shown: int = 10) -> str:
     """Names for a log line: all of a few, the first ``shown`` and the count of many."""
     more = f", ... ({len(names)} in all)" if len(names) > shown else ""
@@ -438,10 +383,8 @@ def _same_folder(a: str, b: str) -> bool:
 
 
 __all__ = [
-    "COMPARE_FILE",
     "CONTINUED_RATE_SHARE",
     "PreviousModel",
-    "compare_with_previous",
     "expand_head",
     "load_previous",
     "resume_previous",

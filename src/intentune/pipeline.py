@@ -78,7 +78,7 @@ def train_run(
         init_from: a trained model to start from, a run or model folder or
             :func:`intentune.extend.load_previous`'s result: a sample of its training rows joins the training data
             (``train.replay_per_intent``), the new model starts from it, and with a test file
-            ``compare_with_previous.json`` and ``.md`` compare the two (see :mod:`intentune.extend`).
+            ``compare_with_previous.json`` and ``.md`` compare the two (see :mod:`intentune.evaluate.previous`).
         teacher: distil this model (:func:`intentune.distill.load_teacher`): train on its probabilities as well as
             the true intents, and write ``distill.json`` and ``.md`` (teacher and student side by side).
         unlabeled: texts without intents that the model learns from the teacher's probabilities alone.
@@ -89,7 +89,8 @@ def train_run(
         DataError: for unreadable or unfit data.
     """
     from .distill import compare_with_teacher
-    from .extend import compare_with_previous, load_previous, resume_previous
+    from .evaluate.previous import compare_with_previous
+    from .extend import load_previous, resume_previous
     from .manifest import build_manifest, record_resume, write_manifest
     from .modelcard import run_card_options, write_model_card
     from .replay import save_run_rows

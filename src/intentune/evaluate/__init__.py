@@ -1,6 +1,7 @@
 """Evaluation: metrics (``metrics``) and the report they make (``report``), pictures (``plots``), the HTML report
 (``html``), confidence calibration (``calibration``) and out-of-scope rejection (``oos``; its thresholds fitted in
-``thresholds``).
+``thresholds``); two runs' metrics compared (``compare``), and a model set beside the one it started from
+(``previous``).
 """
 
 from __future__ import annotations
