@@ -40,3 +40,17 @@ def test_the_table_has_a_row_per_finished_run() -> None:
     assert len(lines) == 4
     assert lines[2] == "| teacher | mpnet-base | 770 | 0.8900 | 0.8800 | – | 900 | – |"
     assert lines[3] == "| distilled-pool | minilm-l6 | 8,622 | 0.8700 | 0.8600 | 0.9312 | 1000 | 3.1 |"
+
+
+def test_data_with_out_of_scope_rows_adds_in_scope_accuracy_and_recall_columns() -> None:
+    oos = {"in_scope_accuracy": 0.95, "oos_recall": 0.81,
+           "in_scope_accuracy_before_rejection": 0.965, "oos_recall_before_rejection": 0.4}  # fmt: skip
+    record = {
+        "teacher": "mpnet-base",
+        "student": "minilm-l6",
+        "results": {"teacher": {"accuracy": 0.9, "macro_f1": 0.91, "train_rows": 15100, "train_seconds": 60.0} | oos},
+    }
+    header, rule, row = distill.markdown(record).splitlines()
+    assert "| in-scope acc. | OOS recall | before rejection: in-scope acc. / OOS recall |" in header
+    assert rule.count("|") == header.count("|")
+    assert row == "| teacher | mpnet-base | 15,100 | 0.9000 | 0.9100 | 0.9500 | 0.8100 | 0.9650 / 0.4000 | – | 60 | – |"

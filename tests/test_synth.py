@@ -19,10 +19,9 @@ from intentune.synth import (
     LocalParaphraser,
     clean_candidate,
     combine_examples,
-    expand_templates,
     generate_paraphrases,
-    load_templates,
 )
+from intentune.templates import expand_templates, load_templates
 
 from conftest import tiny_config, toy_data
 
@@ -70,9 +69,9 @@ def test_template_errors_name_intent_pattern_and_slot(tmp_path: Path) -> None:
 def test_the_documented_template_example_is_valid_and_expands(tmp_path: Path) -> None:
     import yaml
 
-    import intentune.synth
+    import intentune.templates
 
-    doc = intentune.synth.__doc__ or ""
+    doc = intentune.templates.__doc__ or ""
     example = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(example)["intents"]["product_info"]["patterns"] == ["do you have the {product} in {colour}"]
     rows = expand_templates(load_templates(write_spec(tmp_path, example)))

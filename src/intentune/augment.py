@@ -63,7 +63,8 @@ def augment_data(
     Raises:
         ConfigError: if nothing synthetic is asked for.
     """
-    from .synth import combine_examples, expand_templates, generate_paraphrases, load_templates, make_paraphraser
+    from .synth import combine_examples, generate_paraphrases, make_paraphraser
+    from .templates import expand_templates, load_templates
 
     if not (templates or generate or synthetic_files):
         raise ConfigError("nothing to add: pass --templates SPEC, --generate, or --synthetic FILE")

@@ -144,7 +144,7 @@ def data_expand(
 ) -> None:
     """Expand templates into synthetic utterances (source: template)."""
     from ..data import write_examples
-    from ..synth import expand_templates, load_templates
+    from ..templates import expand_templates, load_templates
 
     rows = run(lambda: expand_templates(load_templates(spec), seed=seed, max_per_intent=max_per_intent))
     run(lambda: write_examples(rows, output))
