@@ -16,14 +16,8 @@ from typer.testing import CliRunner
 
 from intentune import Config, ConfigError, DataError, Examples, write_examples
 from intentune.cli import app
-from intentune.crossval import (
-    assign_folds,
-    check_fractions,
-    cross_validate,
-    learning_curve,
-    min_rows_for_folds,
-    stratified_subset,
-)
+from intentune.crossval import assign_folds, cross_validate, min_rows_for_folds
+from intentune.learning_curves import check_fractions, learning_curve, stratified_subset
 
 from conftest import tiny_sets, toy_data
 

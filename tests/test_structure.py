@@ -144,3 +144,13 @@ def _private_uses(module: str, tree: ast.Module) -> list[str]:
 @pytest.mark.parametrize("module", sorted(_modules()))
 def test_no_module_uses_another_modules_private_names(module: str) -> None:
     assert _private_uses(module, _modules()[module]) == []
+
+
+def test_no_name_the_package_exports_is_also_one_of_its_modules() -> None:
+    """``intentune.NAME`` resolves to an exported function or class lazily; importing a submodule of the same name
+    (which any command may do first) would put the module there instead."""
+    import intentune
+
+    submodules = {p.stem for p in PACKAGE.glob("*.py")} | {p.name for p in PACKAGE.iterdir() if p.is_dir()}
+    clashes = sorted(set(intentune.__all__) & submodules)
+    assert clashes == [], f"exported names that are also module names: {clashes}"

@@ -16,7 +16,7 @@ _EXPORTS = {
     "batch": ["predict_file", "predict_texts"],
     "config": ["Config", "DataConfig", "GenerateConfig", "ModelConfig", "OOSConfig", "ServeConfig", "TrainConfig"],
     "config_files": ["load_config", "render_config", "save_config"],
-    "crossval": ["CrossValResult", "LearningCurve", "cross_validate", "learning_curve"],
+    "crossval": ["CrossValResult", "cross_validate"],
     "data": ["Examples", "load_examples", "split_examples", "write_examples"],
     "datafiles": ["convert_data", "doctor_data", "split_data", "validate_data"],
     "distill": ["Teacher", "load_teacher"],
@@ -25,6 +25,7 @@ _EXPORTS = {
     "evaluate": ["EvalReport", "evaluate_classifier", "evaluate_predictions"],
     "export": ["ExportResult", "export_model"],
     "inference": ["OnnxPredictor", "load_predictor"],
+    "learning_curves": ["LearningCurve", "learning_curve"],
     "model": ["IntentClassifier"],
     "pipeline": ["RunResult", "cross_validate_file", "evaluate_model", "learning_curve_file", "train_run"],
     "serve": ["create_app"],
@@ -108,7 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         TrainConfig,
     )
     from .config_files import load_config, render_config, save_config
-    from .crossval import CrossValResult, LearningCurve, cross_validate, learning_curve
+    from .crossval import CrossValResult, cross_validate
     from .data import Examples, load_examples, split_examples, write_examples
     from .datafiles import convert_data, doctor_data, split_data, validate_data
     from .distill import Teacher, load_teacher
@@ -117,6 +118,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .evaluate import EvalReport, evaluate_classifier, evaluate_predictions
     from .export import ExportResult, export_model
     from .inference import OnnxPredictor, load_predictor
+    from .learning_curves import LearningCurve, learning_curve
     from .model import IntentClassifier
     from .pipeline import RunResult, cross_validate_file, evaluate_model, learning_curve_file, train_run
     from .serve import create_app

@@ -28,10 +28,11 @@ from .train.callbacks import Callback, JsonlLogger
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from .crossval import CrossValResult, LearningCurve
+    from .crossval import CrossValResult
     from .distill import Teacher
     from .evaluate.compare import Comparison
     from .extend import PreviousModel
+    from .learning_curves import LearningCurve
 
 
 @dataclass
@@ -298,14 +299,14 @@ def learning_curve_file(
     on_point: Any = None,
 ) -> LearningCurve:
     """Fine-tune on growing stratified shares of a training file and score each on ``eval_file``
-    (see :func:`intentune.crossval.learning_curve`); early stopping uses ``data.validation_file`` if set.
+    (see :func:`intentune.learning_curves.learning_curve`); early stopping uses ``data.validation_file`` if set.
 
     Writes ``learning_curve.json``, ``learning_curve.png`` and ``config.toml`` to ``output_dir``.
 
     Returns:
-        The :class:`intentune.crossval.LearningCurve`.
+        The :class:`intentune.learning_curves.LearningCurve`.
     """
-    from .crossval import learning_curve
+    from .learning_curves import learning_curve
 
     train, evaluation = load_for_config(str(data_file), config), load_for_config(str(eval_file), config)
     validation = load_for_config(config.data.validation_file, config) if config.data.validation_file else None

@@ -7,6 +7,7 @@ Export and the run pipeline need these without the training loop, so they live a
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Any
 
@@ -66,3 +67,11 @@ def is_main_process() -> bool:
 
 
 __all__ = ["bf16_is_native", "is_main_process", "make_accelerator", "set_attention"]
+
+
+def free_memory() -> None:
+    """Give back the memory of models just dropped: a garbage collection, and the CUDA cache when there is a GPU (a
+    loop of fine-tunes would otherwise hold every finished model's blocks)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
