@@ -25,7 +25,7 @@ from intentune.evaluate.intent_thresholds import (
     fit_intent_thresholds,
     sigmoid,
 )
-from intentune.evaluate.multilabel import MultiLabelReport
+from intentune.evaluate.multilabel_report import MultiLabelReport
 from intentune.evaluate.report import EvalReport
 from intentune.labels import intent_sets, join_intents, split_intents, wants_multi_label
 

@@ -17,7 +17,7 @@ from .html import CSP, MAX_ERROR_ROWS, SCRIPT, STYLE, html_cell, html_details, h
 from .plots import Target
 
 if TYPE_CHECKING:
-    from .multilabel import MultiLabelReport
+    from .multilabel_report import MultiLabelReport
 
 # The report's averages, its two kinds of rows and its co-occurrence tables, as both the report and its pages name
 # them.
