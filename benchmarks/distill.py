@@ -17,8 +17,10 @@ as wrong); ``--data clinc150``: CLINC150's full training, validation and test fi
 
 Writes ``benchmarks/results/distill_banking77.json`` (``--data full``: ``distill_banking77_full.json``,
 ``--data clinc150``: ``distill_clinc150.json``) after every run; a rerun skips the runs already finished (their run
-folders are kept under ``runs/``), so the benchmark can go in pieces. ``--quick`` proves the script on a slice (a
-few rows per intent, a few steps; written under ``runs/``): its numbers mean nothing.
+folders are kept under ``runs/``; ``--only`` makes some of them), so the benchmark can go in pieces; a run folder
+that finished while this script was not waiting for it is recorded from the folder, without its wall time.
+``--quick`` proves the script on a slice (a few rows per intent, a few steps; written under ``runs/``): its numbers
+mean nothing.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="A few rows and steps, to check the script works.")
     parser.add_argument("--out", default=None, help="Default: benchmarks/results/distill_<data>.json (see RECORDS).")
     parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
+    parser.add_argument("--only", nargs="+", choices=RUNS, help="Make only these runs (default: all of them).")
     args = parser.parse_args()
     suffix = "" if args.data == "10shot" else f"_{args.data}"
     default_out = ROOT / "benchmarks" / "results" / RECORDS[args.data]
@@ -161,10 +164,16 @@ def main() -> None:
                "rows": {**{k: len(v) for k, v in rows.items()}, "pool": len(pool)},
                "commands": {name: relative(command) for name, command in commands.items()}}  # fmt: skip
     for name, command in commands.items():
-        if name in record["results"] and (work / name / "metrics.json").is_file():
+        if args.only and name not in args.only:
+            continue
+        finished = (work / name / "metrics.json").is_file()
+        if name in record["results"] and finished:
             print(f"{name}: done before, skipped")
             continue
-        record["results"][name] = outcome(work / name, run(command)) | {"machine": machine()}
+        if finished:  # finished outside this script (its parent process was stopped): its wall time is not known
+            record["results"][name] = outcome(work / name, {}) | {"machine": machine(), "recorded_from_folder": True}
+        else:
+            record["results"][name] = outcome(work / name, run(command)) | {"machine": machine()}
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(record, indent=2) + "\n")
         print(f"{name}: test accuracy {record['results'][name]['accuracy']}", flush=True)
