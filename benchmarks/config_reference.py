@@ -1,8 +1,8 @@
 """Write the configuration reference (``docs/configuration.md``) from the config's own help texts.
 
 Every key of :class:`intentune.Config` carries its help, its choices and, when unset by default, an example (the
-``_opt(...)`` fields of ``src/intentune/config.py``); this renders them as one Markdown table per section, so the
-reference cannot drift from the code (``tests/test_docs.py`` compares the committed page with this output).
+``option(...)`` fields of ``src/intentune/config_sections.py``); this renders them as one Markdown table per section,
+so the reference cannot drift from the code (``tests/test_docs.py`` compares the committed page with this output).
 
     .venv/bin/python -m benchmarks.config_reference > docs/configuration.md
     .venv/bin/python -m benchmarks.config_reference --write
@@ -31,7 +31,7 @@ Every config key with its type, default and meaning, one table per section, gene
 
 Contents: {contents}
 
-Do not edit this page by hand: it is written from `src/intentune/config.py` by
+Do not edit this page by hand: it is written from `src/intentune/config_sections.py` by
 `python -m benchmarks.config_reference --write`, and `tests/test_docs.py` fails when it differs from that output.
 
 One TOML file holds the sections below; `intentune config init FILE` writes all of them with their defaults and these

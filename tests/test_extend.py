@@ -127,6 +127,7 @@ def test_cli_adds_an_intent_keeps_the_old_ones_and_writes_the_comparison(
         "intents": 3,
         "source": str(old_run / TRAIN_SPLIT),
         "replay_per_intent": 50,
+        "resampled_each_epoch": True,
         "validation_rows": 0,
         "validation_source": None,
     }  # the old run had no split-off rows
@@ -153,7 +154,10 @@ def test_old_head_rows_are_copied_before_training_and_resume_finds_the_old_model
     files: Path, old_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     previous = load_previous(old_run)
-    settings = {**TINY_TRAIN, "device": "cpu", "epochs": 4, "checkpoint_every_steps": 2}
+    # Two replay rows of each old intent per epoch, taking turns (the replay is every old row the new data lacks):
+    # 7 new rows and 6 replayed ones an epoch, so 4 steps of 4 rows, and the cut below falls inside an epoch.
+    settings = {**TINY_TRAIN, "device": "cpu", "epochs": 4, "checkpoint_every_steps": 2, "replay_per_intent": 2,
+                "batch_size": 4}  # fmt: skip
     options = {"data.train_file": files / "new.csv", "data.validation_file": files / "new.csv"}
     config = previous.config([f"train.{k}={v}" for k, v in settings.items()], options)
     new = load_examples(files / "new.csv")
@@ -174,6 +178,7 @@ def test_old_head_rows_are_copied_before_training_and_resume_finds_the_old_model
         whole.fit(data.texts, data.labels, validation=(new.texts, new.labels), callbacks=[spy],
                   checkpoint_dir=tmp_path / "whole", init_from=previous)  # fmt: skip
     assert spy.rows is not None
+    assert len(data) == 7 + 13 and whole.train_summary_["steps"] == 4 * 4
     old_head = previous.classifier.net_.head
     for intent in OLD:
         new_row, old_row = whole.classes_.index(intent), previous.classes.index(intent)
@@ -184,13 +189,13 @@ def test_old_head_rows_are_copied_before_training_and_resume_finds_the_old_model
 
     class Interrupt(Callback):
         def on_step_end(self, state, control) -> None:
-            if state.step == 5:
+            if state.step == 7:
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train_run(config, tmp_path / "cut", callbacks=[Interrupt()], init_from=old_run)
     resumed = train_run(config, tmp_path / "cut", resume=True)  # --resume alone: the manifest names the old model
-    assert resumed is not None and resumed.classifier.train_summary_["resumed_from_step"] == 4
+    assert resumed is not None and resumed.classifier.train_summary_["resumed_from_step"] == 6
     for (name, a), b in zip(whole.net_.state_dict().items(), resumed.classifier.net_.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-5), name
     manifest = json.loads((tmp_path / "cut" / "manifest.json").read_text())
@@ -316,13 +321,30 @@ def test_replay_falls_back_to_the_manifest_then_to_a_warning(
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "pass --replay FILE" in warnings[0] and "\n" not in warnings[0]
     given = load_previous(model_only, replay_file=files / "old.csv")
-    config = given.config(["train.replay_per_intent=2"])
+    config = given.config(["train.replay_per_intent=2", "train.replay_resample=false"])
     mixed = given.with_replay(new, config)
     replay = mixed.subset(list(range(len(new), len(mixed))))
     assert replay.counts() == {intent: 2 for intent in OLD}
     old_texts = {normalize_for_matching(t) for t in load_examples(files / "old.csv").texts}
     assert all(normalize_for_matching(t) in old_texts for t in replay.texts)
     assert not set(replay.texts) & set(new.texts)
+    assert given.epoch_rows(mixed.texts, mixed.labels, config.train) is None  # one sample: every row, every epoch
+
+
+def test_resampled_replay_keeps_every_old_row_and_draws_each_epochs_share(files: Path, old_run: Path) -> None:
+    previous = load_previous(old_run)
+    new = load_examples(files / "new.csv")
+    config = previous.config(["train.replay_per_intent=2"])  # train.replay_resample = true, the default
+    mixed = previous.with_replay(new, config)
+    replay = mixed.subset(list(range(len(new), len(mixed))))
+    # Every old row whose text the new data does not have (15 less 2), not just 2 per intent.
+    assert len(replay) == 13 and previous.replayed is not None and previous.replayed.resampled
+    plan = previous.epoch_rows(mixed.texts, mixed.labels, config.train)
+    assert plan is not None and plan.per_epoch == 2
+    assert plan.fixed == tuple(range(len(new)))  # the new rows, every epoch
+    assert sorted(i for pool in plan.pools for i in pool) == list(range(len(new), len(mixed)))
+    assert [{mixed.labels[i] for i in pool} for pool in plan.pools] == [{intent} for intent in sorted(OLD)]
+    assert plan.size == len(new) + 2 * len(OLD)
 
 
 def test_replay_needs_init_from(files: Path) -> None:

@@ -11,7 +11,9 @@ from torch import nn
 from intentune import Config
 from intentune.train import (
     DEFAULT_LEARNING_RATE,
+    EpochRows,
     LengthGroupedBatches,
+    ShuffledBatches,
     build_optimizer,
     build_scheduler,
     default_learning_rate,
@@ -40,6 +42,37 @@ def test_length_grouped_batches_pad_less_than_random_ones() -> None:
     assert padded_tokens(grouped) < 0.6 * padded_tokens(plain)
     # Still shuffled: consecutive epochs give different batch orders.
     assert grouped != list(LengthGroupedBatches(lengths, 16, torch.Generator().manual_seed(1)))
+
+
+def test_epoch_rows_take_every_fixed_row_and_the_pools_rows_in_turn() -> None:
+    plan = EpochRows(fixed=(0, 1, 2), pools=(tuple(range(3, 13)), tuple(range(13, 16))), per_epoch=4, seed=7)
+    assert plan.size == 3 + 4 + 3  # the second pool is smaller than the share: all of it
+    epochs = [plan.rows(epoch) for epoch in range(5)]
+    for rows in epochs:
+        assert len(rows) == len(set(rows)) == plan.size and {0, 1, 2, 13, 14, 15} <= set(rows)
+    pooled = [[i for i in rows if 3 <= i < 13] for rows in epochs]
+    assert all(len(share) == 4 for share in pooled)
+    assert len(set(pooled[0] + pooled[1] + pooled[2])) == 10  # each of the 10 rows before any comes again
+    assert pooled[0] != pooled[1]
+    assert plan.rows(3) == EpochRows(plan.fixed, plan.pools, 4, seed=7).rows(3)  # an epoch's rows: its index alone
+    assert [plan.rows(e) for e in range(3)] != [EpochRows(plan.fixed, plan.pools, 4, seed=8).rows(e) for e in range(3)]
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_batches_of_an_epoch_plan_cover_its_rows_once(grouped: bool) -> None:
+    plan = EpochRows(fixed=tuple(range(20)), pools=(tuple(range(20, 60)), tuple(range(60, 100))), per_epoch=5)
+    lengths = [(i * 7919) % 60 + 1 for i in range(100)]
+    generator = torch.Generator().manual_seed(3)
+    sampler = (
+        LengthGroupedBatches(lengths, 8, generator, group_batches=2, epoch_rows=plan)
+        if grouped
+        else ShuffledBatches(plan, 8, generator)
+    )
+    for epoch in (0, 1):
+        sampler.start_epoch(epoch)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == math.ceil(30 / 8)
+        assert sorted(i for b in batches for i in b) == plan.rows(epoch)
 
 
 def test_optimizer_gives_the_head_its_own_rate_and_no_decay_to_biases() -> None:

@@ -229,7 +229,13 @@ class TrainConfig:
     replay_per_intent: int = option(
         50,
         "With `intentune train --init-from`: rows of each of the old model's intents, drawn from its training data, "
-        "mixed into the new training data so the old intents are not forgotten; 0 = no replay.",
+        "mixed into each epoch of the new training data so the old intents are not forgotten; 0 = no replay.",
+    )
+    replay_resample: bool = option(
+        True,
+        "With replay: each epoch takes the next replay_per_intent rows of each old intent, in a seeded order, so "
+        "the old rows take turns and over the epochs most of them are seen at the same number of steps; false = "
+        "one sample for the whole run.",
     )
     distill_temperature: float = option(
         2.0,

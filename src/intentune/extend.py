@@ -3,9 +3,10 @@
 The new model starts from the old one instead of from the pretrained backbone: the old model's fine-tuned backbone
 (loaded with :meth:`intentune.model.IntentClassifier.load`, so nothing from the folder runs), its head rows for
 the intents it knows, and new rows for the new intents, started from their training rows' pooled vectors. Training
-mixes in a sample of the old training rows (**replay**, ``train.replay_per_intent`` per old intent), so the old
-intents are not forgotten while the new ones are learnt. After training, both models are evaluated on the same
-test rows and compared intent by intent (:func:`intentune.evaluate.previous.compare_with_previous`).
+mixes in the old training rows (**replay**: ``train.replay_per_intent`` of each old intent per epoch, with
+``train.replay_resample`` the next ones of all its rows every epoch), so the old intents are not forgotten while the new
+ones are learnt. After training, both models are evaluated on the same test rows and compared intent by intent
+(:func:`intentune.evaluate.previous.compare_with_previous`).
 
 :func:`load_previous` reads the old model and finds its training rows; :class:`PreviousModel` holds them and does
 the work that ``IntentClassifier.fit(..., init_from=...)`` and :func:`intentune.pipeline.train_run` ask of it.
@@ -17,7 +18,7 @@ import copy
 import dataclasses
 import json
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from .net import resolve_pooling
 from .replay import TRAIN_SPLIT, Replay, find_run_rows, sample_replay
 from .train.fewshot import embed_texts, use_few_shot
 from .train.optim import default_learning_rate
+from .train.sampler import EpochRows
 
 logger = logging.getLogger(__name__)
 
@@ -185,16 +187,39 @@ class PreviousModel:
                             self.path, _some(missing))  # fmt: skip
             self.replayed = Replay(0, {}, self.pool_source, per_intent)
             return train
-        sample = sample_replay(self.pool, self.classes, per_intent, config.train.seed, [*train.texts, *exclude])
+        resample = config.train.replay_resample
+        drawn = len(self.pool) if resample else per_intent  # taking turns: every row, each epoch its share
+        sample = sample_replay(self.pool, self.classes, drawn, config.train.seed, [*train.texts, *exclude])
         counts = dict(sorted(Counter(sample.labels).items()))
-        self.replayed = Replay(len(sample), counts, self.pool_source, per_intent)
+        self.replayed = Replay(len(sample), counts, self.pool_source, per_intent, resampled=resample)
         self.replay_sample = sample
-        logger.info("replay: %d rows of %d intents of %s, from %s (train.replay_per_intent = %d)",
-                    len(sample), len(counts), self.path, self.pool_source, per_intent)  # fmt: skip
+        each_epoch = ", taking turns each epoch" if resample else ""
+        logger.info("replay: %d rows of %d intents of %s, from %s (train.replay_per_intent = %d%s)",
+                    len(sample), len(counts), self.path, self.pool_source, per_intent, each_epoch)  # fmt: skip
         if missing:
             logger.info("intents of %s without new rows are kept and train on replay rows only: %s",
                         self.path, _some(missing))  # fmt: skip
         return train.subset(list(range(len(train)))).extend(sample)
+
+    def epoch_rows(self, texts: Sequence[str], labels: Sequence[str], cfg: TrainConfig) -> EpochRows | None:
+        """Which of the training rows (``texts``, ``labels``) each epoch uses when the replay rows take turns
+        (``train.replay_resample``): every row that is not replayed, and the next ``train.replay_per_intent``
+        of each old intent's replayed rows, which take turns (:class:`intentune.train.sampler.EpochRows`). None
+        (every row, every epoch) without resampling, or when no old intent has more replayed rows than that.
+        """
+        if not cfg.replay_resample or not self.replay_sample:
+            return None
+        replayed = set(zip(self.replay_sample.texts, self.replay_sample.labels))
+        pools: dict[str, list[int]] = defaultdict(list)
+        fixed: list[int] = []
+        for i, row in enumerate(zip(texts, labels)):
+            (pools[row[1]] if row in replayed else fixed).append(i)
+        if all(len(rows) <= cfg.replay_per_intent for rows in pools.values()):
+            return None
+        plan = EpochRows(tuple(fixed), tuple(tuple(pools[c]) for c in sorted(pools)), cfg.replay_per_intent, cfg.seed)
+        logger.info("each epoch: %d rows (%d new, %d replayed rows of each of %d old intents, taking turns among %d)",
+                    plan.size, len(fixed), cfg.replay_per_intent, len(pools), len(texts) - len(fixed))  # fmt: skip
+        return plan
 
     def with_held_out(
         self, train: Examples, validation: Examples, config: Config, exclude: Sequence[str] = (), *, split_off: bool

@@ -210,6 +210,7 @@ class IntentClassifier(IntentPredictor):
             class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
             evaluate_first=few_shot is not None and tcfg.few_shot_prototype_init,  # the prototype head classifies
             distillation=soft_targets.settings if soft_targets is not None else None,
+            epoch_rows=init_from.epoch_rows(texts, labels, tcfg) if init_from is not None else None,
         )  # fmt: skip
         self.net_.backbone = merge_lora(self.net_.backbone)
         self.history_ = result.history

@@ -37,11 +37,12 @@ class Replay:
     requested_per_intent: int
     validation_rows: int = 0  # the old run's validation rows in the new run's validation set
     validation_source: str | None = None
+    resampled: bool = False  # ``rows`` is every old row, of which each epoch draws requested_per_intent per intent
 
     def to_dict(self) -> dict[str, Any]:
         return {"rows": self.rows, "intents": len(self.per_intent), "source": self.source,
-                "replay_per_intent": self.requested_per_intent, "validation_rows": self.validation_rows,
-                "validation_source": self.validation_source}  # fmt: skip
+                "replay_per_intent": self.requested_per_intent, "resampled_each_epoch": self.resampled,
+                "validation_rows": self.validation_rows, "validation_source": self.validation_source}  # fmt: skip
 
 
 def find_run_rows(run_dir: Path, split: str, text_field: str, label_field: str) -> tuple[Examples | None, str | None]:

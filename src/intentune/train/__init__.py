@@ -2,7 +2,7 @@
 
 - :mod:`.loop`: :class:`TrainingLoop` (a generator of :class:`StepInfo`) and :func:`train_net`, which runs it.
 - :mod:`.state`: the running state, the control callbacks may set, the step report and the run's outcome.
-- :mod:`.sampler`: length-grouped batches.
+- :mod:`.sampler`: which rows each epoch uses (replay rows taking turns from epoch to epoch) and length-grouped batches.
 - :mod:`.callbacks`: the hooks that change only a :class:`TrainControl` (early stopping, the checkpoint schedule,
   logging, progress).
 - :mod:`.losses`: the multi-label loss, and distillation's loss and soft targets.
@@ -54,7 +54,7 @@ from .optim import (
     with_backbone_learning_rate,
 )
 from .runtime import bf16_is_native, is_main_process, make_accelerator, set_attention
-from .sampler import LengthGroupedBatches
+from .sampler import EpochRows, LengthGroupedBatches, ShuffledBatches
 from .state import StepInfo, TrainControl, TrainResult, TrainState
 
 __all__ = [
@@ -65,10 +65,12 @@ __all__ = [
     "Distillation",
     "DistillationLoss",
     "EarlyStopping",
+    "EpochRows",
     "JsonlLogger",
     "LengthGroupedBatches",
     "MultiLabelLoss",
     "ProgressBar",
+    "ShuffledBatches",
     "SoftTargets",
     "StepInfo",
     "TrainControl",

@@ -35,7 +35,7 @@ from .checkpoint import (
 from .losses import Distillation, DistillationLoss, MultiLabelLoss, is_multi_hot
 from .optim import WeightAverage, build_optimizer, build_scheduler
 from .runtime import make_accelerator, set_attention
-from .sampler import LengthGroupedBatches
+from .sampler import EpochRows, LengthGroupedBatches, ShuffledBatches
 from .state import Encoded, StepInfo, TrainControl, TrainResult, TrainState
 
 
@@ -59,18 +59,26 @@ class TrainingLoop:
         *,
         class_weights: Sequence[float] | None = None,
         distillation: Distillation | None = None,
+        epoch_rows: EpochRows | None = None,
     ) -> None:
         self.cfg = cfg
         self.accelerator = accelerator
         self.generator = torch.Generator().manual_seed(cfg.seed)
         rows = list(zip(*train))
+        sampler: LengthGroupedBatches | ShuffledBatches | None = None
         if cfg.group_by_length:
-            sampler = LengthGroupedBatches([len(ids) for ids in train[0]], cfg.batch_size, self.generator)
+            sampler = LengthGroupedBatches(
+                [len(ids) for ids in train[0]], cfg.batch_size, self.generator, epoch_rows=epoch_rows
+            )
+            loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
+        elif epoch_rows is not None:
+            sampler = ShuffledBatches(epoch_rows, cfg.batch_size, self.generator)
             loader = DataLoader(rows, batch_sampler=sampler, collate_fn=Collator(pad_id))
         else:
             loader = DataLoader(
                 rows, batch_size=cfg.batch_size, shuffle=True, collate_fn=Collator(pad_id), generator=self.generator
             )
+        self.batch_sampler = sampler  # told each epoch's index, which picks the epoch's rows with ``epoch_rows``
         val_loader = None
         if validation is not None:
             # Sorted by length, so a batch is padded only to texts like its own (the metrics do not depend on the
@@ -126,6 +134,8 @@ class TrainingLoop:
                 self.epoch_start_generator = self.generator.get_state()
             else:  # resuming mid-epoch: the epoch's batch order again, without the batches already trained on
                 self.generator.set_state(self.epoch_start_generator)
+            if self.batch_sampler is not None:
+                self.batch_sampler.start_epoch(self.epoch_index)
             batches = iter(self.loader)
             for _ in range(self.batch_index):
                 next(batches)
@@ -280,6 +290,7 @@ def train_net(
     resume: bool = False,
     evaluate_first: bool = False,
     distillation: Distillation | None = None,
+    epoch_rows: EpochRows | None = None,
 ) -> TrainResult:
     """Fine-tune ``net`` in place; with validation data, early-stop and restore the best weights.
 
@@ -301,6 +312,8 @@ def train_net(
             with ``step`` 0), so early stopping can keep it: for a head that already classifies, such as few-shot
             mode's prototype head. Not on a resumed run (its history already has that row).
         distillation: train on a teacher's probabilities with :class:`DistillationLoss`; None = plain training.
+        epoch_rows: which rows of ``train`` each epoch uses (:class:`intentune.train.sampler.EpochRows`: replay
+            rows taking turns from epoch to epoch); None = all of them.
 
     Returns:
         The final state, wall time and whether training stopped early.
@@ -322,8 +335,9 @@ def train_net(
     cpu_bf16 = accelerator.device.type == "cpu" and accelerator.mixed_precision == "bf16"
     attention = set_attention(net, "eager") if cpu_bf16 else None
     loop = TrainingLoop(
-        net, train, validation, cfg, pad_id, accelerator, class_weights=class_weights, distillation=distillation
-    )
+        net, train, validation, cfg, pad_id, accelerator,
+        class_weights=class_weights, distillation=distillation, epoch_rows=epoch_rows,
+    )  # fmt: skip
     state = TrainState(max_steps=loop.total_steps)
     metric = resolve_early_stopping_metric(cfg.early_stopping_metric, validation[1] if validation else None)
     early_stopping = EarlyStopping(cfg.early_stopping_patience, metric)
