@@ -127,7 +127,7 @@ def test_cli_adds_an_intent_keeps_the_old_ones_and_writes_the_comparison(
         "intents": 3,
         "source": str(old_run / TRAIN_SPLIT),
         "replay_per_intent": 50,
-        "resampled_each_epoch": True,
+        "resampled_each_epoch": False,
         "validation_rows": 0,
         "validation_source": None,
     }  # the old run had no split-off rows
@@ -157,7 +157,7 @@ def test_old_head_rows_are_copied_before_training_and_resume_finds_the_old_model
     # Two replay rows of each old intent per epoch, taking turns (the replay is every old row the new data lacks):
     # 7 new rows and 6 replayed ones an epoch, so 4 steps of 4 rows, and the cut below falls inside an epoch.
     settings = {**TINY_TRAIN, "device": "cpu", "epochs": 4, "checkpoint_every_steps": 2, "replay_per_intent": 2,
-                "batch_size": 4}  # fmt: skip
+                "replay_resample": "true", "batch_size": 4}  # fmt: skip
     options = {"data.train_file": files / "new.csv", "data.validation_file": files / "new.csv"}
     config = previous.config([f"train.{k}={v}" for k, v in settings.items()], options)
     new = load_examples(files / "new.csv")
@@ -334,7 +334,7 @@ def test_replay_falls_back_to_the_manifest_then_to_a_warning(
 def test_resampled_replay_keeps_every_old_row_and_draws_each_epochs_share(files: Path, old_run: Path) -> None:
     previous = load_previous(old_run)
     new = load_examples(files / "new.csv")
-    config = previous.config(["train.replay_per_intent=2"])  # train.replay_resample = true, the default
+    config = previous.config(["train.replay_per_intent=2", "train.replay_resample=true"])
     mixed = previous.with_replay(new, config)
     replay = mixed.subset(list(range(len(new), len(mixed))))
     # Every old row whose text the new data does not have (15 less 2), not just 2 per intent.

@@ -232,10 +232,10 @@ class TrainConfig:
         "mixed into each epoch of the new training data so the old intents are not forgotten; 0 = no replay.",
     )
     replay_resample: bool = option(
-        True,
-        "With replay: each epoch takes the next replay_per_intent rows of each old intent, in a seeded order, so "
-        "the old rows take turns and over the epochs most of them are seen at the same number of steps; false = "
-        "one sample for the whole run.",
+        False,
+        "With replay: true = each epoch takes the next replay_per_intent rows of each old intent, in a seeded "
+        "order, so the old rows take turns and over the epochs most of them are seen at the same number of steps; "
+        "false = one sample for the whole run.",
     )
     distill_temperature: float = option(
         2.0,
