@@ -19,12 +19,13 @@ from typer.testing import CliRunner
 from intentune import Examples, IntentClassifier, load_examples, write_examples
 from intentune.cli import app
 from intentune.errors import ConfigError
-from intentune.extend import CONTINUED_RATE_SHARE, expand_head, load_previous, resume_previous
+from intentune.extend import CONTINUED_RATE_SHARE, load_previous, resume_previous
 from intentune.manifest import row_id
 from intentune.pipeline import train_run
 from intentune.preprocess import normalize_for_matching
 from intentune.replay import TRAIN_SPLIT, VALIDATION_SPLIT, find_run_rows, sample_replay
 from intentune.train import Callback
+from intentune.train.head_init import expand_head
 from intentune.train.optim import DEFAULT_LEARNING_RATE
 
 from conftest import TINY_TRAIN, TOY, tiny_sets

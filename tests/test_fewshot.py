@@ -15,10 +15,10 @@ from intentune.train.fewshot import (
     contrastive_pretrain,
     embed_texts,
     embedding_separation,
-    init_head_from_prototypes,
     supcon_loss,
     use_few_shot,
 )
+from intentune.train.head_init import init_head_from_prototypes
 
 from conftest import tiny_config, tiny_net, toy_data
 

@@ -35,6 +35,7 @@ from .model import IntentClassifier
 from .net import resolve_pooling
 from .replay import TRAIN_SPLIT, Replay, find_run_rows, sample_replay
 from .train.fewshot import embed_texts, use_few_shot
+from .train.head_init import expand_head
 from .train.optim import default_learning_rate
 from .train.sampler import EpochRows
 
@@ -265,7 +266,7 @@ class PreviousModel:
         cfg: TrainConfig,
     ) -> list[str]:  # fmt: skip
         """Fill ``net.head`` (one row per intent of ``classes``) from the old head and the training rows'
-        pooled vectors (see :func:`expand_head`); returns the intents it added."""
+        pooled vectors (see :func:`intentune.train.head_init.expand_head`); returns the intents it added."""
         device = "cuda" if cfg.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         net.to(device)
         embeddings = embed_texts(net, token_ids, pad_id, device, cfg.eval_batch_size)  # (n, hidden)
@@ -322,55 +323,6 @@ def load_previous(path: str | Path, *, replay_file: str | Path | None = None) ->
     return PreviousModel(classifier, path, model_dir, model_id, pool, source, replay_path, held_out, held_out_source)
 
 
-@torch.no_grad()
-def expand_head(
-    head: nn.Linear,
-    previous: nn.Linear,
-    previous_classes: Sequence[str],
-    classes: Sequence[str],
-    embeddings: torch.Tensor,
-    label_ids: torch.Tensor,
-) -> list[str]:
-    """Set ``head``'s rows: the old row (weight and bias) for each intent ``previous`` has, a new one for the others.
-
-    A new intent's weight row is the direction from the mean pooled vector of all training rows to the mean of its
-    own rows, scaled to the mean norm of the old rows; its bias is the mean old bias. The old rows' norms set the
-    logit scale the old model's softmax was trained at, so a new row of that norm gives its own examples logits of
-    the size the old rows give theirs: the new intent neither swamps the old ones nor starts unheard, and the mean
-    bias starts it at an average prior. The direction is taken from the overall mean rather than from the origin
-    because fine-tuned pooled vectors share a large common component: an uncentred mean would point the new row at
-    what every text has in common, and give every text a high logit for the new intent.
-
-    Args:
-        head: the new dense layer, ``(len(classes), hidden)``.
-        previous: the old model's dense layer, one row per intent of ``previous_classes``.
-        previous_classes: the old intents, in row order.
-        classes: the new model's intents, in row order.
-        embeddings: ``(n, hidden)`` pooled vectors of the training rows.
-        label_ids: ``(n,)`` their rows in ``classes``.
-
-    Returns:
-        The intents of ``classes`` that ``previous`` lacks.
-    """
-    old_rows = {c: i for i, c in enumerate(previous_classes)}
-    old_weight, old_bias = previous.weight.detach().float().cpu(), previous.bias.detach().float().cpu()
-    embeddings, label_ids = embeddings.detach().float().cpu(), label_ids.cpu()
-    sums = torch.zeros(len(classes), embeddings.shape[1]).index_add_(0, label_ids, embeddings)
-    counts = torch.bincount(label_ids, minlength=len(classes)).clamp(min=1).unsqueeze(1)
-    directions = nn.functional.normalize(sums / counts - embeddings.mean(dim=0), dim=1)  # (classes, hidden)
-    weight = directions * old_weight.norm(dim=1).mean()
-    bias = torch.full((len(classes),), float(old_bias.mean()))
-    added = []
-    for row, intent in enumerate(classes):
-        if intent in old_rows:
-            weight[row], bias[row] = old_weight[old_rows[intent]], old_bias[old_rows[intent]]
-        else:
-            added.append(intent)
-    head.weight.copy_(weight.to(head.weight.device, head.weight.dtype))
-    head.bias.copy_(bias.to(head.bias.device, head.bias.dtype))
-    return added
-
-
 def resume_previous(run_dir: Path, given: PreviousModel | None) -> PreviousModel | None:
     """The model a resumed run started from: ``given``, or the one its ``manifest.json`` records; checked against
     the recorded model id.
@@ -410,7 +362,6 @@ def _same_folder(a: str, b: str) -> bool:
 __all__ = [
     "CONTINUED_RATE_SHARE",
     "PreviousModel",
-    "expand_head",
     "load_previous",
     "resume_previous",
 ]

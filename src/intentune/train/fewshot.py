@@ -28,6 +28,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..net import embed
 from ..preprocess import pad_batch
+from .head_init import init_head_from_prototypes
 from .optim import build_optimizer
 
 # The backbone's rate in the contrastive phase when ``train.few_shot_learning_rate`` is unset: lower than the
@@ -129,25 +130,6 @@ def supcon_loss(embeddings: torch.Tensor, labels: torch.Tensor, temperature: flo
 
 
 @torch.no_grad()
-def init_head_from_prototypes(head: nn.Linear, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
-    """Set each intent's row of ``head`` to its normalised mean embedding, scaled so a typical embedding gives
-    logits of about ``10 x cosine`` (a confident but not saturated start); biases 0.
-
-    Args:
-        head: the dense layer, ``(num_labels, hidden)`` weights.
-        embeddings: ``(n, hidden)`` pooled training embeddings.
-        labels: ``(n,)`` their intent ids.
-    """
-    embeddings = embeddings.float()
-    scale = 10.0 / embeddings.norm(dim=1).mean().clamp(min=1e-6)
-    sums = torch.zeros(head.out_features, embeddings.shape[1], device=embeddings.device)
-    sums.index_add_(0, labels.to(embeddings.device), embeddings)
-    prototypes = nn.functional.normalize(sums, dim=1)  # intents without examples stay 0
-    head.weight.copy_((prototypes * scale).to(head.weight.device, head.weight.dtype))
-    head.bias.zero_()
-
-
-@torch.no_grad()
 def embed_texts(net: nn.Module, token_ids: list[list[int]], pad_id: int, device: str, batch_size: int) -> torch.Tensor:
     """Pooled embeddings ``(n, hidden)`` of all texts, in eval mode (no dropout)."""
     was_training = net.backbone.training
@@ -245,7 +227,6 @@ __all__ = [
     "contrastive_pretrain",
     "embed_texts",
     "embedding_separation",
-    "init_head_from_prototypes",
     "supcon_loss",
     "use_few_shot",
 ]
