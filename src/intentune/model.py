@@ -123,8 +123,8 @@ class IntentClassifier(IntentPredictor):
         """
         from .data import Examples, check_trainable
         from .train.adapters import merge_lora, prepare_backbone
+        from .train.driver import train_net
         from .train.fewshot import contrastive_pretrain, use_few_shot
-        from .train.loop import train_net
         from .train.optim import compute_class_weights, with_backbone_learning_rate
 
         check_trainable(Examples(list(texts), list(labels), source="training data"))

@@ -1,6 +1,7 @@
 """Training: the fine-tuning loop and what surrounds it.
 
-- :mod:`.loop`: :class:`TrainingLoop` (a generator of :class:`StepInfo`) and :func:`train_net`, which runs it.
+- :mod:`.loop`: :class:`TrainingLoop` (a generator of :class:`StepInfo`) and its evaluation, :func:`evaluate_loss`.
+- :mod:`.driver`: :func:`train_net`, which runs the loop with callbacks, checkpoints and the best weights.
 - :mod:`.state`: the running state, the control callbacks may set, the step report and the run's outcome.
 - :mod:`.sampler`: which rows each epoch uses (replay rows taking turns from epoch to epoch) and length-grouped batches.
 - :mod:`.callbacks`: the hooks that change only a :class:`TrainControl` (early stopping, the checkpoint schedule,
@@ -10,6 +11,7 @@
 - :mod:`.checkpoint`: resumable checkpoints (writing, reading, restoring a run's state).
 - :mod:`.runtime`: the Accelerator, bf16 and attention choices, the main process.
 - :mod:`.fewshot`: few-shot mode's contrastive phase before fine-tuning.
+- :mod:`.head_init`: the head's starting rows (few-shot prototypes, intents added to a trained model).
 - :mod:`.adapters`: which backbone weights train (freezing, LoRA).
 
 The names below are re-exported so ``from intentune.train import ...`` works for each of them.
@@ -40,8 +42,9 @@ from .checkpoint import (
     save_checkpoint,
     set_rng_states,
 )
+from .driver import train_net
 from .fewshot import contrastive_pretrain, use_few_shot
-from .loop import TrainingLoop, evaluate_loss, train_net
+from .loop import TrainingLoop, evaluate_loss
 from .losses import Distillation, DistillationLoss, MultiLabelLoss, SoftTargets, is_multi_hot
 from .optim import (
     DEFAULT_LEARNING_RATE,

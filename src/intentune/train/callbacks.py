@@ -1,7 +1,7 @@
 """Callbacks: the hooks through which the loop's behaviour is changed from outside it, with Hugging Face's event
 names (``on_train_begin``, ``on_step_end``, ``on_evaluate``, ``on_train_end``).
 
-A callback changes only the :class:`~intentune.train.loop.TrainControl` it is handed; the loop acts on it. The
+A callback changes only the :class:`~intentune.train.state.TrainControl` it is handed; the loop acts on it. The
 built-in ones decide when to keep the best weights and when to stop (:class:`EarlyStopping`) and when to write a
 checkpoint (:class:`CheckpointSchedule`); the others log evaluations and show progress.
 """
@@ -128,7 +128,7 @@ class CheckpointSchedule(Callback):
     with ``every_steps`` None, at every evaluation step (every epoch, or every ``train.eval_every_steps``; with or
     without validation data); 0 asks for none. Never after the last step, whose result is the trained model.
 
-    :func:`intentune.train.loop.train_net` installs it when it has a checkpoint folder, and writes the checkpoints.
+    :func:`intentune.train.driver.train_net` installs it when it has a checkpoint folder, and writes the checkpoints.
     """
 
     main_process_only = False  # every process waits while the main one writes

@@ -6,7 +6,7 @@ directions the data barely pins down. Few-shot mode first trains the backbone wi
 each of several intents, and the L2-normalised pooled embeddings of the same intent are pulled together and those of
 other intents pushed apart. Every pair in a batch counts, so it is far cheaper than SetFit's explicit pairs. Then
 the head starts from the normalised class means of the adapted embeddings (prototype init) rather than from noise,
-and the ordinary fine-tuning (:func:`intentune.train.loop.train_net`) runs as usual.
+and the ordinary fine-tuning (:func:`intentune.train.driver.train_net`) runs as usual.
 
 :func:`use_few_shot` decides whether the mode applies (``train.few_shot``); :func:`contrastive_pretrain` does it.
 It lives in the training package because it is a training phase: it runs before :func:`train_net` on the same
