@@ -18,7 +18,9 @@ as wrong); ``--data clinc150``: CLINC150's full training, validation and test fi
 Writes ``benchmarks/results/distill_banking77.json`` (``--data full``: ``distill_banking77_full.json``,
 ``--data clinc150``: ``distill_clinc150.json``) after every run; a rerun skips the runs already finished (their run
 folders are kept under ``runs/``; ``--only`` makes some of them), so the benchmark can go in pieces; a run folder
-that finished while this script was not waiting for it is recorded from the folder, without its wall time.
+that finished while this script was not waiting for it is recorded from the folder, without its wall time, and one
+that was stopped part-way (its folder holds a checkpoint, no results) continues from its last checkpoint
+(``intentune train|distill ... -o RUN --resume``; its wall time is the resumed part's).
 ``--quick`` proves the script on a slice (a few rows per intent, a few steps; written under ``runs/``): its numbers
 mean nothing.
 """
@@ -55,6 +57,15 @@ def pool_texts(train: list[tuple[str, str]], exclude: list[tuple[str, str]]) -> 
     """The training file's texts that are in none of the ``exclude`` rows, in file order, each once."""
     taken = {text for text, _ in exclude}
     return list(dict.fromkeys(text for text, _ in train if text not in taken))
+
+
+def resume_command(command: list[str]) -> list[str]:
+    """The command that continues an interrupted run of ``command`` from its last checkpoint: the same command
+    (``intentune train`` or ``intentune distill TEACHER``) with ``-o``, ``--resume`` and any ``--unlabeled`` file,
+    since the run folder's ``config.toml`` holds its data and settings."""
+    head = command[:3] if command[1] == "distill" else command[:2]
+    kept = ["--unlabeled", command[command.index("--unlabeled") + 1]] if "--unlabeled" in command else []
+    return [*head, "--quiet", *kept, "-o", command[command.index("-o") + 1], "--resume"]
 
 
 def outcome(run_dir: Path, stats: dict[str, float]) -> dict[str, Any]:
@@ -172,6 +183,9 @@ def main() -> None:
             continue
         if finished:  # finished outside this script (its parent process was stopped): its wall time is not known
             record["results"][name] = outcome(work / name, {}) | {"machine": machine(), "recorded_from_folder": True}
+        elif (work / name / "checkpoint").is_dir():  # stopped part-way: continue from its last checkpoint
+            stats = run(resume_command(command))
+            record["results"][name] = outcome(work / name, stats) | {"machine": machine(), "resumed": True}
         else:
             record["results"][name] = outcome(work / name, run(command)) | {"machine": machine()}
         out.parent.mkdir(parents=True, exist_ok=True)

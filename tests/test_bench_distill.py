@@ -54,3 +54,14 @@ def test_data_with_out_of_scope_rows_adds_in_scope_accuracy_and_recall_columns()
     assert "| in-scope acc. | OOS recall | before rejection: in-scope acc. / OOS recall |" in header
     assert rule.count("|") == header.count("|")
     assert row == "| teacher | mpnet-base | 15,100 | 0.9000 | 0.9100 | 0.9500 | 0.8100 | 0.9650 / 0.4000 | – | 60 | – |"
+
+
+def test_an_interrupted_run_resumes_from_its_folder_alone() -> None:
+    train = ["bin/intentune", "train", "--quiet", "data/train.csv", "--validation", "v.csv", "--backbone", "mpnet-base",
+             "-o", "runs/x/teacher"]  # fmt: skip
+    assert distill.resume_command(train) == ["bin/intentune", "train", "--quiet", "-o", "runs/x/teacher", "--resume"]
+    student = ["bin/intentune", "distill", "runs/x/teacher", "--student", "minilm-l6", "--quiet", "--unlabeled",
+               "pool.txt", "-o", "runs/x/d"]  # fmt: skip
+    assert distill.resume_command(student) == [
+        "bin/intentune", "distill", "runs/x/teacher", "--quiet", "--unlabeled", "pool.txt", "-o", "runs/x/d", "--resume"
+    ]  # fmt: skip
