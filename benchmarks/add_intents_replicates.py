@@ -1,6 +1,6 @@
 """Replicates of the adding-intents benchmark: one draw of held-out intents, several ``train.seed`` values.
 
-    .venv/bin/python -m benchmarks.add_intents_replicates [--records DIR]
+    .venv/bin/python -m benchmarks.add_intents_replicates [--records DIR] [--before-rejection]
 
 Reads the ``add_intents.py`` records in ``benchmarks/results/add_intents_replicates/`` (default), each named
 ``seed{N}-{label}.json``: ``N`` is the ``train.seed`` of its runs (``--train-seed``), ``label`` names the training
@@ -10,7 +10,9 @@ and early stopping judged accuracy; ``current``: today's defaults; anything else
 (the same seed gives the same numbers; the script checks). Prints a Markdown table: one row per seed with v1's
 accuracy on the old intents' test rows, the full retrain's and each label's ``extend`` accuracy on the whole test
 file, then the mean and the sample standard deviation of each column over the seeds that have it, and the mean
-difference of each ``extend`` label against ``full`` over the seeds that have both.
+difference of each ``extend`` label against ``full`` over the seeds that have both. ``--before-rejection``: the
+same table of the test accuracy before out-of-scope rejection (every row answered with its most probable intent),
+from the records that have it.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ NAME = re.compile(r"^seed(\d+)-([a-z0-9-]+)\.json$")
 LABEL_ORDER = ("previous", "current")
 
 
-def collect(records: Path) -> tuple[dict[int, dict[str, float]], list[str]]:
-    """Per seed, the test accuracy of ``v1``, ``full`` and each label's ``extend``; and the labels in table order
-    (``previous``, ``current``, then the others sorted)."""
+def collect(records: Path, metric: str = "accuracy") -> tuple[dict[int, dict[str, float]], list[str]]:
+    """Per seed, the test accuracy of ``v1``, ``full`` and each label's ``extend`` (``metric``: ``accuracy``, or
+    ``accuracy_without_rejection``; a run without it is left out); and the labels in table order (``previous``,
+    ``current``, then the others sorted)."""
     table: dict[int, dict[str, float]] = {}
     labels: set[str] = set()
     for path in sorted(records.glob("*.json")):
@@ -44,10 +47,12 @@ def collect(records: Path) -> tuple[dict[int, dict[str, float]], list[str]]:
             raise SystemExit(f"{path}: its train_seed is {record.get('train_seed')}, its name says {seed}")
         row = table.setdefault(seed, {})
         for run, result in record["results"].items():
+            if result.get(metric) is None:
+                continue
             column = f"extend {label}" if run == "extend" else run
             if run == "extend":
                 labels.add(label)
-            value = result["accuracy"]
+            value = result[metric]
             if column in row and row[column] != value:
                 raise SystemExit(f"{path}: {run} of seed {seed} is {value}, another record says {row[column]}")
             row[column] = value
@@ -83,8 +88,9 @@ def markdown(table: dict[int, dict[str, float]], labels: list[str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=Path, default=RECORDS, help="Folder of seed<N>-<label>.json records.")
+    parser.add_argument("--before-rejection", action="store_true", help="Accuracy before out-of-scope rejection.")
     args = parser.parse_args()
-    table, labels = collect(args.records)
+    table, labels = collect(args.records, "accuracy_without_rejection" if args.before_rejection else "accuracy")
     if not table:
         raise SystemExit(f"{args.records}: no records")
     print(markdown(table, labels))

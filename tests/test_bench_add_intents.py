@@ -77,3 +77,12 @@ def test_replicates_refuse_a_seed_whose_records_disagree(tmp_path: Path) -> None
     _record(tmp_path, "seed1-current.json", 3, {"full": 0.93})
     with pytest.raises(SystemExit, match="its name says 1"):
         replicates.collect(tmp_path)
+
+
+def test_replicates_before_rejection_read_their_own_metric_and_skip_runs_without_it(tmp_path: Path) -> None:
+    runs = {"v1": {"accuracy": 0.94}, "extend": {"accuracy": 0.92, "accuracy_without_rejection": 0.93},
+            "full": {"accuracy": 0.93, "accuracy_without_rejection": 0.935}}  # fmt: skip
+    (tmp_path / "seed1-current.json").write_text(json.dumps({"train_seed": 1, "results": runs}))
+    table, labels = replicates.collect(tmp_path, "accuracy_without_rejection")
+    assert table == {1: {"extend current": 0.93, "full": 0.935}}
+    assert replicates.markdown(table, labels).splitlines()[-1] == "| extend − full, mean (seeds) |  |  | -0.0050 (1) |"
