@@ -128,7 +128,7 @@ def test_cli_adds_an_intent_keeps_the_old_ones_and_writes_the_comparison(
         "intents": 3,
         "source": str(old_run / TRAIN_SPLIT),
         "replay_per_intent": 50,
-        "resampled_each_epoch": False,
+        "resampled_each_epoch": True,  # the default (every old row here fits in one epoch)
         "validation_rows": 0,
         "validation_source": None,
     }  # the old run had no split-off rows
