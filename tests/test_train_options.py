@@ -166,7 +166,7 @@ def test_bf16_autocast_trains_on_the_cpu(tiny_encoder: Path) -> None:
 def test_bf16_on_the_cpu_trains_with_plain_attention_and_gives_the_model_back_as_it_was(
     request: pytest.FixtureRequest, fixture: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from intentune.train import loop as train_module  # train_net's module: where it looks set_attention up
+    from intentune.train import driver as train_module  # train_net's module: where it looks set_attention up
 
     backbone = request.getfixturevalue(fixture)
     seen: list[str] = []
