@@ -218,7 +218,8 @@ class PreviousModel:
         if all(len(rows) <= cfg.replay_per_intent for rows in pools.values()):
             return None
         plan = EpochRows(tuple(fixed), tuple(tuple(pools[c]) for c in sorted(pools)), cfg.replay_per_intent, cfg.seed)
-        logger.info("each epoch: %d rows (%d new, %d replayed rows of each of %d old intents, taking turns among %d)",
+        logger.info("each epoch: %d rows (%d new, up to %d replayed rows of each of %d old intents, "
+                    "taking turns among %d)",
                     plan.size, len(fixed), cfg.replay_per_intent, len(pools), len(texts) - len(fixed))  # fmt: skip
         return plan
 
