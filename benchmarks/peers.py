@@ -248,7 +248,8 @@ def intentune_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
 
 
 def setfit_method(job: Job, data: dict[str, Split]) -> dict[str, Any]:
-    """SetFit (the ``setfit`` package) on the same MiniLM body: contrastive fine-tuning of the sentence encoder on
+    """SetFit (the ``setfit`` package) on the job's encoder body (MiniLM, the same as intentune's, or MPNet, the
+    SetFit paper's own, on the few-shot tasks): contrastive fine-tuning of the sentence encoder on
     pairs (``num_iterations=20`` pairs per example, batch 16, 1 epoch, body learning rate 2e-5: the settings of the
     SetFit paper and README), then scikit-learn's logistic regression on the embeddings."""
     import setfit

@@ -29,6 +29,7 @@ METHOD_NAMES = {
     "intentune-smollm2-135m": "**intentune** smollm2-135m",
     "intentune-mpnet-base": "**intentune** mpnet-base",
     "setfit-minilm-l6": "SetFit (MiniLM body)",
+    "setfit-mpnet-base": "SetFit (MPNet body)",
     "trainer-minilm-l6": "HF `Trainer` minilm-l6",
     "trainer-smollm2-135m": "HF `Trainer` smollm2-135m",
 }

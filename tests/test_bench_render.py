@@ -127,6 +127,18 @@ def test_quick_suite_shortens_setfit_only() -> None:
     )
 
 
+def test_setfit_with_the_mpnet_body_runs_on_the_few_shot_tasks_only() -> None:
+    run = pytest.importorskip("benchmarks.run")
+    mpnet = [p for p in run.SUITES["full"] if p.endswith("/setfit-mpnet-base")]
+    assert sorted(p.split("/")[0] for p in mpnet) == sorted(run.FEW_SHOT_TASKS)
+    assert "banking77-full/setfit-mpnet-base" not in run.SUITES["full"]
+    job = run.make_job("banking77-5shot/setfit-mpnet-base", "cpu", "full")
+    assert (job.method, job.backbone, job.options) == ("setfit", "mpnet-base", {})
+    assert run.expected_seconds("banking77-5shot/setfit-mpnet-base") > run.expected_seconds(
+        "banking77-5shot/setfit-minilm-l6"
+    )
+
+
 def test_set_changes_intentune_and_the_trainer_follows_its_epochs() -> None:
     run = pytest.importorskip("benchmarks.run")
     sets = ["train.epochs=2", "train.precision=bf16"]
