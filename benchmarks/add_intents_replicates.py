@@ -6,7 +6,8 @@ Reads the ``add_intents.py`` records in ``benchmarks/results/add_intents_replica
 ``seed{N}-{label}.json``: ``N`` is the ``train.seed`` of its runs (``--train-seed``), ``label`` names the training
 code or settings of its ``extend`` run (``previous``: the ``--init-from`` defaults before validation was held out
 and early stopping judged accuracy; ``current``: the defaults after that, with one replay sample for the run;
-anything else: a variant, such as ``resample``, the replay rows taking turns). Its ``v1`` and
+anything else: a variant, such as ``resample``, the replay rows taking turns, or ``replay-distill``, resample
+with the old model's answers kept on every row). Its ``v1`` and
 ``full`` runs do not depend on the label: a seed's ``v1`` and ``full`` come from whichever of its records has them
 (the same seed gives the same numbers; the script checks). Prints a Markdown table: one row per seed with v1's
 accuracy on the old intents' test rows, the full retrain's and each label's ``extend`` accuracy on the whole test

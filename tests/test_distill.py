@@ -41,6 +41,25 @@ def test_the_loss_mixes_the_teachers_kl_and_the_true_intents_cross_entropy() -> 
     assert alone == pytest.approx(0.3 * kl.item())
 
 
+def test_with_columns_the_teacher_judges_only_its_own_intents() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(5, 4)
+    soft = torch.softmax(torch.randn(5, 2), dim=-1)  # a teacher that knows the student's intents 3 and 1, in that order
+    hard = torch.tensor([0.0, 1.0, 2.0, 3.0, 2.0])
+    targets = torch.cat([soft, hard[:, None]], dim=1)
+    t = 2.0
+    kept = logits[:, [3, 1]]
+    kl = torch.nn.functional.kl_div(torch.log_softmax(kept / t, -1), soft, reduction="batchmean") * t * t
+    ce = torch.nn.functional.cross_entropy(logits, hard.long())
+    loss = DistillationLoss(Distillation(t, 0.4, columns=(3, 1)))(logits, targets).item()
+    assert loss == pytest.approx(0.4 * kl.item() + 0.6 * ce.item())
+    # The other intents' logits reach the loss through the cross-entropy alone.
+    raised = logits.clone()
+    raised[:, [0, 2]] += 5.0
+    teacher_part = DistillationLoss(Distillation(t, 1.0, columns=(3, 1)))
+    assert teacher_part(raised, targets).item() == pytest.approx(kl.item())
+
+
 def test_the_loss_pulls_the_student_towards_the_teacher() -> None:
     soft = torch.tensor([[0.7, 0.2, 0.1]])
     targets = torch.cat([soft, torch.tensor([[-1.0]])], dim=1)

@@ -11,6 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -346,6 +347,42 @@ def test_resampled_replay_keeps_every_old_row_and_draws_each_epochs_share(files:
     assert sorted(i for pool in plan.pools for i in pool) == list(range(len(new), len(mixed)))
     assert [{mixed.labels[i] for i in pool} for pool in plan.pools] == [{intent} for intent in sorted(OLD)]
     assert plan.size == len(new) + 2 * len(OLD)
+
+
+def test_replay_distill_keeps_the_old_models_answers_among_its_intents(files: Path, old_run: Path) -> None:
+    previous = load_previous(old_run)
+    new = load_examples(files / "new.csv")
+    config = previous.config(["train.replay_distill=0.5", "train.distill_temperature=2", "train.device=cpu"])
+    mixed = previous.with_replay(new, config)
+    classes = sorted({*OLD, NEW})
+    label_ids = [classes.index(y) for y in mixed.labels]
+    off = previous.config(["train.replay_distill=0"]).train
+    assert previous.soft_targets(mixed.texts, classes, label_ids, off) is None  # 0 = cross-entropy alone
+    found = previous.soft_targets(mixed.texts, classes, label_ids, config.train)
+    assert found is not None
+    rows, settings = found
+    # The old model's intents in its own order, as the new model's columns; its probabilities softened (T = 2).
+    assert settings.columns == tuple(classes.index(c) for c in previous.classes) and settings.alpha == 0.5
+    probs = previous.classifier.predict_proba(mixed.texts)
+    softened = probs**0.5 / (probs**0.5).sum(axis=1, keepdims=True)
+    assert len(rows) == len(mixed) and all(len(row) == len(OLD) + 1 for row in rows)
+    assert [row[-1] for row in rows] == [float(i) for i in label_ids]
+    assert np.allclose([row[:-1] for row in rows], softened, atol=1e-6)
+
+
+def test_an_extension_keeps_the_old_answers_by_default_learns_the_new_intent_and_records_it(
+    files: Path, old_run: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "v2"
+    args = ["train", str(files / "new.csv"), "--init-from", str(old_run), "--test", str(files / "test.csv")]
+    result = runner.invoke(app, [*args, "-o", str(out), "--quiet", *TINY, "--set", "data.validation_fraction=0.2"])
+    assert result.exit_code == 0, result.output
+    clf = IntentClassifier.load(out)
+    trained = load_examples(out / TRAIN_SPLIT)
+    answers = [clf.classes_[i] for i in clf.predict_proba(trained.texts).argmax(axis=1)]
+    assert answers == trained.labels  # the toy data is separable: old intents kept, the new one learnt
+    summary = json.loads((out / "metrics.json").read_text())["training"]["init_from"]
+    assert summary["replay_distill"] == 0.5 and summary["intents_added"] == [NEW]
 
 
 def test_replay_needs_init_from(files: Path) -> None:

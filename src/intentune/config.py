@@ -154,6 +154,7 @@ class Config:
             ("train.few_shot_batch_intents", self.train.few_shot_batch_intents >= 2, "at least 2"),
             ("train.few_shot_examples_per_intent", self.train.few_shot_examples_per_intent >= 2, "at least 2"),
             ("train.replay_per_intent", self.train.replay_per_intent >= 0, "0 or more"),
+            ("train.replay_distill", 0.0 <= self.train.replay_distill < 1.0, "in [0, 1)"),
             ("train.distill_temperature", self.train.distill_temperature > 0, "positive"),
             ("train.distill_alpha", 0.0 <= self.train.distill_alpha <= 1.0, "between 0 and 1"),
             ("oos.label", bool(self.oos.label.strip()), "a non-empty intent name"),

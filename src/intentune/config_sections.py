@@ -239,10 +239,18 @@ class TrainConfig:
         "order, so the old rows take turns and over the epochs most of them are seen at the same number of steps; "
         "false = one sample for the whole run.",
     )
+    replay_distill: float = option(
+        0.5,
+        "With `intentune train --init-from`: the share of the loss that keeps the old model's answers among its own "
+        "intents (KL divergence from its calibrated probabilities over them, softened at distill_temperature, on "
+        "every training row, the new intents' rows included); the rest is cross-entropy with the true intents. "
+        "0 = cross-entropy alone.",
+    )
     distill_temperature: float = option(
         2.0,
-        "With `intentune distill`: the temperature that softens the teacher's probabilities and the student's "
-        "alike, so the student also learns which wrong intents the teacher finds close.",
+        "With `intentune distill` (and train.replay_distill): the temperature that softens the teacher's "
+        "probabilities and the student's alike, so the student also learns which wrong intents the teacher finds "
+        "close.",
     )
     distill_alpha: float = option(
         0.5,

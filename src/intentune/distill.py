@@ -20,15 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ._io import write_file_atomic
 from .config import Config, ModelConfig, TrainConfig
 from .data import Examples
 from .errors import ConfigError
 from .folder import read_metadata, resolve_model_dir
 from .model import IntentClassifier
-from .train.losses import Distillation, SoftTargets
+from .train.losses import Distillation, SoftTargets, soften
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +76,7 @@ class Teacher:
         if settings.device in ("auto", "cuda") and torch.cuda.is_available():
             self.classifier.net_.to("cuda")  # the teacher reads every text once: on the device the student uses
         probabilities = self.classifier.predict_proba(texts)
-        softened = np.power(np.maximum(probabilities, 0.0), 1.0 / settings.distill_temperature)
-        softened /= softened.sum(axis=1, keepdims=True)
+        softened = soften(probabilities, settings.distill_temperature)
         classes = list(self.classifier.classes_)
         answers = [classes[i] for i in probabilities[len(train.texts) :].argmax(axis=1)] if extra else []
         rows = Examples(texts, [*train.labels, *answers], source=train.source)

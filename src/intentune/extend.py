@@ -36,6 +36,7 @@ from .net import resolve_pooling
 from .replay import TRAIN_SPLIT, Replay, find_run_rows, sample_replay
 from .train.fewshot import embed_texts, use_few_shot
 from .train.head_init import expand_head
+from .train.losses import Distillation, soften
 from .train.optim import default_learning_rate
 from .train.sampler import EpochRows
 
@@ -223,6 +224,24 @@ class PreviousModel:
                     plan.size, len(fixed), cfg.replay_per_intent, len(pools), len(texts) - len(fixed))  # fmt: skip
         return plan
 
+    def soft_targets(
+        self, texts: Sequence[str], classes: Sequence[str], label_ids: Sequence[int], cfg: TrainConfig
+    ) -> tuple[list[list[float]], Distillation] | None:
+        """With ``train.replay_distill`` above 0: the old model's calibrated probabilities over its own intents for
+        each training text, softened at ``train.distill_temperature``, each row followed by the text's intent id
+        (the targets :class:`intentune.train.losses.DistillationLoss` reads), and the settings that compare them
+        with the new model's softmax over the same intents (``classes`` are the new model's). None when it is 0."""
+        if cfg.replay_distill <= 0:
+            return None
+        if cfg.device in ("auto", "cuda") and torch.cuda.is_available():
+            self.classifier.net_.to("cuda")  # it reads every training text once: on the device training uses
+        softened = soften(self.classifier.predict_proba(list(texts)), cfg.distill_temperature)
+        columns = tuple(list(classes).index(c) for c in self.classes)
+        rows = [[*map(float, row), float(label)] for row, label in zip(softened, label_ids, strict=True)]
+        logger.info("keeping the old answers: %d training rows scored by %s (train.replay_distill = %g)",
+                    len(rows), self.path, cfg.replay_distill)  # fmt: skip
+        return rows, Distillation(cfg.distill_temperature, cfg.replay_distill, columns)
+
     def with_held_out(
         self, train: Examples, validation: Examples, config: Config, exclude: Sequence[str] = (), *, split_off: bool
     ) -> tuple[Examples, Examples]:
@@ -292,7 +311,8 @@ class PreviousModel:
     def summary(self, cfg: TrainConfig, classes: Sequence[str]) -> dict[str, Any]:
         """The training summary's ``init_from``: :meth:`record`, the intents added and the backbone's rate."""
         added = [c for c in classes if c not in set(self.classes)]
-        return {**self.record(), "intents_added": added, "learning_rate": cfg.learning_rate}
+        return {**self.record(), "intents_added": added, "learning_rate": cfg.learning_rate,
+                "replay_distill": cfg.replay_distill}  # fmt: skip
 
 
 def load_previous(path: str | Path, *, replay_file: str | Path | None = None) -> PreviousModel:

@@ -205,11 +205,14 @@ class IntentClassifier(IntentPredictor):
         targets = (
             self.targets(labels) if soft_targets is None else soft_targets.rows(self.classes_, self.label_ids(labels))
         )
+        distillation = soft_targets.settings if soft_targets is not None else None
+        if init_from is not None and (kept := init_from.soft_targets(texts, self.classes_, targets, tcfg)):
+            targets, distillation = kept  # the old model's answers among its intents, besides the true intents
         result = train_net(
             self.net_, (train_ids, targets), val, tcfg, self.pad_id(), callbacks,
             class_weights=weights, checkpoint_dir=checkpoint_dir, resume=resume,
             evaluate_first=few_shot is not None and tcfg.few_shot_prototype_init,  # the prototype head classifies
-            distillation=soft_targets.settings if soft_targets is not None else None,
+            distillation=distillation,
             epoch_rows=init_from.epoch_rows(texts, labels, tcfg) if init_from is not None else None,
         )  # fmt: skip
         self.net_.backbone = merge_lora(self.net_.backbone)

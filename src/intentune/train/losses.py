@@ -31,10 +31,13 @@ class MultiLabelLoss(nn.Module):
 
 @dataclass(frozen=True)
 class Distillation:
-    """How a student learns from a teacher: the softening ``temperature`` and the soft targets' share ``alpha``."""
+    """How a student learns from a teacher: the softening ``temperature``, the soft targets' share ``alpha`` and,
+    when the teacher knows only some of the student's intents (``--init-from``: the old model), the student's
+    ``columns`` of those intents, in the teacher's order (None: all of them, in the student's order)."""
 
     temperature: float
     alpha: float
+    columns: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -71,7 +74,10 @@ class DistillationLoss(nn.Module):
     probabilities to the student's at the same temperature (times temperature squared, so the gradients keep their
     size as the temperature changes), plus ``1 - alpha`` times cross-entropy with the true intent on the rows that
     have one. Targets are rows of ``n_intents + 1`` floats (see :meth:`SoftTargets.rows`); ``weight`` and
-    ``smoothing`` apply to the cross-entropy, as in plain training."""
+    ``smoothing`` apply to the cross-entropy, as in plain training. With ``settings.columns``, the soft targets
+    cover those intents only (rows of ``len(columns) + 1`` floats), and the student's probabilities they are
+    compared with are its softmax over the same intents: Learning without Forgetting (Li and Hoiem, 2016), which
+    keeps how an old model ranks its own intents while the new intents are learnt from the true ones."""
 
     def __init__(self, settings: Distillation, weight: torch.Tensor | None = None, smoothing: float = 0.0) -> None:
         super().__init__()
@@ -81,7 +87,9 @@ class DistillationLoss(nn.Module):
         logits, targets = logits.float(), targets.float()
         soft, hard = targets[:, :-1], targets[:, -1].long()
         t, alpha = self.settings.temperature, self.settings.alpha
-        student = nn.functional.log_softmax(logits / t, dim=-1)
+        columns = self.settings.columns
+        kept = logits if columns is None else logits[:, list(columns)]
+        student = nn.functional.log_softmax(kept / t, dim=-1)
         loss = alpha * nn.functional.kl_div(student, soft, reduction="batchmean") * t * t
         labelled = hard >= 0
         if alpha < 1.0 and bool(labelled.any()):
@@ -92,4 +100,13 @@ class DistillationLoss(nn.Module):
         return loss
 
 
-__all__ = ["Distillation", "DistillationLoss", "MultiLabelLoss", "SoftTargets", "is_multi_hot"]
+def soften(probabilities: Any, temperature: float) -> Any:
+    """Probabilities softened at ``temperature``: ``p ** (1 / T)``, normalised per row (the softmax of the logits
+    divided by ``T`` when ``p`` is a softmax), as :class:`DistillationLoss` compares them."""
+    import numpy as np
+
+    softened = np.power(np.maximum(np.asarray(probabilities, dtype=np.float64), 0.0), 1.0 / temperature)
+    return softened / softened.sum(axis=1, keepdims=True)
+
+
+__all__ = ["Distillation", "DistillationLoss", "MultiLabelLoss", "SoftTargets", "is_multi_hot", "soften"]
