@@ -163,7 +163,7 @@ def intentune_training_settings(backbone: str, sets: Sequence[str] = ()) -> dict
 TRAIN_S = {"minilm-l6": 0.02, "smollm2-135m": 0.12, "mpnet-base": 0.12}
 PREDICT_S = {"minilm-l6": 0.008, "smollm2-135m": 0.035, "mpnet-base": 0.045}
 # Per sentence pair: MiniLM measured (1,061 s for 15,400 pairs, BANKING77 5-shot, idle); MPNet scaled from it by the
-# ratio of the two backbones' training times in intentune (about 6).
+# ratio of the two bodies' times on the same 400 SetFit pairs (6.1).
 SETFIT_PAIR_S = {"minilm-l6": 0.069, "mpnet-base": 0.41}
 
 
