@@ -27,6 +27,7 @@ from intentune.preprocess import normalize_for_matching
 from intentune.replay import TRAIN_SPLIT, VALIDATION_SPLIT, find_run_rows, sample_replay
 from intentune.train import Callback
 from intentune.train.head_init import expand_head
+from intentune.train.losses import Distillation, DistillationLoss
 from intentune.train.optim import DEFAULT_LEARNING_RATE
 
 from conftest import TINY_TRAIN, TOY, tiny_sets
@@ -371,12 +372,25 @@ def test_replay_distill_keeps_the_old_models_answers_among_its_intents(files: Pa
 
 
 def test_an_extension_keeps_the_old_answers_by_default_learns_the_new_intent_and_records_it(
-    files: Path, old_run: Path, tmp_path: Path
+    files: Path, old_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    used: list[Distillation] = []  # the settings of every loss computed in training
+    forward = DistillationLoss.forward
+
+    def spy(self: DistillationLoss, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        used.append(self.settings)
+        return forward(self, logits, targets)
+
+    monkeypatch.setattr(DistillationLoss, "forward", spy)
     out = tmp_path / "v2"
     args = ["train", str(files / "new.csv"), "--init-from", str(old_run), "--test", str(files / "test.csv")]
     result = runner.invoke(app, [*args, "-o", str(out), "--quiet", *TINY, "--set", "data.validation_fraction=0.2"])
     assert result.exit_code == 0, result.output
+    # Training compared the new model with the old one's answers among the old intents, at the default share.
+    old_classes = load_previous(old_run).classes
+    new_classes = IntentClassifier.load(out).classes_
+    expected = tuple(list(new_classes).index(c) for c in old_classes)
+    assert used and {(d.alpha, d.columns) for d in used} == {(0.5, expected)}
     clf = IntentClassifier.load(out)
     trained = load_examples(out / TRAIN_SPLIT)
     answers = [clf.classes_[i] for i in clf.predict_proba(trained.texts).argmax(axis=1)]

@@ -71,11 +71,7 @@ class Teacher:
         seen = {t for t in train.texts}
         extra = [t for t in dict.fromkeys(unlabeled) if t not in seen]
         texts = [*train.texts, *extra]
-        import torch
-
-        if settings.device in ("auto", "cuda") and torch.cuda.is_available():
-            self.classifier.net_.to("cuda")  # the teacher reads every text once: on the device the student uses
-        probabilities = self.classifier.predict_proba(texts)
+        probabilities = teacher_probabilities(self.classifier, texts, settings)
         softened = soften(probabilities, settings.distill_temperature)
         classes = list(self.classifier.classes_)
         answers = [classes[i] for i in probabilities[len(train.texts) :].argmax(axis=1)] if extra else []
@@ -88,6 +84,17 @@ class Teacher:
     def record(self) -> dict[str, Any]:
         return {"path": str(self.path), "model_dir": str(self.model_dir), "model_id": self.model_id,
                 "backbone": self.classifier.config.model.backbone}  # fmt: skip
+
+
+def teacher_probabilities(classifier: IntentClassifier, texts: Sequence[str], settings: TrainConfig) -> Any:
+    """A teacher's calibrated probabilities for ``texts`` (``(len(texts), n_intents)``), scored on the device the
+    training run uses: the teacher reads every text once, before the first step. The teacher of ``intentune
+    distill`` and the old model of ``--init-from`` (:meth:`intentune.extend.PreviousModel.soft_targets`) both."""
+    import torch
+
+    if settings.device in ("auto", "cuda") and torch.cuda.is_available():
+        classifier.net_.to("cuda")
+    return classifier.predict_proba(list(texts))
 
 
 def load_teacher(path: str | Path) -> Teacher:

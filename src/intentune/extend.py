@@ -29,6 +29,7 @@ from torch import nn
 
 from .config import Config, TrainConfig
 from .data import Examples, load_examples
+from .distill import teacher_probabilities
 from .errors import ConfigError, DataError
 from .folder import read_metadata, resolve_model_dir
 from .model import IntentClassifier
@@ -233,9 +234,7 @@ class PreviousModel:
         with the new model's softmax over the same intents (``classes`` are the new model's). None when it is 0."""
         if cfg.replay_distill <= 0:
             return None
-        if cfg.device in ("auto", "cuda") and torch.cuda.is_available():
-            self.classifier.net_.to("cuda")  # it reads every training text once: on the device training uses
-        softened = soften(self.classifier.predict_proba(list(texts)), cfg.distill_temperature)
+        softened = soften(teacher_probabilities(self.classifier, texts, cfg), cfg.distill_temperature)
         columns = tuple(list(classes).index(c) for c in self.classes)
         rows = [[*map(float, row), float(label)] for row, label in zip(softened, label_ids, strict=True)]
         logger.info("keeping the old answers: %d training rows scored by %s (train.replay_distill = %g)",

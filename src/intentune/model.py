@@ -206,7 +206,9 @@ class IntentClassifier(IntentPredictor):
             self.targets(labels) if soft_targets is None else soft_targets.rows(self.classes_, self.label_ids(labels))
         )
         distillation = soft_targets.settings if soft_targets is not None else None
-        if init_from is not None and (kept := init_from.soft_targets(texts, self.classes_, targets, tcfg)):
+        if init_from is not None and (
+            kept := init_from.soft_targets(texts, self.classes_, self.label_ids(labels), tcfg)
+        ):
             targets, distillation = kept  # the old model's answers among its intents, besides the true intents
         result = train_net(
             self.net_, (train_ids, targets), val, tcfg, self.pad_id(), callbacks,

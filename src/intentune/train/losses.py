@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,8 +104,6 @@ class DistillationLoss(nn.Module):
 def soften(probabilities: Any, temperature: float) -> Any:
     """Probabilities softened at ``temperature``: ``p ** (1 / T)``, normalised per row (the softmax of the logits
     divided by ``T`` when ``p`` is a softmax), as :class:`DistillationLoss` compares them."""
-    import numpy as np
-
     softened = np.power(np.maximum(np.asarray(probabilities, dtype=np.float64), 0.0), 1.0 / temperature)
     return softened / softened.sum(axis=1, keepdims=True)
 
