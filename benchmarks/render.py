@@ -195,13 +195,13 @@ def render(records: list[dict[str, Any]], summaries: list[dict[str, Any]]) -> st
     return "\n".join(lines)
 
 
-def write_block(path: Path, block: str) -> None:
-    """Replace what is between the markers in ``path`` with ``block``."""
+def write_block(path: Path, block: str, start: str = START, end: str = END) -> None:
+    """Replace what is between the markers ``start`` and ``end`` in ``path`` with ``block``."""
     text = path.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"{path}: no {START} ... {END} markers to write the table between")
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    path.write_text(pattern.sub(lambda _: f"{START}\n{block}\n{END}", text, count=1))
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no {start} ... {end} markers to write the table between")
+    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    path.write_text(pattern.sub(lambda _: f"{start}\n{block}\n{end}", text, count=1))
 
 
 def readme_block(results: Path = RESULTS) -> str:

@@ -225,3 +225,38 @@ def test_readme_gets_one_table_of_the_machine_with_the_most_tasks(results: Path)
     assert block.count("Device: **cpu**") == 1 and "Intel Xeon" in block and "AMD EPYC" not in block
     assert "Runs:" not in block and "benchmarks/RESULTS.md" in block
     assert block.count("| task | method |") == 1
+
+
+targets = pytest.importorskip("benchmarks.targets")
+
+
+def test_target_verdicts_say_by_how_much_a_target_is_missed() -> None:
+    assert targets.at_least(0.95, 0.95) == "met"
+    assert targets.at_least(0.9438, 0.95) == "**missed by 0.62 points**"
+    assert targets.both(["met", "met"]) == "met"
+    assert targets.both(["**missed by 0.33 points**", "met"]) == "**missed by 0.33 points**; met"
+
+
+def test_committed_targets_table_is_the_one_the_records_give() -> None:
+    text = (Path(targets.ROOT) / "benchmarks" / "RESULTS.md").read_text()
+    block = text.split(targets.START, 1)[1].split(targets.END, 1)[0].strip()
+    assert block == targets.render()
+    assert block.count("\n| ") >= 10  # a row per target, the CPU and GPU measurements of mpnet-base apart
+
+
+def test_latency_target_row_reads_the_distilled_and_the_alone_student(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("distill_banking77_full.json", "distill_clinc150.json"):
+        (tmp_path / name).write_text((targets.RESULTS / name).read_text())
+    monkeypatch.setattr(targets, "RESULTS", tmp_path)
+    assert len(targets.distill_rows()) == 3  # no latency record: no row
+    machine = RUN["machine"]
+    for distilled_ms, verdict in ((3.1, "met"), (4.5, "**1.50x slower**")):
+        results = [{"model": "runs/x/student-alone/model", "runtime": "onnx-int8", "p50_ms": 3.0},
+                   {"model": "runs/x/distilled/model", "runtime": "onnx-int8", "p50_ms": distilled_ms},
+                   {"model": "runs/x/distilled/model", "runtime": "torch", "p50_ms": 9.0}]  # fmt: skip
+        (tmp_path / "latency_distilled.json").write_text(json.dumps({"machine": machine, "results": results}))
+        row = targets.distill_rows()[-1]
+        assert row.verdict == verdict
+        assert f"p50 {distilled_ms:.2f} ms against 3.00 ms" in row.measured
