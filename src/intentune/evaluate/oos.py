@@ -74,9 +74,15 @@ class DistanceModel:
 
     def distances(self, features: np.ndarray) -> np.ndarray:
         """Distance to the nearest intent's mean, as a root mean square over the dimensions (about 1 for a
-        typical training row, more for unusual messages). ``(n,)`` float64"""
-        z = np.asarray(features, dtype=np.float32) @ self.whiten
-        squared = (z**2).sum(axis=1, keepdims=True) - 2.0 * z @ self.means.T + (self.means**2).sum(axis=1)[None, :]
+        typical training row, more for unusual messages). ``(n,)`` float64
+
+        The products run in ``np.einsum``'s own loop on the calling thread, not in BLAS: a BLAS product of a
+        wide backbone's vectors wakes BLAS's worker threads, which keep spinning after it returns and take the
+        cores from the network's threads on the next text (a single-text prediction with a 768-wide encoder on
+        2 cores runs several times slower behind it). The loop costs little beside the network's forward pass."""
+        z = np.einsum("nh,hd->nd", np.asarray(features, dtype=np.float32), self.whiten)
+        cross = np.einsum("nd,kd->nk", z, self.means)
+        squared = (z**2).sum(axis=1, keepdims=True) - 2.0 * cross + (self.means**2).sum(axis=1)[None, :]
         nearest = np.maximum(squared.min(axis=1).astype(np.float64), 0.0)
         return np.sqrt(nearest / self.whiten.shape[1])
 
