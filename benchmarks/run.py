@@ -163,7 +163,7 @@ def intentune_training_settings(backbone: str, sets: Sequence[str] = ()) -> dict
 TRAIN_S = {"minilm-l6": 0.02, "smollm2-135m": 0.12, "mpnet-base": 0.12}
 PREDICT_S = {"minilm-l6": 0.008, "smollm2-135m": 0.035, "mpnet-base": 0.045}
 # Per sentence pair, both measured on BANKING77 5-shot (15,400 pairs): MiniLM 1,061 s on the AMD EPYC, MPNet 2,472 s
-# on the Intel Xeon (whose cores train about twice as fast).
+# on the Intel Xeon (faster per core: the two do not compare exactly).
 SETFIT_PAIR_S = {"minilm-l6": 0.069, "mpnet-base": 0.16}
 
 

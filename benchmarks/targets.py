@@ -149,7 +149,7 @@ def decoder_rows() -> list[Row]:
         Row("decoder (`smollm2-135m`), BANKING77 10-shot >= 0.85 with the chosen pooling (`prompt`)",
             f"{prompt['metrics']['accuracy']:.4f}", at_least(prompt["metrics"]["accuracy"], 0.85),
             "pooling/prompt/banking77-10shot__intentune-smollm2-135m__cpu.json", machine(prompt["run"]["machine"]),
-            f"pooling `last`, `mean`, `prompt` (frozen probe; `last` and `prompt` fine-tuned: {POOLING})"),
+            f"pooling `last`, `mean`, `prompt`, each in a frozen probe and fine-tuned ({POOLING})"),
         Row("decoder, BANKING77 full above the `Trainer` on the same device",
             f"{accuracy:.4f} against {peer:.4f} (pooling `last`; `prompt` not run on full data)",
             "met" if accuracy > peer else f"**missed by {points(peer - accuracy)} points**", ours_path,
