@@ -65,3 +65,21 @@ def test_an_interrupted_run_resumes_from_its_folder_alone() -> None:
     assert distill.resume_command(student) == [
         "bin/intentune", "distill", "runs/x/teacher", "--quiet", "--unlabeled", "pool.txt", "-o", "runs/x/d", "--resume"
     ]  # fmt: skip
+
+
+settings = pytest.importorskip("benchmarks.distill_settings")
+
+
+def test_the_settings_table_marks_the_setting_validation_chooses_first_in_order_on_a_tie() -> None:
+    def result(t: float, a: float, order: int, val: float, test: float) -> dict:
+        return {"temperature": t, "alpha": a, "order": order, "validation_accuracy": val, "accuracy": test,
+                "agreement_with_teacher": 0.9, "train_seconds": 50.0}  # fmt: skip
+
+    record = {"results": {
+        "distilled-T1-a0.5": result(1.0, 0.5, 0, 0.87, 0.86),
+        "distilled-T4-a0.8": result(4.0, 0.8, 3, 0.88, 0.85),  # the best validation, not the best test
+        "distilled-T2-a0.5": result(2.0, 0.5, 1, 0.88, 0.87),  # the same validation, earlier in the grid: chosen
+    }}  # fmt: skip
+    rows = settings.markdown(record).splitlines()[2:]
+    assert [r.split(" | ")[0] for r in rows] == ["| 1.0", "| 2.0", "| 4.0"]  # grid order
+    assert "**0.8800**" in rows[1] and "**" not in rows[0] + rows[2]
