@@ -81,8 +81,8 @@ def mpnet_rows() -> list[Row]:
     cpu_ten = load("distill_banking77.json")["results"]["teacher"]
     cpu_oos = load("distill_clinc150.json")["results"]["teacher"]
     tried = (f"backbone rates 1e-4, 5e-5 (chosen on validation, the default), 3e-5, 2e-5 (10-shot); 8 epochs; 10-shot "
-             f"without the few-shot mode; seeds ({MPNET_GPU}); the defaults again on the CPU as the distillation "
-             "teacher")  # fmt: skip
+             f"without the few-shot mode; seeds ({MPNET_GPU}); 10-shot with 5 contrastive passes (CPU); the defaults "
+             "again on the CPU as the distillation teacher")  # fmt: skip
     in_scope, recall = oos["metrics"]["in_scope_accuracy"], oos["metrics"]["oos_recall"]
     cpu_in, cpu_recall = cpu_oos["in_scope_accuracy"], cpu_oos["oos_recall"]
     return [
