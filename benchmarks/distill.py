@@ -53,6 +53,12 @@ QUICK_ROWS = {"train": 3, "validation": 2, "test": 2, "pool": 4}
 QUICK_STEPS = 4
 
 
+def work_dir(data: str, teacher: str, student: str, *, quick: bool = False) -> Path:
+    """The folder under ``runs/`` that holds a ``--data`` choice's data files and run folders."""
+    pair = "quick" if quick else f"{teacher}-{student}"
+    return ROOT / "runs" / f"bench-distill-{pair}{'' if data == '10shot' else '-' + data}"
+
+
 def pool_texts(train: list[tuple[str, str]], exclude: list[tuple[str, str]]) -> list[str]:
     """The training file's texts that are in none of the ``exclude`` rows, in file order, each once."""
     taken = {text for text, _ in exclude}
@@ -131,13 +137,11 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
     parser.add_argument("--only", nargs="+", choices=RUNS, help="Make only these runs (default: all of them).")
     args = parser.parse_args()
-    suffix = "" if args.data == "10shot" else f"_{args.data}"
     default_out = ROOT / "benchmarks" / "results" / RECORDS[args.data]
     if args.render:
         print(markdown(json.loads(Path(args.out or default_out).read_text())))
         return
-    pair = "quick" if args.quick else f"{args.teacher}-{args.student}"
-    work = ROOT / "runs" / f"bench-distill-{pair}{suffix.replace('_', '-')}"
+    work = work_dir(args.data, args.teacher, args.student, quick=args.quick)
     out = Path(args.out) if args.out else (work / "distill.json" if args.quick else default_out)
     folder, train_file, validation_file, test_file = FILES[args.data]
     data_dir = SHARED / folder

@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from .common import ROOT, machine, relative, run
-from .distill import outcome
-
-BIN = Path(sys.executable).parent
+from .distill import BIN, outcome, work_dir
 
 
 def run_name(temperature: str, alpha: str) -> str:
@@ -60,7 +57,7 @@ def main() -> None:
     if args.render:
         print(markdown(json.loads(out.read_text())))
         return
-    work = ROOT / "runs" / ("bench-distill-mpnet-base-minilm-l6" + ("" if args.data == "10shot" else f"-{args.data}"))
+    work = work_dir(args.data, "mpnet-base", "minilm-l6")
     teacher = work / "teacher"
     if not (teacher / "metrics.json").is_file():
         raise SystemExit(f"no teacher in {teacher}: run `python -m benchmarks.distill --data {args.data} --only "

@@ -83,3 +83,10 @@ def test_the_settings_table_marks_the_setting_validation_chooses_first_in_order_
     rows = settings.markdown(record).splitlines()[2:]
     assert [r.split(" | ")[0] for r in rows] == ["| 1.0", "| 2.0", "| 4.0"]  # grid order
     assert "**0.8800**" in rows[1] and "**" not in rows[0] + rows[2]
+
+
+def test_each_data_choice_has_its_own_work_folder() -> None:
+    names = [distill.work_dir(d, "mpnet-base", "minilm-l6").name for d in ("10shot", "full", "clinc150")]
+    assert names == ["bench-distill-mpnet-base-minilm-l6", "bench-distill-mpnet-base-minilm-l6-full",
+                     "bench-distill-mpnet-base-minilm-l6-clinc150"]  # fmt: skip
+    assert distill.work_dir("full", "a", "b", quick=True).name == "bench-distill-quick-full"
