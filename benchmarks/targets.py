@@ -83,6 +83,7 @@ def mpnet_rows() -> list[Row]:
     seed_names = ", ".join(str(r["seed"]) for r in default_runs)
     full, full_path = suite("banking77-full", "intentune-mpnet-base")
     ten, ten_path = suite("banking77-10shot", "intentune-mpnet-base")
+    cpu_suite_ten, cpu_suite_ten_path = suite("banking77-10shot", "intentune-mpnet-base", "cpu-xeon")
     oos, oos_path = suite("clinc150-oos", "intentune-mpnet-base")
     cpu_full = load("distill_banking77_full.json")["results"]["teacher"]
     cpu_ten = load("distill_banking77.json")["results"]["teacher"]
@@ -101,6 +102,9 @@ def mpnet_rows() -> list[Row]:
             f"{ten['metrics']['accuracy']:.4f}; seeds {seed_names}: mean {sum(seeds) / len(seeds):.4f}",
             at_least(sum(seeds) / len(seeds), 0.90), (ten_path, "mpnet_base_settings_h200.json"),
             machine(ten["run"]["machine"]), tried),
+        Row("", f"{cpu_suite_ten['metrics']['accuracy']:.4f} (the suite's CPU piece, beside SetFit's)",
+            at_least(cpu_suite_ten["metrics"]["accuracy"], 0.90), (cpu_suite_ten_path,),
+            machine(cpu_suite_ten["run"]["machine"]), ""),
         Row("", f"{cpu_ten['accuracy']:.4f} (rejected rows count as wrong)", at_least(cpu_ten["accuracy"], 0.90),
             ("distill_banking77.json",), machine(cpu_ten["machine"]), ""),
         Row("`mpnet-base`, CLINC150, in-scope accuracy >= 0.970 with OOS recall >= 0.85",
