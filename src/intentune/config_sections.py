@@ -216,7 +216,7 @@ class TrainConfig:
     )
     few_shot_epochs: int = option(3, "Passes of contrastive training over the training data.")
     few_shot_learning_rate: float | None = option(
-        None, "Learning rate of contrastive training; unset = 2e-5 for decoders, 5e-5 for encoders.", example=3e-5
+        None, "Learning rate of contrastive training; unset = 5e-5.", example=3e-5
     )
     few_shot_temperature: float = option(0.1, "Softmax temperature of the contrastive loss's cosine similarities.")
     few_shot_batch_intents: int = option(16, "Intents per contrastive batch.")

@@ -31,9 +31,10 @@ from ..preprocess import pad_batch
 from .head_init import init_head_from_prototypes
 from .optim import build_optimizer
 
-# The backbone's rate in the contrastive phase when ``train.few_shot_learning_rate`` is unset: lower than the
-# fine-tuning rates of :data:`intentune.train.optim.DEFAULT_LEARNING_RATE`.
-CONTRASTIVE_LEARNING_RATE = {"decoder": 2e-5, "encoder": 5e-5}
+# The backbone's rate in the contrastive phase when ``train.few_shot_learning_rate`` is unset, for encoders and
+# decoders alike: no higher than the fine-tuning rates of :data:`intentune.train.optim.DEFAULT_LEARNING_RATE`. The
+# decoders' rate was chosen on validation with their `prompt` pooling (benchmarks/RESULTS.md, decoder pooling).
+CONTRASTIVE_LEARNING_RATE = 5e-5
 
 
 def use_few_shot(labels: Sequence[str], cfg: TrainConfig) -> bool:
@@ -214,7 +215,7 @@ def contrastive_optimizer(backbone: nn.Module, cfg: TrainConfig, kind: str) -> t
     :data:`CONTRASTIVE_LEARNING_RATE`), whatever ``train.optimizer`` and ``train.layer_lr_decay`` say for fine-tuning;
     ``train.weight_decay`` except on biases and normalisation weights.
     """
-    lr = cfg.few_shot_learning_rate or CONTRASTIVE_LEARNING_RATE[kind]
+    lr = cfg.few_shot_learning_rate or CONTRASTIVE_LEARNING_RATE
     # The few-shot rate is passed in place of the fine-tuning ones (the head's too, should a backbone name a module
     # ``head``); build_optimizer's defaults stay those of fine-tuning.
     settings = dataclasses.replace(cfg, optimizer="adamw", learning_rate=lr, head_learning_rate=lr, layer_lr_decay=1.0)
