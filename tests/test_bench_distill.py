@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 distill = pytest.importorskip("benchmarks.distill")
+settings = pytest.importorskip("benchmarks.distill_settings")
 
 
 def test_the_pool_holds_each_other_text_once_in_file_order() -> None:
@@ -65,9 +66,6 @@ def test_an_interrupted_run_resumes_from_its_folder_alone() -> None:
     assert distill.resume_command(student) == [
         "bin/intentune", "distill", "runs/x/teacher", "--quiet", "--unlabeled", "pool.txt", "-o", "runs/x/d", "--resume"
     ]  # fmt: skip
-
-
-settings = pytest.importorskip("benchmarks.distill_settings")
 
 
 def test_the_settings_table_marks_the_setting_validation_chooses_first_in_order_on_a_tie() -> None:

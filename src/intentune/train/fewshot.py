@@ -33,7 +33,8 @@ from .optim import build_optimizer
 
 # The backbone's rate in the contrastive phase when ``train.few_shot_learning_rate`` is unset, for encoders and
 # decoders alike: no higher than the fine-tuning rates of :data:`intentune.train.optim.DEFAULT_LEARNING_RATE`. The
-# decoders' rate was chosen on validation with their `prompt` pooling (benchmarks/RESULTS.md, decoder pooling).
+# decoders' rate was chosen on validation with their `prompt` pooling (docs/experiments.md, the decoder's
+# contrastive rate).
 CONTRASTIVE_LEARNING_RATE = 5e-5
 
 
