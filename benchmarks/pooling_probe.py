@@ -25,7 +25,8 @@ accuracies per C, embedding times, machine) to ``--out`` (default ``benchmarks/r
 
 ``--fine-tuned`` embeds nothing: it renders the Markdown table of the fine-tuned suite pieces kept under
 ``benchmarks/results/pooling/<pooling>/`` (``benchmarks.run --suite full --only
-banking77-10shot/intentune-smollm2-135m --set model.pooling=<pooling>``).
+banking77-10shot/intentune-smollm2-135m --set model.pooling=<pooling>``), or under ``--folder`` (the same pieces
+rerun at the decoders' later defaults sit in ``benchmarks/results/pooling_xeon/``).
 """
 
 from __future__ import annotations
@@ -186,9 +187,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "pooling_probe.json")
     parser.add_argument("--fine-tuned", action="store_true", help="print the fine-tuned pieces' table and stop")
+    parser.add_argument(
+        "--folder", type=Path, default=FINE_TUNED, help="with --fine-tuned: the folder of <pooling>/ record folders"
+    )
     args = parser.parse_args(argv)
     if args.fine_tuned:
-        print(fine_tuned_table())
+        print(fine_tuned_table(args.folder.resolve()))
         return {}
 
     import torch
