@@ -166,7 +166,9 @@ def decoder_rows() -> list[Row]:
             f"{chosen['metrics']['accuracy']:.4f} (the defaults since: contrastive rate 5e-5)",
             at_least(chosen["metrics"]["accuracy"], 0.85), (DECODER_DEFAULT,), machine(chosen["run"]["machine"]),
             f"pooling `last`, `mean`, `prompt`, each in a frozen probe and fine-tuned ({POOLING}); contrastive rate "
-            f"2e-5 and 5e-5 (chosen on validation), 8 epochs on top, a PromptEOL-style template ({DECODER_TRIES})"),
+            f"2e-5 and 5e-5 (chosen on validation), 8 epochs on top, a PromptEOL-style template, 6 contrastive "
+            f"passes, fine-tuning rates 2e-5 and 1e-4 around the decoders' 5e-5, head rate 5e-4 ({DECODER_TRIES}); "
+            f"`last` and `mean` rerun at the defaults chosen ({POOLING})"),
         Row("", f"{prompt['metrics']['accuracy']:.4f} (contrastive rate 2e-5, the default before)",
             at_least(prompt["metrics"]["accuracy"], 0.85),
             ("pooling/prompt/banking77-10shot__intentune-smollm2-135m__cpu.json",), machine(prompt["run"]["machine"]),
