@@ -25,7 +25,7 @@ DISTILL = f"[distillation]({EXPERIMENTS}#distillation-into-minilm-l6-banking77-1
 SAME_LATENCY = 1.10
 POOLING = "[decoder pooling](#decoder-pooling-fine-tuned-banking77-10-shot)"
 DECODER_TRIES = f"[the decoder's contrastive rate]({EXPERIMENTS}#the-decoders-contrastive-rate-banking77-10-shot)"
-DECODER_DEFAULT = "tries/banking77-10shot_smollm2_xeon_prompt_few_shot_lr5e-5.json"
+DECODER_DEFAULT = "pooling_xeon/prompt/banking77-10shot__intentune-smollm2-135m__cpu.json"
 
 
 @dataclass
