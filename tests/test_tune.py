@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import gc
 import json
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,7 @@ def test_study_writes_the_table_report_and_best_config(study: dict[str, Any]) ->
     assert [row["number"] for row in rows] == ["0", "1", "2", "3", "4"]
     assert set(rows[0]) == {"number", "state", "train.learning_rate", "train.head_learning_rate", "val_accuracy",
                             "val_loss", "seconds", "note"}  # fmt: skip
+    assert not result.study.sampler._constant_liar  # one process: the sampler stays reproducible
     best = result.best_row
     complete = [r for r in result.rows if r["state"] == "COMPLETE"]
     assert best["state"] == "COMPLETE" and best["val_accuracy"] == max(r["val_accuracy"] for r in complete)
@@ -285,6 +287,51 @@ def test_two_workers_fill_one_study_in_sqlite(tiny_encoder: Path, toy_files: Pat
     assert all(f"| {n} | complete |" in report for n in range(4))
 
 
+QUEUE_RACER = """
+import sys, time
+from pathlib import Path
+import optuna
+from intentune.tune.storage import open_storage
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+study = optuna.load_study(study_name="queue", storage=open_storage(sys.argv[1]))
+Path(sys.argv[3]).touch()
+while not Path(sys.argv[2]).exists():  # every racer waits here, then all ask at once
+    time.sleep(0.01)
+space = {"x": optuna.distributions.IntDistribution(0, 1000)}
+print(" ".join(str(study.ask(space).params["x"]) for _ in range(4)))
+"""
+
+
+def test_sqlite_workers_never_take_the_same_queued_trial(tmp_path: Path) -> None:
+    """Four processes ask for trials at one moment from a SQLite study with 12 queued trials: each queued trial goes
+    to one of them only (SQLite has no row locks; without the storage's immediate transactions two racers take
+    the same one most times)."""
+    import subprocess
+    import sys
+
+    import optuna
+
+    from intentune.tune.storage import open_storage
+
+    url, go = f"sqlite:///{tmp_path / 'queue.db'}", tmp_path / "go"
+    study = optuna.create_study(study_name="queue", storage=open_storage(url))
+    queued = list(range(2000, 2012))  # outside the space's range: a drawn value cannot pass for a queued one
+    for x in queued:
+        study.enqueue_trial({"x": x}, skip_if_exists=False)
+    ready = [tmp_path / f"ready{i}" for i in range(4)]
+    racers = [subprocess.Popen([sys.executable, "-c", QUEUE_RACER, url, str(go), str(flag)], text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for flag in ready]  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not all(flag.exists() for flag in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * 4, outputs
+    taken = sorted(int(x) for out, _ in outputs for x in out.split())
+    assert len(taken) == 16 and sorted(x for x in taken if x >= 2000) == queued  # each queued trial exactly once
+    assert len(optuna.load_study(study_name="queue", storage=url).trials) == 16
+
+
 def test_a_second_call_joins_a_journal_study(tiny_encoder: Path, toy_files: Path, tmp_path: Path) -> None:
     """Two calls, one after the other, on one journal file: the second joins the first's study, queues no second
     baseline, and writes both trials."""
@@ -295,6 +342,7 @@ def test_a_second_call_joins_a_journal_study(tiny_encoder: Path, toy_files: Path
     first = tune(config, tmp_path / "a", trials=1, space=space, storage=storage)
     second = tune(config, tmp_path / "b", trials=1, space=space, storage=storage)
     assert second.study.study_name == first.study.study_name
+    assert first.study.sampler._constant_liar  # Optuna's flag: other workers' running trials count as poor ones
     assert [row["number"] for row in second.rows] == [0, 1]
     assert second.rows[0]["train.learning_rate"] == config.train.learning_rate  # the baseline, once
     assert second.rows[1]["train.learning_rate"] != config.train.learning_rate

@@ -188,7 +188,8 @@ def tune(
     its own into the study named ``study_name`` (created by the first, joined by the others), and writes its files
     from the whole study's trials when it is done, so the last worker to finish writes the complete picture. The
     baseline and ``enqueue`` are queued only by the worker that finds the study empty, and each worker's default
-    sampler draws its own seed, so workers do not repeat each other's trials.
+    sampler draws its own seed and treats the other workers' running trials as poor ones (TPE's constant liar),
+    so workers do not repeat each other's trials.
 
     Args:
         trials: how many trials this call runs (with ``storage``: this worker's share).
@@ -224,7 +225,9 @@ def tune(
     if backend is not None and study_name is None:
         study_name = default_study_name(config, space, data)
     sampler = sampler or optuna.samplers.TPESampler(  # shared: a seed per worker, or all would propose alike
-        seed=None if backend is not None else config.train.seed, n_startup_trials=min(10, max(2, trials // 3))
+        seed=None if backend is not None else config.train.seed,
+        n_startup_trials=min(10, max(2, trials // 3)),
+        constant_liar=backend is not None,  # shared: other workers' running trials count as bad, so none repeats
     )
     pruner = pruner or optuna.pruners.MedianPruner(
         n_startup_trials=min(5, max(2, trials // 4)), n_warmup_steps=REPORT_STEPS_PER_EPOCH

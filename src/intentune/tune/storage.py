@@ -3,7 +3,9 @@
 A storage is named by one string:
 
 - ``sqlite:///PATH.db``, ``postgresql://USER:PASSWORD@HOST/DB``, ``mysql://...``: an Optuna ``RDBStorage`` (any
-  SQLAlchemy database URL; its driver package installed). SQLite suits the workers of one machine;
+  SQLAlchemy database URL; its driver package installed). SQLite suits the workers of one machine: its
+  transactions take the write lock when they begin (``BEGIN IMMEDIATE``), so that two workers cannot both take
+  the same queued trial (SQLite ignores the ``SELECT ... FOR UPDATE`` that guards it on other databases);
 - ``journal:PATH``: an Optuna ``JournalStorage`` on an append-only log file (created when missing), for workers
   that share a file system (an NFS folder, say) and no database server.
 
@@ -70,12 +72,39 @@ def _open_database(url: str, engine_kwargs: dict[str, Any] | None) -> optuna.sto
 
     for wait in OPEN_RETRY_WAITS_S:
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+            return _locked_if_sqlite(optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs))
         except SQLAlchemyError as exc:
             if not (isinstance(exc, IntegrityError) or "already exists" in str(exc)):
                 raise
             time.sleep(wait)
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    return _locked_if_sqlite(optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs))
+
+
+def _locked_if_sqlite(storage: optuna.storages.RDBStorage) -> optuna.storages.RDBStorage:
+    """``storage``, whose transactions on a SQLite file begin with ``BEGIN IMMEDIATE``.
+
+    Optuna hands a queued trial to a worker by reading its state and setting it to running in one transaction,
+    with ``SELECT ... FOR UPDATE``. SQLite has no row locks, and Python's sqlite3 driver begins a transaction only
+    at the first write, so two workers can both read "waiting" and both run the trial (the second one's result is
+    then refused: "Cannot tell a COMPLETE trial"). Taking the database's write lock when each transaction begins
+    makes the read and the write one step; the others wait up to :data:`SQLITE_TIMEOUT_S`. This is the recipe of
+    SQLAlchemy's SQLite dialect documentation ("Serializable isolation / Savepoints / Transactional DDL").
+    """
+    engine = storage.engine
+    if engine.dialect.name != "sqlite":
+        return storage
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver emits no BEGIN of its own; the listener below does
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # the connections Optuna opened before the listeners were added are closed
+    return storage
 
 
 def _journal(path: str, shown: str) -> optuna.storages.BaseStorage:
