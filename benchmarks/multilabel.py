@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
 from pathlib import Path
@@ -35,15 +34,13 @@ MODELS = ("softmax", "sigmoid", "sigmoid-pairs")
 
 
 def make_pairs(rows: list[tuple[str, str]], domains: dict[str, str], count: int, seed: int) -> list[tuple[str, str]]:
-    """``count`` messages joining two in-scope rows of different domains ("A, and B", labelled ``a+b``)."""
-    rng = random.Random(seed)
-    in_scope = [row for row in rows if row[1] in domains]
-    pairs = []
-    while len(pairs) < count:
-        (a, x), (b, y) = rng.sample(in_scope, 2)
-        if domains[x] != domains[y]:
-            pairs.append((f"{a}, and {b}", "+".join(sorted((x, y)))))
-    return pairs
+    """``count`` messages joining two in-scope rows of different domains ("A, and B", labelled ``a+b``): what
+    ``intentune data join --groups domains.json --count COUNT --seed SEED --only-joined`` writes."""
+    from intentune.data import Examples
+    from intentune.multi_intent import join_intent_pairs
+
+    joined = join_intent_pairs(Examples([t for t, _ in rows], [y for _, y in rows]), count, groups=domains, seed=seed)
+    return list(zip(joined.texts, joined.labels))
 
 
 def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Path]:

@@ -234,3 +234,21 @@ def test_a_directory_is_not_a_data_file(tmp_path: Path) -> None:
         detect_format(folder)
     with pytest.raises(DataError, match=r"examples/ is a directory, not a data file"):
         load_examples(folder)
+
+
+def test_a_failed_write_leaves_the_existing_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows are written whole through a temporary sibling: a failure part-way leaves the old file and no
+    leftover beside it."""
+    from intentune import formats
+
+    path = tmp_path / "nlu.yml"
+    write_examples(ROWS, path)
+    before = path.read_bytes()
+
+    def broken(texts: object, labels: object) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(formats, "_rasa_text", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_examples(Examples(["other"], ["greet"]), path)
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["nlu.yml"]

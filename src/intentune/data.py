@@ -129,7 +129,8 @@ def write_examples(
     label_field: str = "intent",
     fmt: str | None = None,
 ) -> None:
-    """Write rows as CSV, JSONL, Rasa NLU YAML or OpenAI chat JSONL, creating parent folders.
+    """Write rows as CSV, JSONL, Rasa NLU YAML or OpenAI chat JSONL, creating parent folders; the file is replaced
+    whole (a temporary sibling renamed into place), so a failed write leaves an existing file as it was.
 
     The format comes from ``fmt`` or the extension (``.jsonl`` means plain JSONL unless ``fmt="openai"``).
     """

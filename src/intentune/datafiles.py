@@ -1,6 +1,6 @@
 """The data-file commands (``intentune data ...``), each one importable function: split a labelled file into
-train/validation/test files, convert it between formats, check data files before training, and find probably
-mislabelled rows and overlapping intents (the data doctor).
+train/validation/test files, convert it between formats, add two-intent rows joined from single-intent ones, check
+data files before training, and find probably mislabelled rows and overlapping intents (the data doctor).
 """
 
 from __future__ import annotations
@@ -79,6 +79,44 @@ def convert_data(
     data = load_examples(source, text_field=text_field, label_field=label_field, fmt=source_format, split=split)
     write_examples(data, target, text_field=text_field, label_field=label_field, fmt=target_format)
     return data
+
+
+def join_data(
+    data_file: str | Path,
+    output: str | Path,
+    *,
+    count: int,
+    groups_file: str | Path | None = None,
+    connectors: Sequence[str] | None = None,
+    seed: int = 0,
+    only_joined: bool = False,
+    config: Config | None = None,
+) -> tuple[Examples, Examples]:
+    """Add ``count`` two-intent rows joined from a file's single-intent rows
+    (:func:`intentune.multi_intent.join_intent_pairs`) and write the file's rows and them (or, with
+    ``only_joined``, them alone) to ``output``, in the format its extension names. ``output`` is written whole or
+    not at all, and may be ``data_file`` itself.
+
+    Fields, separator and out-of-scope label come from ``config`` (``data.text_field``, ``data.label_field``,
+    ``data.multi_label_separator``, ``oos.label``).
+
+    Returns:
+        The rows written and the joined rows among them.
+    """
+    from .multi_intent import DEFAULT_CONNECTORS, join_intent_pairs, load_groups
+
+    config = config or Config()
+    examples = load_for_config(str(data_file), config)
+    groups = load_groups(groups_file) if groups_file is not None else None
+    joined = join_intent_pairs(
+        examples, count, groups=groups, connectors=connectors or DEFAULT_CONNECTORS, seed=seed,
+        separator=config.data.multi_label_separator, oos_label=config.oos.label,
+    )  # fmt: skip
+    written = joined if only_joined else Examples(
+        examples.texts + joined.texts, examples.labels + joined.labels, sources=examples.sources + joined.sources
+    )  # fmt: skip
+    write_examples(written, output, text_field=config.data.text_field, label_field=config.data.label_field)
+    return written, joined
 
 
 def validate_data(

@@ -18,6 +18,7 @@ its list); ``source`` is the CSV/JSONL ``source`` field (``real``, ``template``,
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -111,29 +112,36 @@ def write_rows(
     label_field: str,
     sources: Sequence[str] | None = None,
 ) -> None:
-    """Write utterances in ``fmt`` (one of ``WRITE_FORMATS``); CSV and JSONL add a ``source`` field if given."""
+    """Write utterances in ``fmt`` (one of ``WRITE_FORMATS``); CSV and JSONL add a ``source`` field if given.
+
+    The file is written whole through a temporary sibling and a rename, so an existing file at ``path`` stays as it
+    was when writing fails, and readers never see half of one.
+    """
     if fmt not in WRITE_FORMATS:
         raise DataError(f"cannot write format {fmt!r}; formats that can be written are {', '.join(WRITE_FORMATS)}")
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        if fmt == "csv":
-            writer = csv.writer(handle, lineterminator="\n")
-            writer.writerow([text_field, label_field, *(["source"] if sources else [])])
-            writer.writerows(zip(texts, labels, sources) if sources else zip(texts, labels))
-        elif fmt == "jsonl":
-            for i, (text, label) in enumerate(zip(texts, labels)):
-                row = {text_field: text, label_field: label, **({"source": sources[i]} if sources else {})}
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        elif fmt == "openai":
-            system = openai_system_prompt(sorted(set(labels)))
-            for text, label in zip(texts, labels):
-                messages = [
-                    {"role": "system", "content": system},
-                    {"role": "user", "content": text},
-                    {"role": "assistant", "content": label},
-                ]
-                handle.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
-        else:
-            handle.write(_rasa_text(texts, labels))
+    from ._io import write_file_atomic
+
+    handle = io.StringIO(newline="")
+    if fmt == "csv":
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([text_field, label_field, *(["source"] if sources else [])])
+        writer.writerows(zip(texts, labels, sources) if sources else zip(texts, labels))
+    elif fmt == "jsonl":
+        for i, (text, label) in enumerate(zip(texts, labels)):
+            row = {text_field: text, label_field: label, **({"source": sources[i]} if sources else {})}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    elif fmt == "openai":
+        system = openai_system_prompt(sorted(set(labels)))
+        for text, label in zip(texts, labels):
+            messages = [
+                {"role": "system", "content": system},
+                {"role": "user", "content": text},
+                {"role": "assistant", "content": label},
+            ]
+            handle.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    else:
+        handle.write(_rasa_text(texts, labels))
+    write_file_atomic(path, handle.getvalue())
 
 
 def openai_system_prompt(intents: Sequence[str]) -> str:

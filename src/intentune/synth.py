@@ -197,13 +197,13 @@ def generate_paraphrases(
         for (text, intent), raws in zip(chunk, candidates):
             kept = _filter(raws, text, intent, known, cfg, classifier)
             generated.extend(Examples(kept, [intent] * len(kept), sources=["generated"] * len(kept)))
-        _atomic_write(generated, output, write_examples)
+        write_examples(generated, output)  # atomic: an interruption leaves the last chunk's file
         with done_path.open("a", encoding="utf-8") as handle:
             handle.writelines(f"{intent}\t{text}\n" for text, intent in chunk)
         if progress:
             progress(len(chunk))
     if not output.is_file():
-        _atomic_write(generated, output, write_examples)
+        write_examples(generated, output)  # atomic: an interruption leaves the last chunk's file
     return generated
 
 
@@ -262,13 +262,6 @@ def _judge(classifier: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray, s
     thresholds = getattr(classifier, "thresholds", None)
     _, _, rejected = apply_rejection(list(classifier.classes_), probs, thresholds, oos_label, distances)
     return probs, rejected, oos_label
-
-
-def _atomic_write(rows: Examples, path: Path, write: Any) -> None:
-    """Write to a temporary sibling, then rename: an interruption never leaves a half-written file."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    write(rows, tmp)
-    tmp.replace(path)
 
 
 def _read_generated(path: Path) -> Examples:

@@ -21,7 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 data_app = typer.Typer(
-    help="Work with data files: split, convert, validate, doctor, expand, generate, augment.", no_args_is_help=True
+    help="Work with data files: split, convert, join, validate, doctor, expand, generate, augment.",
+    no_args_is_help=True,
 )
 config_app = typer.Typer(help="Write and check config files.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

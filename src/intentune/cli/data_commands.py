@@ -1,5 +1,5 @@
-"""``intentune data ...``: split, convert, validate and doctor data files; expand templates, generate paraphrases and
-augment real data with synthetic rows."""
+"""``intentune data ...``: split, convert, validate and doctor data files; join single-intent rows into two-intent
+ones; expand templates, generate paraphrases and augment real data with synthetic rows."""
 
 from __future__ import annotations
 
@@ -82,6 +82,48 @@ def data_convert(
 
     data = run(job)
     typer.echo(f"wrote {len(data)} rows, {len(data.counts())} intents to {target}")
+
+
+@data_app.command("join")
+def data_join(
+    data: Annotated[Path, typer.Argument(help="Labelled data with single-intent rows.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the rows (.csv, .jsonl, .yml); may be DATA.")
+    ],
+    count: Annotated[int, typer.Option(min=1, help="How many two-intent rows to add.")],
+    groups: Annotated[
+        Path | None,
+        typer.Option(help="JSON or YAML file mapping each group to its intents; intents of one group are not joined."),
+    ] = None,
+    connector: Annotated[
+        list[str] | None,
+        typer.Option(help="What joins the two messages, spaces included; repeat for several. Default ', and '."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed; the same seed gives the same rows.")] = 0,
+    only_joined: Annotated[bool, typer.Option(help="Write the joined rows alone, not DATA's rows with them.")] = False,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    config: ConfigFile = None,
+    set_: Overrides = None,
+) -> None:
+    """Add two-intent rows to labelled data: two single-intent messages of different intents joined into one and
+    labelled with both (greet+ask_status), so that a multi-label model learns to answer two intents.
+
+    Join each split from its own rows (training from training, validation from validation), so that no message
+    is on both sides. Joined rows carry source=joined and, like other synthetic rows, only ever train when a
+    file is split.
+    """
+    from ..config_files import build_config
+    from ..datafiles import join_data
+
+    def job() -> Any:
+        cfg = build_config(config, set_, {"data.text_field": text_field, "data.label_field": label_field})
+        return join_data(data, output, count=count, groups_file=groups, connectors=connector, seed=seed,
+                         only_joined=only_joined, config=cfg)  # fmt: skip
+
+    written, joined = run(job)
+    combinations = len(set(joined.labels))
+    typer.echo(f"wrote {len(written)} rows ({len(joined)} joined, {combinations} combinations of intents) to {output}")
 
 
 @data_app.command("validate")
