@@ -27,7 +27,8 @@ def run(command: list[str]) -> dict[str, float]:
 
 
 def machine() -> dict[str, str]:
-    """CPU, cores, versions, date and commit, recorded with every result."""
+    """CPU, cores, versions, date and commit, recorded with every result; the commit ends in ``-dirty`` when the
+    package's source (``src/``) has changes not committed, so a record never names code it did not run."""
     import torch
     import transformers
 
@@ -42,7 +43,10 @@ def machine() -> dict[str, str]:
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout
+        ).stdout.strip()
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src"], cwd=ROOT, capture_output=True)
+        if commit and changed.returncode == 1:  # the package's code differs from the commit's: say so
+            commit += "-dirty"
     except OSError:  # no git on the machine (a copied tree)
         commit = ""
     return {

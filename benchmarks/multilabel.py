@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -98,23 +99,42 @@ def score(model_dir: Path, test: list[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def markdown(results: list[dict[str, Any]]) -> str:
+def markdown(results: list[dict[str, Any]], records: list[str] | None = None) -> str:
+    """The results table; with ``records`` (one name per result), a column saying which record each row is from."""
+
     def f(value: float | None) -> str:
         return "-" if value is None else f"{value:.4f}"
 
+    named = records is not None
     lines = [
-        "| model | subset acc. (all) | micro-F1 (all) | macro-F1 (all) | single-intent rows: subset acc. "
-        "| two-intent rows: subset acc. | two-intent rows: micro-F1 | OOS recall | in-scope rows answered empty |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | " + ("record | " if named else "") + "subset acc. (all) | micro-F1 (all) | macro-F1 (all) "
+        "| single-intent rows: subset acc. | two-intent rows: subset acc. | two-intent rows: micro-F1 | OOS recall "
+        "| in-scope rows answered empty |",
+        "|---|" + ("---|" if named else "") + "---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
+    for i, r in enumerate(results):
         single, multi = r["by_row_kind"]["single_intent"] or {}, r["by_row_kind"]["multi_intent"] or {}
+        record = f"{records[i]} | " if records is not None else ""
         lines.append(
-            f"| {r['model']} | {f(r['subset_accuracy'])} | {f(r['micro_f1'])} | {f(r['macro_f1'])} "
+            f"| {r['model']} | {record}{f(r['subset_accuracy'])} | {f(r['micro_f1'])} | {f(r['macro_f1'])} "
             f"| {f(single.get('subset_accuracy'))} | {f(multi.get('subset_accuracy'))} | {f(multi.get('micro_f1'))} "
             f"| {f(r['oos']['recall'])} | {r['oos']['in_scope_rejected']} |"
         )
     return "\n".join(lines)
+
+
+def render_records(paths: list[str]) -> str:
+    """One table of every result in the records at ``paths``, each row naming its record's file, machine and
+    commit (for runs of one model under different code or settings)."""
+    results, names = [], []
+    for path in paths:
+        record = json.loads(Path(path).read_text())
+        machine = record["machine"]
+        cpu = " ".join(re.sub(r"\((R|TM)\)|Processor", " ", machine["cpu"]).split())  # Intel(R) Xeon(R) -> Intel Xeon
+        for result in record["results"]:
+            results.append(result)
+            names.append(f"`{Path(path).name}` ({cpu}, {machine['commit']})")
+    return markdown(results, names)
 
 
 def main() -> None:
@@ -130,7 +150,11 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", nargs="*", default=[])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "multilabel_clinc150.json"))
     parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
+    parser.add_argument("--render-records", nargs="+", help="Print one table of these records' results; run nothing.")
     args = parser.parse_args()
+    if args.render_records:
+        print(render_records(args.render_records))
+        return
     if args.render:
         print(markdown(json.loads(Path(args.out).read_text())["results"]))
         return

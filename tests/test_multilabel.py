@@ -154,6 +154,35 @@ def test_no_rejection_answers_the_most_probable_intent(tiny_encoder: Path) -> No
 
 
 # ------------------------------------------------------------------------- calibration and thresholds
+def test_head_biases_start_at_the_intents_base_rates() -> None:
+    import torch
+
+    from intentune.train.head_init import init_head_bias_from_rates
+
+    head = torch.nn.Linear(4, 3)
+    rows = [[1, 0, 0]] * 6 + [[1, 1, 0]] * 2 + [[0, 0, 0]] * 2  # 10 rows: 8, 2 and 0 with each intent
+    init_head_bias_from_rates(head, rows)
+    rates = torch.sigmoid(head.bias).tolist()
+    assert rates == pytest.approx([8.5 / 11, 2.5 / 11, 0.5 / 11], rel=1e-5)  # half a row keeps 0 off the ends
+
+
+def test_only_a_fresh_multi_label_fit_sets_the_head_biases(tiny_encoder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from intentune.train import head_init
+
+    calls: list[list[list[float]]] = []
+    original = head_init.init_head_bias_from_rates
+    monkeypatch.setattr(
+        head_init, "init_head_bias_from_rates", lambda head, rows: calls.append(rows) or original(head, rows)
+    )
+    texts, labels = planted()
+    config = tiny_config(tiny_encoder, epochs=1)
+    IntentClassifier(config).fit(texts, labels, validation=(texts, labels))
+    assert len(calls) == 1 and len(calls[0]) == len(texts) and {len(row) for row in calls[0]} == {len(TOY)}
+    assert sum(map(sum, calls[0])) == len(texts) + sum(label.count("+") for label in labels)  # multi-hot rows
+    IntentClassifier(config).fit(*toy_data(), validation=toy_data())
+    assert len(calls) == 1  # a softmax head keeps its zero biases
+
+
 def test_platt_scaling_recovers_a_known_scale_and_shrinks_with_few_rows() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 3, size=(4000, 2))

@@ -125,6 +125,7 @@ class IntentClassifier(IntentPredictor):
         from .train.adapters import merge_lora, prepare_backbone
         from .train.driver import train_net
         from .train.fewshot import contrastive_pretrain, use_few_shot
+        from .train.head_init import init_head_bias_from_rates
         from .train.optim import compute_class_weights, with_backbone_learning_rate
 
         check_trainable(Examples(list(texts), list(labels), source="training data"))
@@ -205,6 +206,8 @@ class IntentClassifier(IntentPredictor):
         targets = (
             self.targets(labels) if soft_targets is None else soft_targets.rows(self.classes_, self.label_ids(labels))
         )
+        if self.multi_label_ and not resume:  # sigmoids start at the intents' base rates, not at 0.5
+            init_head_bias_from_rates(self.net_.head, targets)
         distillation = soft_targets.settings if soft_targets is not None else None
         if init_from is not None and (
             kept := init_from.soft_targets(texts, self.classes_, self.label_ids(labels), tcfg)

@@ -11,7 +11,8 @@
 - :mod:`.checkpoint`: resumable checkpoints (writing, reading, restoring a run's state).
 - :mod:`.runtime`: the Accelerator, bf16 and attention choices, the main process.
 - :mod:`.fewshot`: few-shot mode's contrastive phase before fine-tuning.
-- :mod:`.head_init`: the head's starting rows (few-shot prototypes, intents added to a trained model).
+- :mod:`.head_init`: the head's starting rows (few-shot prototypes, multi-label base rates, intents added to a
+  trained model).
 - :mod:`.adapters`: which backbone weights train (freezing, LoRA).
 
 The names below are re-exported so ``from intentune.train import ...`` works for each of them.
