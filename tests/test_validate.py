@@ -160,6 +160,21 @@ def test_multi_intent_rows_are_counted_and_flagged_with_their_rows() -> None:
     assert report.warnings and "multi_intent_rows" not in {f.code for f in report.warnings}
 
 
+def test_joined_rows_seen_once_are_no_rare_combination_to_check() -> None:
+    """A joined row's label comes from its two messages, so a combination that one joined row carries is no slip
+    to check; one labelled row of a combination still is."""
+    rows = [(f"hello {i}", "greet") for i in range(3)] + [(f"bye {i}", "leave") for i in range(3)]  # lines 2-7
+    rows += [(f"where is my parcel {i}", "order") for i in range(3)]  # lines 8-10
+    rows += [("hi, where is my parcel", "greet+order"), ("bye 1, and where is my parcel 0", "leave+order")]  # 11-12
+    train = examples(rows, "train.csv")
+    train.sources[-1] = "joined"
+    report = validate_examples(train, min_per_intent=1)
+    assert codes(report)["rare_combinations"] == ["train.csv:11"]
+    assert "1 combination occurs once in training: greet+order;" in (
+        next(f.message for f in report.findings if f.code == "rare_combinations")
+    )
+
+
 def test_combinations_in_any_order_are_one_label_not_a_conflict() -> None:
     train = multi_intent_train()
     train.extend(examples([("hi and bye", "leave+greet")], "train.csv"))

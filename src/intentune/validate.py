@@ -276,12 +276,13 @@ def _small_intents(
 
 def _combinations(train: Examples, sets: list[tuple[str, ...]], separator: str) -> list[Finding]:
     """Notes on training rows with several intents: how many there are, intents never seen alone, and
-    combinations seen once."""
+    combinations seen once in a labelled row (a joined or generated row's label is no slip to check)."""
     multi = [i for i, intents in enumerate(sets) if len(intents) > 1]
     combos = Counter(sets[i] for i in multi)
     alone = {intents[0] for intents in sets if len(intents) == 1}
     only = sorted({intent for i in multi for intent in sets[i]} - alone)
-    rare = sorted(combo for combo, n in combos.items() if n == 1)
+    labelled = {sets[i] for i in multi if train.sources[i] == "real"}
+    rare = sorted(combo for combo, n in combos.items() if n == 1 and combo in labelled)
     message = (
         f"{train.source}: {len(multi)} of {len(train)} training rows have several intents "
         f"({_plural(len(combos), 'combination')}); with model.multi_label = auto (the default) training fits a "
@@ -297,7 +298,7 @@ def _combinations(train: Examples, sets: list[tuple[str, ...]], separator: str) 
         findings.append(Finding(WARNING, "combination_only_intents", message, rows))
     if rare:
         names = ", ".join(separator.join(combo) for combo in rare)
-        rows = [_row(train, i) for i in multi if combos[sets[i]] == 1]
+        rows = [_row(train, i) for i in multi if sets[i] in rare]
         occur = "occurs" if len(rare) == 1 else "occur"
         message = f"{_plural(len(rare), 'combination')} {occur} once in training: {names}; check their labels"
         message += " or add examples"
