@@ -1,7 +1,7 @@
 """Load test of `intentune serve`: N requests from C concurrent clients over loopback, with and without batching.
 
     python benchmarks/load_test.py [--model DIR] [--requests 5000] [--concurrency 16] [--texts-per-request 1]
-                                   [--modes batched unbatched] [--set serve.key=value ...] [--out FILE]
+                                   [--modes batched unbatched] [--set serve.key=value ...] [--out FILE] [--render]
 
 Without ``--model`` it serves the bundled encoder (``minilm-l6``) fine-tuned on ``examples/train.csv`` (trained
 once into ``runs/bench-load-test-minilm-l6``, reused afterwards). For each mode it starts ``intentune serve`` in a
@@ -9,7 +9,8 @@ subprocess on a free loopback port (``unbatched`` is ``serve.max_batch_size=1``:
 sends 50 warm-up requests, then ``--requests`` POST /v1/predict requests with texts from ``examples/test.csv``
 from ``--concurrency`` clients (httpx2 over asyncio, one connection each), and records errors (non-200 answers
 and failed connections), p50 / p90 / p99 latency and requests and texts per second. Client and server share the
-machine's cores. Writes ``benchmarks/results/load_test.json`` with the machine and prints a Markdown table.
+machine's cores. Writes ``benchmarks/results/load_test.json`` (``--out``) with the machine and prints a Markdown
+table (``--render`` prints it from the record alone).
 """
 
 from __future__ import annotations
@@ -45,7 +46,11 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--set", dest="overrides", nargs="*", default=[])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load_test.json"))
+    parser.add_argument("--render", action="store_true", help="Print the table of the record in --out; run nothing.")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return
     model = Path(args.model) if args.model else train_default_model()
     texts = [row["text"] for row in csv.DictReader((ROOT / "examples" / "test.csv").open(encoding="utf-8"))]
     results = []
