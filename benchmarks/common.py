@@ -28,7 +28,8 @@ def run(command: list[str]) -> dict[str, float]:
 
 def machine() -> dict[str, str]:
     """CPU, cores, versions, date and commit, recorded with every result; the commit ends in ``-dirty`` when the
-    package's source (``src/``) has changes not committed, so a record never names code it did not run."""
+    package's source (``src/``) or a benchmark script has changes not committed, so a record never names code it
+    did not run."""
     import torch
     import transformers
 
@@ -44,8 +45,9 @@ def machine() -> dict[str, str]:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip()
-        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src"], cwd=ROOT, capture_output=True)
-        if commit and changed.returncode == 1:  # the package's code differs from the commit's: say so
+        code = ["src", "benchmarks/*.py"]
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", *code], cwd=ROOT, capture_output=True)
+        if commit and changed.returncode == 1:  # the package's or the scripts' code differs from the commit's
             commit += "-dirty"
     except OSError:  # no git on the machine (a copied tree)
         commit = ""

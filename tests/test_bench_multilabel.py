@@ -36,3 +36,5 @@ def test_records_render_side_by_side_with_their_machine_and_commit(tmp_path: Pat
     assert lines[3].startswith("| sigmoid-pairs | `b.json` (Intel Xeon, 98dfed1) | 0.8270 |")
     assert lines[3].endswith("| 0.5527 | 0.8400 | 0.7900 | 175 |")
     assert multilabel.markdown([result("softmax", 0.7179, 0.0)]).splitlines()[2].startswith("| softmax | 0.7179 |")
+    only = multilabel.render_records(paths, ["sigmoid-pairs"]).splitlines()
+    assert len(only) == 3 and only[2] == lines[3]  # the header, and the one model asked for

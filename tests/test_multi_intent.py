@@ -33,7 +33,7 @@ def rows(extra: dict[str, list[str]] | None = None) -> Examples:
 
 def test_joined_rows_name_two_different_intents_of_their_two_messages() -> None:
     data = rows({"oos": ["what is the weather"], "greet+refund": ["hi, refund me"]})
-    joined = join_intent_pairs(data, 40, seed=3)
+    joined = join_intent_pairs(data, 40, seed=3, connectors=[", and "])
     assert len(joined) == 40 and joined.sources == [JOINED] * 40
     intent_of = {t: y for t, y in zip(data.texts, data.labels)}
     for text, label in zip(joined.texts, joined.labels):
@@ -64,6 +64,9 @@ def test_groups_keep_intents_of_one_group_apart() -> None:
 def test_connectors_are_drawn_and_punctuation_fits_them() -> None:
     joined = join_intent_pairs(rows(), 30, connectors=[", and ", ". Also, "], seed=0)
     assert {", and " in t for t in joined.texts} == {True, False}  # both connectors were drawn
+    default = join_intent_pairs(rows(), 30, seed=0).texts  # ", and ", " and ", ". Also, "
+    assert all(", and " in t or " and " in t or ". Also, " in t for t in default)
+    assert any(". Also, " in t for t in default) and any(" and " in t and ", and " not in t for t in default)
     assert join_texts("I need it by Saturday.", ", and ", "hi") == "I need it by Saturday, and hi"
     assert join_texts("is it still pending? ", ", and ", " bye") == "is it still pending? and bye"
     assert join_texts("Bye!", ". Also, ", "how heavy is it") == "Bye! Also, how heavy is it"
@@ -72,12 +75,13 @@ def test_connectors_are_drawn_and_punctuation_fits_them() -> None:
 
 def test_a_count_the_rows_cannot_make_is_refused() -> None:
     two = Examples(["hi", "where is my order"], ["greet", "ask_status"])
-    assert sorted(join_intent_pairs(two, 2).texts) == ["hi, and where is my order", "where is my order, and hi"]
+    pairs = join_intent_pairs(two, 2, connectors=[", and "]).texts
+    assert sorted(pairs) == ["hi, and where is my order", "where is my order, and hi"]
     with pytest.raises(DataError, match=r"make at most 2 joined messages; ask for fewer"):
         join_intent_pairs(two, 3)
     same_text = Examples(["hi", "hi"], ["greet", "ask_status"])  # both orders make one text
     with pytest.raises(DataError, match=r"found only 1 distinct joined messages of 2; ask for fewer"):
-        join_intent_pairs(same_text, 2)
+        join_intent_pairs(same_text, 2, connectors=[", and "])
     with pytest.raises(DataError, match=r"two intents or more, found 1"):
         join_intent_pairs(Examples(["hi", "hello"], ["greet", "greet"]), 1)
     with pytest.raises(ConfigError, match="count must be at least 1"):

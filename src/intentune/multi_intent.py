@@ -24,7 +24,7 @@ from .errors import ConfigError, DataError
 from .labels import join_intents, split_intents
 
 JOINED = "joined"  # the source of a joined row
-DEFAULT_CONNECTORS = (", and ",)
+DEFAULT_CONNECTORS = (", and ", " and ", ". Also, ")  # several: a model that saw one leans on it (RESULTS.md)
 MAX_DRAWS_PER_ROW = 50  # draws allowed per wanted row before the rows are called too few to join that many
 
 
@@ -49,7 +49,8 @@ def join_intent_pairs(
 
     Args:
         groups: intent -> group; every intent of the rows must have one.
-        connectors: what goes between the two messages, spaces included (``", and "``; ``" y "`` for Spanish data).
+        connectors: what goes between the two messages, spaces included (``" y "`` for Spanish data); one is drawn
+            per row.
 
     Raises:
         ConfigError: for a count below 1, no connector, or an empty separator (a label could not name two intents).

@@ -97,7 +97,10 @@ def data_join(
     ] = None,
     connector: Annotated[
         list[str] | None,
-        typer.Option(help="What joins the two messages, spaces included; repeat for several. Default ', and '."),
+        typer.Option(
+            help="What joins the two messages, spaces included; repeat for several, one drawn per row. "
+            "Default: ', and ', ' and ', '. Also, '."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed; the same seed gives the same rows.")] = 0,
     only_joined: Annotated[bool, typer.Option(help="Write the joined rows alone, not DATA's rows with them.")] = False,
