@@ -332,6 +332,19 @@ def test_sqlite_workers_never_take_the_same_queued_trial(tmp_path: Path) -> None
     assert len(optuna.load_study(study_name="queue", storage=url).trials) == 16
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///{tmp}/file.db"])
+def test_sqlite_storage_in_a_file_or_in_memory_runs_a_study(url: str, tmp_path: Path) -> None:
+    """A file takes the write lock per transaction; an in-memory database (one process) keeps its pooled connection,
+    so its tables are still there."""
+    import optuna
+
+    from intentune.tune.storage import open_storage
+
+    study = optuna.create_study(storage=open_storage(url.format(tmp=tmp_path)), study_name="s")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+
+
 def test_a_second_call_joins_a_journal_study(tiny_encoder: Path, toy_files: Path, tmp_path: Path) -> None:
     """Two calls, one after the other, on one journal file: the second joins the first's study, queues no second
     baseline, and writes both trials."""

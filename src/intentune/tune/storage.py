@@ -91,8 +91,8 @@ def _locked_if_sqlite(storage: optuna.storages.RDBStorage) -> optuna.storages.RD
     SQLAlchemy's SQLite dialect documentation ("Serializable isolation / Savepoints / Transactional DDL").
     """
     engine = storage.engine
-    if engine.dialect.name != "sqlite":
-        return storage
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return storage  # another database locks rows itself; an in-memory one has one process and lives in its pool
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
