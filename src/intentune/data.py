@@ -136,7 +136,6 @@ def write_examples(
     """
     path = Path(path)
     fmt = fmt or detect_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sources = examples.sources if any(s != "real" for s in examples.sources) else None
     write_rows(
         path, fmt, examples.texts, examples.labels, text_field=text_field, label_field=label_field, sources=sources

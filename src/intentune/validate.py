@@ -283,6 +283,7 @@ def _combinations(train: Examples, sets: list[tuple[str, ...]], separator: str) 
     only = sorted({intent for i in multi for intent in sets[i]} - alone)
     labelled = {sets[i] for i in multi if train.sources[i] == "real"}
     rare = sorted(combo for combo, n in combos.items() if n == 1 and combo in labelled)
+    once = set(rare)
     message = (
         f"{train.source}: {len(multi)} of {len(train)} training rows have several intents "
         f"({_plural(len(combos), 'combination')}); with model.multi_label = auto (the default) training fits a "
@@ -298,7 +299,7 @@ def _combinations(train: Examples, sets: list[tuple[str, ...]], separator: str) 
         findings.append(Finding(WARNING, "combination_only_intents", message, rows))
     if rare:
         names = ", ".join(separator.join(combo) for combo in rare)
-        rows = [_row(train, i) for i in multi if sets[i] in rare]
+        rows = [_row(train, i) for i in multi if sets[i] in once]
         occur = "occurs" if len(rare) == 1 else "occur"
         message = f"{_plural(len(rare), 'combination')} {occur} once in training: {names}; check their labels"
         message += " or add examples"

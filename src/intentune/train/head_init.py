@@ -35,9 +35,9 @@ def init_head_bias_from_rates(head: nn.Linear, targets: Sequence[Sequence[float]
     """Set each intent's bias to the log-odds of its share of the training rows (``targets``: multi-hot rows),
     smoothed by half a row so no share is 0 or 1.
 
-    A multi-label head's sigmoids then start at each intent's base rate (about 1 in 130 for CLINC150's intents)
-    instead of 0.5: the first steps no longer go into pushing every intent's answer down, the error that
-    dominates at 0.5 when a row has one or two intents of many."""
+    A multi-label head's sigmoids then start at each intent's base rate instead of 0.5: the first steps no longer
+    go into pushing every intent's answer down, the error that dominates at 0.5 when a row has one or two intents
+    of many."""
     rows = torch.as_tensor(targets, dtype=torch.float32)
     share = (rows.sum(dim=0) + 0.5) / (rows.shape[0] + 1.0)
     head.bias.copy_(torch.log(share / (1.0 - share)).to(head.bias.device, head.bias.dtype))
